@@ -1,0 +1,1 @@
+"""Benchmarks: each module bench/bench_*.py has run() -> list of rows and prints a table."""

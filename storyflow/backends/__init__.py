@@ -1,0 +1,1 @@
+"""Backends: one contract per kind (base.py), looked up by name (registry.py)."""

@@ -1,0 +1,1 @@
+"""LLM backends: write storyboards and shot prompts."""

@@ -1,0 +1,1 @@
+"""Video backends: make clips from prompts, frames and tails of clips."""

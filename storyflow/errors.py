@@ -1,0 +1,59 @@
+"""Errors a user can act on.
+
+Every error carries a `fix`: one sentence that tells the user what to do next. The CLI
+prints both and exits with `exit_code`; no traceback unless `--debug` asks for one.
+"""
+
+from __future__ import annotations
+
+
+class StoryflowError(Exception):
+    """Base class: something the user can fix. `exit_code` 1 means the run failed."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, fix: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fix = fix
+
+    def __str__(self) -> str:
+        return f"{self.message}\n  fix: {self.fix}" if self.fix else self.message
+
+
+class InputError(StoryflowError):
+    """The user's input is wrong (story file, option, backend name). Exit code 2."""
+
+    exit_code = 2
+
+
+class StoryError(InputError):
+    """The story file cannot be read or validated."""
+
+
+class UnknownBackendError(InputError):
+    """No backend of that kind and name is registered."""
+
+
+class BackendOptionError(InputError):
+    """A backend option is unknown or has the wrong type."""
+
+
+class BackendUnavailableError(StoryflowError):
+    """A backend is registered but cannot run here (missing package, key or weights)."""
+
+
+class GenerationError(StoryflowError):
+    """A backend failed while generating (API error, model error, bad output)."""
+
+
+class LLMOutputError(GenerationError):
+    """An LLM answered with something that is not a usable storyboard or prompt."""
+
+
+class MediaError(StoryflowError):
+    """Encoding, decoding or muxing failed."""
+
+
+class CatalogError(StoryflowError):
+    """The shot catalog cannot be opened or written."""

@@ -1,0 +1,267 @@
+"""Frozen records that cross stage boundaries.
+
+Read in pipeline order: Story -> Storyboard (of Shots) -> ShotPrompt -> ClipRequest ->
+Clip (one backend call) -> ClipChain (a shot's clips in order) -> AudioTrack -> Film.
+Times are seconds on the outside and whole frames on the inside: a shot's duration is
+always a whole number of frames at the storyboard's fps, so durations add up exactly.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ASPECTS = ("16:9", "9:16", "1:1")
+Aspect = Literal["16:9", "9:16", "1:1"]
+
+# Transition lengths, in seconds. A crossfade overlaps the two shots (the film gets
+# shorter by its length); a fade dips to black inside each shot (no overlap).
+CROSSFADE_SECONDS = 0.5
+FADE_SECONDS = 0.5
+TITLE_CARD_SECONDS = 3.0
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class CameraMove(StrEnum):
+    """Camera directives a shot can carry; the value is how prompts and stories say it."""
+
+    STATIC = "static shot"
+    PAN_LEFT = "pan left"
+    PAN_RIGHT = "pan right"
+    TILT_UP = "tilt up"
+    TILT_DOWN = "tilt down"
+    ZOOM_IN = "zoom in"
+    ZOOM_OUT = "zoom out"
+    DOLLY_ZOOM = "dolly zoom"
+    ARC_SHOT = "arc shot"
+    CRANE_SHOT = "crane shot"
+    TRACKING_SHOT = "tracking shot"
+    FPV_DRONE = "FPV drone shot"
+    TILT_SHIFT = "tilt shift"
+
+
+class Transition(StrEnum):
+    """How a shot hands over to the next one."""
+
+    CUT = "cut"
+    CROSSFADE = "crossfade"
+    FADE = "fade"
+
+
+class Character(Frozen):
+    name: str
+    description: str
+
+
+class Story(Frozen):
+    """A parsed, validated story file."""
+
+    title: str
+    slug: str  # safe folder name derived from the title
+    text: str  # the body, front matter removed
+    body_line: int = 1  # line number of the body's first line in the file
+    style: str = "cinematic previz, soft natural light"
+    aspect: Aspect = "16:9"
+    width: int = 640
+    height: int = 360
+    fps: int = 24
+    duration: float | None = None  # target film length in seconds
+    seed: int = 0
+    characters: tuple[Character, ...] = ()
+    title_card: bool = True
+    source: str = ""  # the path it was read from
+    sha256: str = ""  # of the file's bytes
+
+
+class StyleBible(Frozen):
+    """What every shot shares: look, palette, things to avoid."""
+
+    style: str
+    palette: str = ""
+    negative: str = ""
+
+
+class Shot(Frozen):
+    id: str  # "s01", "s02", ...
+    index: int
+    beat: int  # which paragraph of the story it comes from
+    story_text: str  # the story text this shot covers
+    action: str  # what is seen
+    setting: str = ""  # where and when: "a pine forest at dawn, light rain"
+    camera: CameraMove = CameraMove.STATIC
+    camera_from_text: bool = False  # written in the story, rather than inferred
+    duration: float  # seconds, a whole number of frames at the storyboard's fps
+    characters: tuple[str, ...] = ()
+    narration: str = ""
+    mood: str = "calm"
+    sound_cue: str = ""
+    transition: Transition = Transition.CUT  # into the next shot
+    continues_previous: bool = False
+
+    def frames(self, fps: int) -> int:
+        return round(self.duration * fps)
+
+
+class Storyboard(Frozen):
+    title: str
+    slug: str
+    story_sha256: str
+    style: StyleBible
+    characters: tuple[Character, ...] = ()
+    shots: tuple[Shot, ...]
+    width: int
+    height: int
+    fps: int
+    seed: int
+    title_card: bool = True
+    planner: str = ""  # "<backend> <version>"
+
+    def shot(self, shot_id: str) -> Shot:
+        for shot in self.shots:
+            if shot.id == shot_id:
+                return shot
+        raise KeyError(shot_id)
+
+    def character(self, name: str) -> Character:
+        for character in self.characters:
+            if character.name == name:
+                return character
+        raise KeyError(name)
+
+    def chains(self) -> list[list[Shot]]:
+        """Shots grouped into chains: a shot that continues the previous one joins its chain."""
+        chains: list[list[Shot]] = []
+        for shot in self.shots:
+            if shot.continues_previous and chains:
+                chains[-1].append(shot)
+            else:
+                chains.append([shot])
+        return chains
+
+
+class ShotPrompt(Frozen):
+    """A shot rewritten into what a video model reads."""
+
+    shot_id: str
+    prompt: str
+    negative_prompt: str = ""
+    caption: str = ""  # short text burned into previz frames
+    template: str = ""  # template file name under prompts/
+    template_sha256: str = ""
+    llm: str = ""  # "<backend> <version>" that wrote it
+
+
+SegmentStrategy = Literal[
+    "text_to_video",  # from the prompt alone
+    "image_to_video",  # from a first frame (the previous shot's last frame)
+    "continue_video",  # native continuation from the previous segment's tail frames
+    "last_frame_i2v",  # image-to-video from the previous segment's last frame
+]
+
+
+class ClipRequest(BaseModel):
+    """Everything a video backend gets for one call.
+
+    `conditioning` holds frames (uint8 arrays, H x W x 3) the clip must start from or
+    continue; the rest is plain data. Backends use what they can and ignore the rest.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    prompt: str
+    negative_prompt: str = ""
+    seed: int
+    width: int
+    height: int
+    fps: int
+    num_frames: int = Field(gt=0)
+    camera: CameraMove = CameraMove.STATIC
+    subjects: tuple[Character, ...] = ()
+    caption: str = ""
+    # Where this clip sits inside its shot, so a camera move spans the whole shot.
+    shot_offset_frames: int = 0
+    shot_total_frames: int = 0
+    strategy: SegmentStrategy = "text_to_video"
+    conditioning: Any = None  # numpy array (N, H, W, 3) or None
+
+
+class Clip(Frozen):
+    """One generated video file: one backend call, or one reuse of an earlier call."""
+
+    shot_id: str
+    segment: int  # position in the shot's chain
+    path: Path
+    sha256: str
+    cache_key: str
+    num_frames: int
+    fps: int
+    width: int
+    height: int
+    strategy: SegmentStrategy
+    backend: str
+    model: str
+    seed: int
+    options: dict[str, Any] = {}
+    prompt: str = ""
+    parent_sha256: str | None = None  # the clip whose frames conditioned this one
+    conditioning: str = ""  # which frames of the parent, e.g. "last 1 frame"
+    reused: bool = False
+    wall_s: float = 0.0
+
+    @property
+    def seconds(self) -> float:
+        return self.num_frames / self.fps
+
+
+class ClipChain(Frozen):
+    """A shot's clips in playing order."""
+
+    shot_id: str
+    clips: tuple[Clip, ...]
+
+    @property
+    def num_frames(self) -> int:
+        return sum(clip.num_frames for clip in self.clips)
+
+    @property
+    def last(self) -> Clip:
+        return self.clips[-1]
+
+
+class AudioTrack(Frozen):
+    kind: Literal["music", "narration", "effects", "mix"]
+    path: Path
+    sha256: str
+    cache_key: str
+    seconds: float
+    sample_rate: int
+    backend: str
+    options: dict[str, Any] = {}
+    reused: bool = False
+    wall_s: float = 0.0
+
+
+class Film(Frozen):
+    slug: str
+    path: Path
+    sha256: str
+    subtitles: Path
+    poster: Path
+    contact_sheet: Path
+    storyboard_json: Path
+    num_frames: int
+    fps: int
+    width: int
+    height: int
+    stitch_strategy: str  # how clips were joined, e.g. "smart: 9 copied, 3 re-encoded"
+    wall_s: float = 0.0
+
+    @property
+    def duration_s(self) -> float:
+        return self.num_frames / self.fps
