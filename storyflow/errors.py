@@ -47,6 +47,10 @@ class GenerationError(StoryflowError):
     """A backend failed while generating (API error, model error, bad output)."""
 
 
+class TransientError(GenerationError):
+    """A failure worth retrying as is: rate limit, timeout, a 5xx from a hosted API."""
+
+
 class LLMOutputError(GenerationError):
     """An LLM answered with something that is not a usable storyboard or prompt."""
 

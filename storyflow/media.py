@@ -292,6 +292,19 @@ def probe(path: Path) -> MediaInfo:
     return MediaInfo(width, height, fps, count, codec, audio_codec, audio_seconds, indices)
 
 
+def fit_frame(frame: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Scale a frame to cover width x height, then crop the centre (no stretching)."""
+    import numpy as np
+    from PIL import Image
+
+    src_h, src_w = frame.shape[:2]
+    scale = max(width / src_w, height / src_h)
+    new_w, new_h = max(width, round(src_w * scale)), max(height, round(src_h * scale))
+    image = Image.fromarray(frame).resize((new_w, new_h), Image.Resampling.BICUBIC)
+    left, top = (new_w - width) // 2, (new_h - height) // 2
+    return np.asarray(image.crop((left, top, left + width, top + height)))
+
+
 def save_png(frame: np.ndarray, path: Path) -> None:
     from PIL import Image
 

@@ -191,7 +191,7 @@ def _validate_fields(fields: dict[str, _Field], source: str) -> dict[str, Any]:
 def _bad(source: str, name: str, field: _Field, why: str) -> StoryError:
     return StoryError(
         f"{source}, line {field.line}: front matter field '{name}' {why}"
-        f" (got {field.raw if field.raw is not None else field.value!r})",
+        f" (got {field.raw if field.raw is not None else repr(field.value)})",
         fix=f"'{name}' must be {FRONT_MATTER_FIELDS[name]}",
     )
 

@@ -1,0 +1,248 @@
+"""Reading a story body the way the embedded planner sees it.
+
+Markdown body -> blocks (scene headings, scene breaks, paragraphs of plain text) ->
+sentences -> each sentence classified as narration, a camera directive ("Arc shot."),
+or a marker ("Continuous.", "Fade to black.", "Cut to:").
+
+Camera directives are read wherever they appear, case-insensitive. A sentence that is
+only a directive (plus filler such as "slow", "the camera") is removed from the
+narration; a directive inside a longer sentence ("The camera pans left across the bay")
+is detected and the sentence stays.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from storyflow.models import CameraMove
+
+# ---------------------------------------------------------------- blocks and markdown
+
+
+@dataclass(frozen=True)
+class Block:
+    kind: str  # "heading" (a new scene), "break" (a horizontal rule: a new scene) or "paragraph"
+    text: str  # plain text, markdown removed
+
+
+_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.*?)\s*#*\s*$")
+_RULE = re.compile(r"^\s{0,3}([-*_])(?:\s*\1){2,}\s*$")
+_SETEXT_UNDERLINE = re.compile(r"^\s{0,3}=+\s*$")
+_FENCE = re.compile(r"^\s{0,3}(```|~~~)")
+_REFERENCE = re.compile(r"^\s{0,3}\[[^\]]+\]:\s*\S+")
+_QUOTE_PREFIX = re.compile(r"^\s*(?:>\s?)+")
+_LIST_PREFIX = re.compile(r"^\s*(?:[-*+]|\d{1,3}[.)])\s+")
+
+
+def split_blocks(body: str) -> list[Block]:
+    """Split a Markdown body into headings, scene breaks and paragraphs (blank-line separated)."""
+    body = re.sub(r"<!--.*?-->", " ", body, flags=re.S)  # comments are notes, not story
+    blocks: list[Block] = []
+    lines: list[str] = []
+    in_fence = False
+
+    def flush() -> None:
+        text = plain(" ".join(lines))
+        if text:
+            blocks.append(Block("paragraph", text))
+        lines.clear()
+
+    for line in body.split("\n"):
+        if _FENCE.match(line):
+            flush()
+            in_fence = not in_fence
+            continue
+        if in_fence or _REFERENCE.match(line):
+            continue
+        if not line.strip():
+            flush()
+            continue
+        heading = _HEADING.match(line)
+        if heading:
+            flush()
+            blocks.append(Block("heading", plain(heading.group(1))))
+            continue
+        if lines and _SETEXT_UNDERLINE.match(line):
+            # "Title\n=====": the lines above are a heading. ("---" right under text is read
+            # as a scene break, not a heading, so no narration is ever lost to it.)
+            text = plain(" ".join(lines))
+            lines.clear()
+            if text:
+                blocks.append(Block("heading", text))
+            continue
+        if _RULE.match(line):
+            flush()
+            blocks.append(Block("break", ""))
+            continue
+        line = _QUOTE_PREFIX.sub("", line)
+        line = _LIST_PREFIX.sub("", line)
+        lines.append(line)
+    flush()
+    return blocks
+
+
+def plain(text: str) -> str:
+    """Inline markdown removed (emphasis, links, images, code, html), whitespace normalised."""
+    text = re.sub(r"!\[[^\]]*\]\([^)]*\)", " ", text)  # images carry no narration
+    text = re.sub(r"\[([^\]]+)\]\([^)]*\)", r"\1", text)  # [text](url) -> text
+    text = re.sub(r"\[([^\]]+)\]\[[^\]]*\]", r"\1", text)  # [text][ref] -> text
+    text = re.sub(r"</?[A-Za-z][^>\n]*>", " ", text)  # html tags
+    text = re.sub(r"`([^`]*)`", r"\1", text)
+    text = re.sub(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1", r"\2", text)
+    text = re.sub(r"(?<![\w*])\*(?=\S)(.+?)(?<=\S)\*(?![\w*])", r"\1", text)
+    text = re.sub(r"(?<![\w_])_(?=\S)(.+?)(?<=\S)_(?![\w_])", r"\1", text)
+    text = re.sub(r"~~(.+?)~~", r"\1", text)
+    text = re.sub(r"\\([\\`*_{}\[\]()#+\-.!>~|])", r"\1", text)  # backslash escapes
+    return " ".join(text.split())
+
+
+# ---------------------------------------------------------------- sentences
+
+_ABBREVIATIONS = {
+    "mr", "mrs", "ms", "dr", "st", "mt", "jr", "sr", "prof", "capt", "lt", "sgt", "col",
+    "gen", "rev", "vs", "etc", "e.g", "i.e", "no", "fig", "approx",
+}  # fmt: skip
+# Terminal punctuation, closing quotes/brackets, whitespace, then something that starts a sentence.
+_SENTENCE_END = re.compile(r"[.!?…]+[\"'”’)\]]*(?=\s+[\"'“‘(\[]?[A-Z0-9])")
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split plain text into sentences; quoted dialogue stays with its sentence."""
+    sentences: list[str] = []
+    start = 0
+    for end in _SENTENCE_END.finditer(text):
+        words = text[start : end.start()].split()
+        last = words[-1].lower().strip("\"'“‘(") if words else ""
+        is_abbreviation = end.group().startswith(".") and (
+            last in _ABBREVIATIONS or (len(last) == 1 and last.isalpha())
+        )
+        if is_abbreviation:
+            continue
+        sentences.append(text[start : end.end()].strip())
+        start = end.end()
+    tail = text[start:].strip()
+    if tail:
+        sentences.append(tail)
+    return sentences
+
+
+def word_count(text: str) -> int:
+    return len(re.findall(r"[\w’']+", text))
+
+
+# ---------------------------------------------------------------- camera directives
+
+# Phrases for every CameraMove, most specific first: where two overlap ("dolly zoom in"),
+# the earlier entry wins. Inflections cover in-sentence use ("the camera pans left").
+DIRECTIVE_PHRASES: dict[CameraMove, str] = {
+    CameraMove.DOLLY_ZOOM: r"dolly[- ]?zoom(?:s|ed|ing)?|vertigo (?:shot|effect)|zolly",
+    CameraMove.TILT_SHIFT: r"tilt[- ]?shift(?: shot| lens| effect| view)?",
+    CameraMove.FPV_DRONE: r"fpv(?: drone)?(?: shot)?|drone (?:shot|footage)",
+    CameraMove.ARC_SHOT: r"arc(?:ing)? shot|orbit(?:ing|al)? shot|camera (?:orbits|circles|arcs)(?: around)?",
+    CameraMove.CRANE_SHOT: r"crane (?:shot|up|down)|camera cranes(?: up| down)?",
+    CameraMove.TRACKING_SHOT: r"tracking shot|follow(?:ing)? shot|camera (?:tracks|follows)",
+    CameraMove.STATIC: r"static (?:shot|camera)|locked[- ]off(?: shot| camera)?",
+    CameraMove.PAN_LEFT: r"pan(?:s|ned|ning)? (?:to the )?left",
+    CameraMove.PAN_RIGHT: r"pan(?:s|ned|ning)? (?:to the )?right",
+    CameraMove.TILT_UP: r"tilt(?:s|ed|ing)? up(?:wards?)?",
+    CameraMove.TILT_DOWN: r"tilt(?:s|ed|ing)? down(?:wards?)?",
+    CameraMove.ZOOM_IN: r"zoom(?:s|ed|ing)? in",
+    CameraMove.ZOOM_OUT: r"zoom(?:s|ed|ing)? out",
+}
+_DIRECTIVES = [(move, re.compile(rf"\b(?:{p})\b", re.I)) for move, p in DIRECTIVE_PHRASES.items()]
+
+# Words that may stand beside a directive in a directive-only sentence ("Slow pan left.").
+_FILLER = {
+    "a", "an", "the", "camera", "shot", "slow", "slowly", "quick", "quickly", "fast", "gentle",
+    "gently", "smooth", "smoothly", "steady", "steadily", "then", "now", "and", "very", "long",
+    "sweeping", "dramatic", "we", "to", "on", "in", "out", "up", "down", "move", "movement",
+    "angle", "cam",
+}  # fmt: skip
+
+
+def find_directives(sentence: str) -> list[tuple[CameraMove, int, int]]:
+    """Every camera directive in a sentence as (move, start, end), in reading order."""
+    found: list[tuple[CameraMove, int, int]] = []
+    for move, pattern in _DIRECTIVES:  # most specific first, so overlaps go to it
+        for match in pattern.finditer(sentence):
+            start, end = match.span()
+            if all(end <= s or start >= e for _, s, e in found):
+                found.append((move, start, end))
+    return sorted(found, key=lambda item: item[1])
+
+
+def without_directives(sentence: str) -> str:
+    """The sentence with its directive phrases cut out."""
+    for _, start, end in reversed(find_directives(sentence)):
+        sentence = sentence[:start] + " " + sentence[end:]
+    return " ".join(sentence.split())
+
+
+def _only_filler(text: str) -> bool:
+    words = re.findall(r"[a-z]+", text.lower())
+    return all(word in _FILLER for word in words)
+
+
+# ---------------------------------------------------------------- markers
+
+_CONTINUOUS_SENTENCE = re.compile(r"^\(?\s*continuous\s*[.!:]?\s*\)?\s*[.!:]?$", re.I)
+_CONTINUOUS_PREFIX = re.compile(r"^(?:\(\s*continuous\s*\.?\s*\)|continuous\s*[:—–-])\s*", re.I)
+_CUT_SENTENCE = re.compile(r"^(?:(?:smash|hard|jump)\s+)?cut(?:\s+to)?\s*[.!:]?$", re.I)
+_CUT_PREFIX = re.compile(r"^(?:(?:smash|hard|jump)\s+)?cut\s+to\b\s*[:.,—–-]?\s*", re.I)
+_FADE = re.compile(r"\b(?:fades?|fading)\s+(?:out\s+)?(?:to|into)\s+black\b|\bfade\s+out\b", re.I)
+# A paragraph that opens with a jump in time fades in rather than crossfading.
+TIME_SKIP = re.compile(
+    r"^(?:later|much later|(?:years|months|weeks|days|hours) later|"
+    r"(?:the )?(?:next|following) (?:morning|day|night|evening|spring|summer|autumn|winter)|"
+    r"that (?:night|evening))\b",
+    re.I,
+)
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """One sentence of the story and what it tells the planner."""
+
+    source: str  # as written (markdown removed): what Shot.story_text is made of
+    text: str  # its narration: "" for a directive-only or marker sentence
+    camera: CameraMove | None = None  # the first camera directive it names
+    continues: bool = False  # "Continuous." / "(continuous) ...": continue the previous shot
+    fade_out: bool = False  # "Fade to black.": the shot holding it fades out
+    cut_in: bool = False  # "Cut to: ...": a hard cut into the shot holding it
+
+    @property
+    def is_narration(self) -> bool:
+        return bool(self.text)
+
+
+def classify(source: str) -> Sentence:
+    """Read one sentence: its narration, its camera directive and its markers."""
+    text = source
+    # 1. markers that are the whole sentence
+    if _CONTINUOUS_SENTENCE.match(text):
+        return Sentence(source, "", continues=True)
+    if _CUT_SENTENCE.match(text):
+        return Sentence(source, "", cut_in=True)
+    # 2. markers that open a sentence: strip them, keep the rest as narration
+    continues = cut_in = False
+    prefix = _CONTINUOUS_PREFIX.match(text)
+    if prefix:
+        continues, text = True, text[prefix.end() :]
+    prefix = _CUT_PREFIX.match(text)
+    if prefix:
+        cut_in, text = True, text[prefix.end() :]
+    if text and text != source:
+        text = text[0].upper() + text[1:]
+    # 3. "fade to black" anywhere; alone it is only a marker
+    fade_out = bool(_FADE.search(text))
+    if fade_out and _only_filler(_FADE.sub(" ", text)):
+        return Sentence(source, "", fade_out=True, continues=continues, cut_in=cut_in)
+    # 4. camera directives; alone they are not narration
+    directives = find_directives(text)
+    camera = directives[0][0] if directives else None
+    if camera is not None and _only_filler(without_directives(text)):
+        text = ""
+    if not re.search(r"\w", text):
+        text = ""
+    return Sentence(source, " ".join(text.split()), camera, continues, fade_out, cut_in)

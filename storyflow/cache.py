@@ -1,0 +1,88 @@
+"""Cache keys for generations, and the store the stages look them up in.
+
+A cache key is the sha256 of exactly what determines a generation's output: backend
+and model revision, prompt, negative prompt, seed, options, size, length, and the
+hashes of the frames or files it was conditioned on. Never a run id, never code text:
+an unchanged shot has an unchanged key, so it is never paid for twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import TYPE_CHECKING, Any, Protocol
+
+from storyflow.models import AudioTrack, Clip
+
+if TYPE_CHECKING:
+    from storyflow.catalog import Catalog
+
+# Bump when the meaning of a key's parts changes, so old entries stop matching.
+KEY_SCHEMA = "storyflow-key-1"
+
+
+def cache_key(kind: str, **parts: Any) -> str:
+    """sha256 of the canonical JSON of `parts` (sorted keys, no whitespace)."""
+    payload = json.dumps(
+        {"schema": KEY_SCHEMA, "kind": kind, **parts},
+        sort_keys=True,
+        separators=(",", ":"),
+        default=str,
+    )
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def derive_seed(seed: int, *parts: str) -> int:
+    """A 31-bit seed from a film seed and some text: stable across processes and machines."""
+    digest = hashlib.sha256(":".join([str(seed), *parts]).encode("utf-8")).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
+class GenerationStore(Protocol):
+    """Where stages look up finished generations and record new ones (the catalog)."""
+
+    def find_clip(self, cache_key: str) -> Clip | None: ...
+
+    def save_clip(self, clip: Clip) -> None: ...
+
+    def find_audio(self, cache_key: str) -> AudioTrack | None: ...
+
+    def save_audio(self, track: AudioTrack) -> None: ...
+
+
+class NoStore:
+    """Generate everything and remember nothing: for stage tests and one-off renders."""
+
+    def find_clip(self, cache_key: str) -> Clip | None:
+        return None
+
+    def save_clip(self, clip: Clip) -> None:
+        return None
+
+    def find_audio(self, cache_key: str) -> AudioTrack | None:
+        return None
+
+    def save_audio(self, track: AudioTrack) -> None:
+        return None
+
+
+class CatalogStore:
+    """The catalog as a GenerationStore for one run: new rows point at this run and prompt."""
+
+    def __init__(self, catalog: Catalog, *, run_id: int, storyboard_id: int, prompt_ids: dict[str, int]) -> None:
+        self.catalog = catalog
+        self.run_id = run_id
+        self.storyboard_id = storyboard_id
+        self.prompt_ids = prompt_ids  # shot id -> prompt row
+
+    def find_clip(self, cache_key: str) -> Clip | None:
+        return self.catalog.find_clip(cache_key)
+
+    def save_clip(self, clip: Clip) -> None:
+        self.catalog.record_clip(clip, prompt_id=self.prompt_ids[clip.shot_id], run_id=self.run_id)
+
+    def find_audio(self, cache_key: str) -> AudioTrack | None:
+        return self.catalog.find_audio(cache_key)
+
+    def save_audio(self, track: AudioTrack) -> None:
+        self.catalog.record_audio(track, storyboard_id=self.storyboard_id, run_id=self.run_id)

@@ -1,0 +1,293 @@
+"""The catalog's tables, as SQLAlchemy 2.0 typed ORM classes.
+
+Read in pipeline order: Story -> StoryboardRow -> ShotRow -> PromptRow -> ClipRow (-> parent
+ClipRow) -> AudioRow -> FilmRow, plus RunRow (one `storyflow film` invocation) and FileRow
+(one row per file storyflow wrote, so "which row made this file?" is one lookup).
+
+Every artifact carries its sha256; every derived row points at its inputs. Paths are stored
+relative to STORYFLOW_HOME (posix) when inside it, absolute otherwise. Columns use portable
+types only (no SQLite or PostgreSQL specifics), so the same schema runs on either.
+
+This module is the ORM's view of the schema; the migrations under migrations/versions/
+create and change it. A test checks that the two agree.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Named constraints: Alembic needs names to alter or drop a constraint later (and SQLite's
+# batch mode needs them to rebuild a table), so every constraint gets a predictable one.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+SHA256 = String(64)
+RUN_STATUSES = ("running", "completed", "failed", "crashed")
+FILE_KINDS = ("clip", "audio", "film", "subtitles", "poster", "contact_sheet", "storyboard")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UtcDateTime(TypeDecorator):
+    """A timezone-aware UTC timestamp on every database (SQLite drops the zone; we put it back)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the catalog; use datetime.now(UTC)")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {dict[str, Any]: JSON, datetime: UtcDateTime}
+
+
+class StoryRow(Base):
+    """A story file's content, once per distinct content (sha256 of the file's bytes)."""
+
+    __tablename__ = "stories"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sha256: Mapped[str] = mapped_column(SHA256, unique=True)
+    title: Mapped[str] = mapped_column(Text)
+    slug: Mapped[str] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(Text)  # the path it was first read from
+    text: Mapped[str] = mapped_column(Text)
+    front_matter: Mapped[dict[str, Any]]  # style, aspect, size, fps, seed, characters...
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class StoryboardRow(Base):
+    """A planned storyboard; content-addressed by the sha256 of its canonical JSON."""
+
+    __tablename__ = "storyboards"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    story_id: Mapped[int] = mapped_column(ForeignKey("stories.id"), index=True)
+    sha256: Mapped[str] = mapped_column(SHA256, unique=True)
+    cache_key: Mapped[str | None] = mapped_column(SHA256, index=True)  # of the plan call's inputs
+    llm: Mapped[str] = mapped_column(Text)
+    llm_options: Mapped[dict[str, Any]]
+    seed: Mapped[int] = mapped_column(BigInteger)  # stories allow seeds up to 2**32
+    data: Mapped[dict[str, Any]]  # the whole Storyboard, as JSON
+    wall_s: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    story: Mapped[StoryRow] = relationship()
+
+
+class ShotRow(Base):
+    """One shot of a storyboard."""
+
+    __tablename__ = "shots"
+    __table_args__ = (UniqueConstraint("storyboard_id", "shot_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    storyboard_id: Mapped[int] = mapped_column(ForeignKey("storyboards.id"))
+    shot_key: Mapped[str] = mapped_column(String(32))  # "s01"
+    position: Mapped[int]
+    sha256: Mapped[str] = mapped_column(SHA256, index=True)  # of the shot's canonical JSON
+    data: Mapped[dict[str, Any]]
+
+    storyboard: Mapped[StoryboardRow] = relationship()
+
+
+class PromptRow(Base):
+    """One version of a shot's prompt (a shot may be rewritten by several LLMs or templates)."""
+
+    __tablename__ = "prompts"
+    __table_args__ = (UniqueConstraint("shot_id", "sha256"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    shot_id: Mapped[int] = mapped_column(ForeignKey("shots.id"))
+    sha256: Mapped[str] = mapped_column(SHA256)  # of the ShotPrompt's canonical JSON
+    cache_key: Mapped[str | None] = mapped_column(SHA256, index=True)  # of the rewrite call's inputs
+    prompt: Mapped[str] = mapped_column(Text)
+    negative_prompt: Mapped[str] = mapped_column(Text)
+    caption: Mapped[str] = mapped_column(Text)
+    template: Mapped[str] = mapped_column(Text)
+    template_sha256: Mapped[str] = mapped_column(String(64))
+    llm: Mapped[str] = mapped_column(Text)
+    wall_s: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    shot: Mapped[ShotRow] = relationship()
+
+
+class RunRow(Base):
+    """One invocation of the pipeline: what it was asked, how it ended, what it did."""
+
+    __tablename__ = "runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    story_source: Mapped[str] = mapped_column(Text)
+    story_id: Mapped[int | None] = mapped_column(ForeignKey("stories.id"))
+    storyboard_id: Mapped[int | None] = mapped_column(ForeignKey("storyboards.id"))
+    # runs <-> films point at each other; this side is added after both tables exist.
+    film_id: Mapped[int | None] = mapped_column(ForeignKey("films.id", use_alter=True))
+    status: Mapped[str] = mapped_column(String(16), index=True)  # one of RUN_STATUSES
+    pid: Mapped[int]
+    hostname: Mapped[str] = mapped_column(String(255))
+    params: Mapped[dict[str, Any]]
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+    clips_generated: Mapped[int] = mapped_column(default=0)
+    clips_reused: Mapped[int] = mapped_column(default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    timings: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    prefect_flow_run_id: Mapped[str | None] = mapped_column(String(64))
+
+
+class ClipRow(Base):
+    """One generated video file: one backend call. Keyed by the hash of what determined it."""
+
+    __tablename__ = "clips"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cache_key: Mapped[str] = mapped_column(String(128), unique=True)
+    prompt_id: Mapped[int] = mapped_column(ForeignKey("prompts.id"), index=True)
+    shot_key: Mapped[str] = mapped_column(String(32))
+    segment: Mapped[int]
+    prompt: Mapped[str] = mapped_column(Text)  # the text in force for this segment
+    path: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(SHA256, index=True)
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    num_frames: Mapped[int]
+    fps: Mapped[int]
+    width: Mapped[int]
+    height: Mapped[int]
+    strategy: Mapped[str] = mapped_column(String(32))
+    backend: Mapped[str] = mapped_column(String(100))
+    model: Mapped[str] = mapped_column(Text)
+    seed: Mapped[int] = mapped_column(BigInteger)
+    options: Mapped[dict[str, Any]]
+    parent_sha256: Mapped[str | None] = mapped_column(SHA256)
+    parent_clip_id: Mapped[int | None] = mapped_column(
+        ForeignKey("clips.id", ondelete="SET NULL"), index=True
+    )
+    conditioning: Mapped[str] = mapped_column(Text)  # which frames of the parent, e.g. "last 1 frame"
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"), index=True)
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime]
+    wall_s: Mapped[float] = mapped_column(Float)
+    cost_usd: Mapped[float | None] = mapped_column(Float)
+
+    prompt_row: Mapped[PromptRow] = relationship()
+    parent: Mapped[ClipRow | None] = relationship(remote_side=[id])
+
+
+class AudioRow(Base):
+    """One generated audio file (music bed, narration, effects or the final mix)."""
+
+    __tablename__ = "audio_tracks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cache_key: Mapped[str] = mapped_column(String(128), unique=True)
+    storyboard_id: Mapped[int] = mapped_column(ForeignKey("storyboards.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    path: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(SHA256, index=True)
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    seconds: Mapped[float] = mapped_column(Float)
+    sample_rate: Mapped[int]
+    backend: Mapped[str] = mapped_column(String(100))
+    options: Mapped[dict[str, Any]]
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"), index=True)
+    wall_s: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class FilmRow(Base):
+    """A stitched film and the files made beside it."""
+
+    __tablename__ = "films"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    storyboard_id: Mapped[int] = mapped_column(ForeignKey("storyboards.id"), index=True)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"), index=True)
+    path: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(SHA256, index=True)
+    subtitles_path: Mapped[str] = mapped_column(Text)
+    subtitles_sha256: Mapped[str] = mapped_column(SHA256)
+    poster_path: Mapped[str] = mapped_column(Text)
+    poster_sha256: Mapped[str] = mapped_column(SHA256)
+    contact_sheet_path: Mapped[str] = mapped_column(Text)
+    contact_sheet_sha256: Mapped[str] = mapped_column(SHA256)
+    storyboard_json_path: Mapped[str] = mapped_column(Text)
+    num_frames: Mapped[int]
+    fps: Mapped[int]
+    width: Mapped[int]
+    height: Mapped[int]
+    stitch_strategy: Mapped[str] = mapped_column(Text)
+    wall_s: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    storyboard: Mapped[StoryboardRow] = relationship()
+
+
+class FilmClipRow(Base):
+    """Which clips a film plays, in order."""
+
+    __tablename__ = "film_clips"
+
+    film_id: Mapped[int] = mapped_column(ForeignKey("films.id", ondelete="CASCADE"), primary_key=True)
+    position: Mapped[int] = mapped_column(primary_key=True)
+    clip_id: Mapped[int] = mapped_column(ForeignKey("clips.id"), index=True)
+
+
+class FilmAudioRow(Base):
+    """Which audio tracks a film carries."""
+
+    __tablename__ = "film_audio"
+
+    film_id: Mapped[int] = mapped_column(ForeignKey("films.id", ondelete="CASCADE"), primary_key=True)
+    audio_id: Mapped[int] = mapped_column(ForeignKey("audio_tracks.id"), primary_key=True, index=True)
+
+
+class FileRow(Base):
+    """One file storyflow wrote: where it is, what it hashes to, and which row made it."""
+
+    __tablename__ = "files"
+    __table_args__ = (Index(None, "owner_table", "owner_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    path: Mapped[str] = mapped_column(Text, unique=True)
+    sha256: Mapped[str] = mapped_column(SHA256, index=True)
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(32))  # one of FILE_KINDS
+    owner_table: Mapped[str] = mapped_column(String(32))  # "clips", "audio_tracks" or "films"
+    owner_id: Mapped[int]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,854 @@
+"""The Catalog: what the flows call to record every step, and to reuse what is already made.
+
+Every method is one short transaction. Writers take SQLite's write lock up front and wait
+(busy timeout) for another writer instead of failing, so two runs can share one catalog.
+A row that points at a file is written only after the caller has put the file in place;
+on reuse (find_clip, find_audio) the file's sha256 is checked again and a missing or
+changed file is reported as a miss, never trusted.
+
+Paths are stored relative to STORYFLOW_HOME (posix) when inside it, absolute otherwise,
+so a whole output folder can be moved with its catalog; the API hands back absolute Paths.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import json
+import logging
+import os
+import re
+import socket
+from collections.abc import Callable, Iterable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, SecretBytes, SecretStr
+from pydantic_core import to_jsonable_python
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from storyflow.catalog import migrations
+from storyflow.catalog.db import is_sqlite, make_engine, read_session, sqlite_file, write_session
+from storyflow.catalog.schema import (
+    RUN_STATUSES,
+    AudioRow,
+    ClipRow,
+    FileRow,
+    FilmAudioRow,
+    FilmClipRow,
+    FilmRow,
+    PromptRow,
+    RunRow,
+    ShotRow,
+    StoryboardRow,
+    StoryRow,
+    utcnow,
+)
+from storyflow.errors import CatalogError
+from storyflow.media import sha256_file
+from storyflow.models import AudioTrack, Clip, Film, ShotPrompt, Story, Storyboard
+from storyflow.processes import process_alive
+
+log = logging.getLogger("storyflow.catalog")
+T = TypeVar("T")
+
+# ---------------------------------------------------------------- hashing
+
+
+def canonical_json(value: Any) -> str:
+    """The one JSON text of a record or value: sorted keys, no spaces, UTF-8 kept as is."""
+    if isinstance(value, BaseModel):
+        value = value.model_dump(mode="json")
+    return json.dumps(to_jsonable_python(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def canonical_sha256(value: Any) -> str:
+    """sha256 of canonical_json(value): the content address of a record."""
+    import hashlib
+
+    return hashlib.sha256(canonical_json(value).encode("utf-8")).hexdigest()
+
+
+# ---------------------------------------------------------------- secrets guard
+
+# Words that make a key name a secret. "token" is matched as a whole word, so
+# "max_tokens" (an ordinary LLM option) passes while "hf_token" and "access_token" do not.
+_SECRET_WORDS = {"token", "secret", "password", "passwd", "apikey", "credential", "credentials"}
+_SECRET_PAIRS = {("api", "key"), ("access", "key"), ("private", "key"), ("auth", "key")}
+_MIN_SECRET_LENGTH = 8
+
+
+def looks_secret(name: str) -> bool:
+    """True for names like api_key, OPENAI_API_KEY, apiKey, hf_token, client_secret, password."""
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name)
+    words = [w for w in re.split(r"[^A-Za-z0-9]+", spaced.lower()) if w]
+    if any(word in _SECRET_WORDS for word in words):
+        return True
+    return any(pair in _SECRET_PAIRS for pair in itertools.pairwise(words))
+
+
+# The password in a URL such as postgresql://user:password@host/db (a catalog URL in run params).
+_URL_PASSWORD = re.compile(r"(\b[a-zA-Z][\w+.-]*://[^:/@\s]*:)([^@\s]+)(@)")
+
+
+def mask_url_passwords(text: str) -> str:
+    """`text` with the password of every URL in it replaced by ***, as SQLAlchemy shows URLs."""
+    return _URL_PASSWORD.sub(r"\1***\3", text)
+
+
+def _secret_values() -> list[str]:
+    """Values of environment variables named like secrets (OPENAI_API_KEY, HF_TOKEN, ...)."""
+    return [v for k, v in os.environ.items() if looks_secret(k) and len(v) >= _MIN_SECRET_LENGTH]
+
+
+def guard_secrets(value: Any, where: str) -> Any:
+    """A JSON-able copy of `value`; CatalogError if it holds anything that looks like a secret."""
+    secrets = _secret_values()
+
+    def refuse(what: str) -> CatalogError:
+        return CatalogError(
+            f"refusing to store {what} in the catalog ({where}): it looks like a secret",
+            fix="keep API keys and tokens in environment variables and leave them out of "
+            "backend options and run parameters",
+        )
+
+    def walk(item: Any, at: str) -> Any:
+        if isinstance(item, SecretStr | SecretBytes):
+            raise refuse(f"secret value {at or 'value'!r}")
+        if isinstance(item, BaseModel):
+            item = item.model_dump(mode="python")
+        if isinstance(item, dict):
+            out = {}
+            for key, sub in item.items():
+                name = f"{at}.{key}" if at else str(key)
+                if looks_secret(str(key)):
+                    raise refuse(f"option {name!r}")
+                out[str(key)] = walk(sub, name)
+            return out
+        if isinstance(item, list | tuple | set | frozenset):
+            return [walk(sub, f"{at}[{i}]") for i, sub in enumerate(item)]
+        if isinstance(item, str):
+            if any(secret in item for secret in secrets):
+                raise refuse(f"the value of {at or 'a value'!r} (it contains a secret environment variable's value)")
+            return mask_url_passwords(item)  # a database URL is worth keeping, its password is not
+        return to_jsonable_python(item)
+
+    return walk(value if value is not None else {}, "")
+
+
+def redact(text: str) -> str:
+    """`text` with the value of every secret-named environment variable replaced by ***."""
+    for secret in _secret_values():
+        text = text.replace(secret, "***")
+    return mask_url_passwords(text)
+
+
+# ---------------------------------------------------------------- errors
+
+
+def _database_errors(method: Callable[..., T]) -> Callable[..., T]:
+    """Turn SQLAlchemy errors into a CatalogError that says what to do."""
+
+    @functools.wraps(method)
+    def wrapper(self: Catalog, *args: Any, **kwargs: Any) -> T:
+        try:
+            return method(self, *args, **kwargs)
+        except SQLAlchemyError as exc:
+            first_line = redact(str(getattr(exc, "orig", None) or exc).splitlines()[0])
+            if "locked" in first_line or "busy" in first_line:
+                fix = "another storyflow process held the catalog for too long; rerun when it is done"
+            else:
+                fix = "rerun with --debug for details; `storyflow catalog verify` checks the catalog"
+            raise CatalogError(f"catalog error in {method.__name__}: {first_line}", fix=fix) from exc
+
+    return wrapper
+
+
+class Catalog:
+    """The shot catalog: one database (any SQLAlchemy URL) and the output folder it describes."""
+
+    def __init__(self, engine: Engine, url: str, home: Path) -> None:
+        self.engine = engine
+        self.url = url
+        self.home = home
+
+    # ------------------------------------------------------------ open / close
+
+    @classmethod
+    def open(cls, url: str, home: Path) -> Catalog:
+        """Open (creating it if needed) the catalog at `url` and upgrade it to the newest schema."""
+        from sqlalchemy.exc import DatabaseError
+
+        # 1. an engine; for SQLite the file's folder is created
+        home = Path(os.path.abspath(home))
+        engine = make_engine(url)
+        # 2. upgrade to head unless it is there already (the common case: one cheap query)
+        try:
+            head = migrations.head_revision()
+            if migrations.current_revision(engine) != head:
+                in_memory = is_sqlite(url) and sqlite_file(url) is None
+                migrations.upgrade(engine if in_memory else url)
+        except DatabaseError as exc:
+            engine.dispose()
+            if is_sqlite(url):
+                fix = ("point STORYFLOW_HOME (or STORYFLOW_CATALOG_URL) at a folder holding a storyflow "
+                       "catalog, or move this file aside to start a new one")  # fmt: skip
+            else:
+                fix = "check that the database server is up and the URL's user, password, host and database are right"
+            raise CatalogError(
+                f"cannot open the catalog {_safe_url(url)}: {redact(str(exc.orig).splitlines()[0])}", fix=fix
+            ) from None
+        except CatalogError:
+            engine.dispose()
+            raise
+        return cls(engine, url, home)
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Catalog({_safe_url(self.url)!r}, home={str(self.home)!r})"
+
+    @property
+    def display_url(self) -> str:
+        """Where the catalog is, for people: the file of a SQLite catalog, else the URL without password."""
+        database = sqlite_file(self.url)
+        return str(Path(database).resolve()) if database else _safe_url(self.url)
+
+    # ------------------------------------------------------------ paths
+
+    def stored_path(self, path: Path | str) -> str:
+        """How `path` is written in the catalog: relative to home (posix) if inside it, else absolute."""
+        absolute = Path(os.path.abspath(path))
+        for base in (self.home, self.home.resolve()):
+            try:
+                return absolute.relative_to(base).as_posix()
+            except ValueError:
+                continue
+        return absolute.as_posix()
+
+    def absolute_path(self, stored: str) -> Path:
+        """The absolute path of a stored path."""
+        path = Path(stored)
+        return path if path.is_absolute() else self.home / path
+
+    def _session(self, write: bool = True):
+        """One short transaction: a writer (takes the write lock up front) or a reader (a snapshot)."""
+        return write_session(self.engine) if write else read_session(self.engine)
+
+    # ------------------------------------------------------------ runs
+
+    @_database_errors
+    def start_run(self, story_source: str, params: dict, *, prefect_flow_run_id: str | None = None) -> int:
+        """Record that a run started (status 'running'); first mark runs whose process died as crashed."""
+        params = guard_secrets(params, "run params")
+        self.mark_crashed_runs()
+        with self._session() as s:
+            run = RunRow(
+                story_source=str(story_source),
+                status="running",
+                pid=os.getpid(),
+                hostname=socket.gethostname(),
+                params=params,
+                started_at=utcnow(),
+                clips_generated=0,
+                clips_reused=0,
+                prefect_flow_run_id=prefect_flow_run_id,
+            )
+            s.add(run)
+            s.flush()
+            return run.id
+
+    @_database_errors
+    def finish_run(
+        self,
+        run_id: int,
+        status: str,
+        *,
+        story_id: int | None = None,
+        storyboard_id: int | None = None,
+        film_id: int | None = None,
+        clips_generated: int = 0,
+        clips_reused: int = 0,
+        error: str | None = None,
+        timings: dict | None = None,
+        prefect_flow_run_id: str | None = None,
+    ) -> None:
+        """Record how a run ended: status, what it made, what it reused, its error and timings."""
+        if status not in RUN_STATUSES or status == "running":
+            raise CatalogError(
+                f"unknown final run status {status!r}",
+                fix=f"use one of {', '.join(s for s in RUN_STATUSES if s != 'running')}",
+            )
+        timings = guard_secrets(timings, "run timings") if timings is not None else None
+        with self._session() as s:
+            run = s.get(RunRow, run_id)
+            if run is None:
+                raise CatalogError(f"no run #{run_id} in the catalog", fix="pass the id start_run returned")
+            run.status = status
+            run.finished_at = utcnow()
+            run.story_id = story_id if story_id is not None else run.story_id
+            run.storyboard_id = storyboard_id if storyboard_id is not None else run.storyboard_id
+            run.film_id = film_id if film_id is not None else run.film_id
+            run.clips_generated = clips_generated
+            run.clips_reused = clips_reused
+            run.error = redact(error) if error else None
+            run.timings = timings
+            if prefect_flow_run_id:
+                run.prefect_flow_run_id = prefect_flow_run_id
+
+    @_database_errors
+    def mark_crashed_runs(self) -> list[int]:
+        """Mark as 'crashed' the runs left 'running' by a process on this machine that no longer exists."""
+        host = socket.gethostname()
+        with self._session() as s:
+            stale = s.scalars(select(RunRow).where(RunRow.status == "running", RunRow.hostname == host)).all()
+            crashed = [run for run in stale if not process_alive(run.pid)]
+            for run in crashed:
+                run.status = "crashed"
+                run.finished_at = utcnow()
+                run.error = f"process {run.pid} on {host} ended without finishing the run (killed or crashed)"
+            return [run.id for run in crashed]
+
+    # ------------------------------------------------------------ story, storyboard, shots, prompts
+
+    @_database_errors
+    def record_story(self, story: Story) -> int:
+        """The story's row id; recorded once per distinct content (sha256 of the file)."""
+        sha256 = story.sha256 or canonical_sha256(story)
+        front_matter = story.model_dump(mode="json", exclude={"title", "slug", "text", "source", "sha256", "body_line"})
+
+        def create(s: Session) -> StoryRow:
+            return StoryRow(
+                sha256=sha256,
+                title=story.title,
+                slug=story.slug,
+                source=str(story.source),
+                text=story.text,
+                front_matter=guard_secrets(front_matter, "story front matter"),
+                created_at=utcnow(),
+            )
+
+        return self._get_or_create(lambda s: s.scalar(select(StoryRow).where(StoryRow.sha256 == sha256)), create)
+
+    @_database_errors
+    def record_storyboard(
+        self,
+        story_id: int,
+        board: Storyboard,
+        *,
+        llm: str,
+        options: dict,
+        wall_s: float,
+        cache_key: str | None = None,
+    ) -> int:
+        """The storyboard's row id; recorded once per distinct board (sha256 of its canonical JSON)."""
+        sha256 = canonical_sha256(board)
+        options = guard_secrets(options, f"llm options of {llm}")
+
+        def lookup(s: Session) -> StoryboardRow | None:
+            row = s.scalar(select(StoryboardRow).where(StoryboardRow.sha256 == sha256))
+            if row is not None and cache_key and row.cache_key is None:
+                row.cache_key = cache_key  # a later run computed the plan's cache key: keep it
+            return row
+
+        def create(s: Session) -> StoryboardRow:
+            story = _require(s, StoryRow, story_id, "story", "record_story")
+            if board.story_sha256 and board.story_sha256 != story.sha256:
+                raise CatalogError(
+                    f"storyboard {board.slug!r} was planned from story {board.story_sha256[:12]}, "
+                    f"not from story #{story_id} ({story.sha256[:12]})",
+                    fix="pass the id record_story returned for the story this board was planned from",
+                )
+            return StoryboardRow(
+                story_id=story_id,
+                sha256=sha256,
+                cache_key=cache_key,
+                llm=llm,
+                llm_options=options,
+                seed=board.seed,
+                data=board.model_dump(mode="json"),
+                wall_s=float(wall_s),
+                created_at=utcnow(),
+            )
+
+        return self._get_or_create(lookup, create)
+
+    @_database_errors
+    def find_storyboard(self, cache_key: str) -> Storyboard | None:
+        """The storyboard an earlier plan call with this cache key produced, or None."""
+        with self._session(write=False) as s:
+            row = s.scalar(
+                select(StoryboardRow).where(StoryboardRow.cache_key == cache_key).order_by(StoryboardRow.id.desc())
+            )
+            return Storyboard.model_validate(row.data) if row is not None else None
+
+    @_database_errors
+    def record_shots(self, storyboard_id: int, board: Storyboard) -> dict[str, int]:
+        """Row ids of the board's shots, by shot id ("s01" -> 7); each shot recorded once."""
+        with self._session() as s:
+            _require(s, StoryboardRow, storyboard_id, "storyboard", "record_storyboard")
+            rows = {r.shot_key: r for r in s.scalars(select(ShotRow).where(ShotRow.storyboard_id == storyboard_id))}
+            for shot in board.shots:
+                if shot.id not in rows:
+                    rows[shot.id] = ShotRow(
+                        storyboard_id=storyboard_id,
+                        shot_key=shot.id,
+                        position=shot.index,
+                        sha256=canonical_sha256(shot),
+                        data=shot.model_dump(mode="json"),
+                    )
+                    s.add(rows[shot.id])
+            s.flush()
+            return {shot.id: rows[shot.id].id for shot in board.shots}
+
+    @_database_errors
+    def record_prompt(
+        self, shot_row_id: int, prompt: ShotPrompt, *, wall_s: float, cache_key: str | None = None
+    ) -> int:
+        """The prompt's row id; one row per distinct prompt of a shot."""
+        sha256 = canonical_sha256(prompt)
+
+        def lookup(s: Session) -> PromptRow | None:
+            row = s.scalar(select(PromptRow).where(PromptRow.shot_id == shot_row_id, PromptRow.sha256 == sha256))
+            if row is not None and cache_key and row.cache_key is None:
+                row.cache_key = cache_key
+            return row
+
+        def create(s: Session) -> PromptRow:
+            shot = _require(s, ShotRow, shot_row_id, "shot", "record_shots")
+            if shot.shot_key != prompt.shot_id:
+                raise CatalogError(
+                    f"prompt for shot {prompt.shot_id} given for shot row #{shot_row_id} ({shot.shot_key})",
+                    fix="pass the row id record_shots returned for the prompt's shot_id",
+                )
+            return PromptRow(
+                shot_id=shot_row_id,
+                sha256=sha256,
+                cache_key=cache_key,
+                prompt=prompt.prompt,
+                negative_prompt=prompt.negative_prompt,
+                caption=prompt.caption,
+                template=prompt.template,
+                template_sha256=prompt.template_sha256,
+                llm=prompt.llm,
+                wall_s=float(wall_s),
+                created_at=utcnow(),
+            )
+
+        return self._get_or_create(lookup, create)
+
+    @_database_errors
+    def find_prompt(self, cache_key: str) -> ShotPrompt | None:
+        """The prompt an earlier rewrite call with this cache key produced, or None."""
+        with self._session(write=False) as s:
+            row = s.scalar(select(PromptRow).where(PromptRow.cache_key == cache_key).order_by(PromptRow.id.desc()))
+            if row is None:
+                return None
+            return ShotPrompt(
+                shot_id=row.shot.shot_key,
+                prompt=row.prompt,
+                negative_prompt=row.negative_prompt,
+                caption=row.caption,
+                template=row.template,
+                template_sha256=row.template_sha256,
+                llm=row.llm,
+            )
+
+    # ------------------------------------------------------------ clips
+
+    @_database_errors
+    def find_clip(self, cache_key: str) -> Clip | None:
+        """The recorded clip for `cache_key` (reused=True), only if its file exists with the recorded sha256."""
+        with self._session(write=False) as s:
+            row = s.scalar(select(ClipRow).where(ClipRow.cache_key == cache_key))
+        if row is None or not self._file_intact(row.path, row.sha256, row.bytes, f"clip {row.shot_key}/{row.segment}"):
+            return None
+        return Clip(
+            shot_id=row.shot_key,
+            segment=row.segment,
+            path=self.absolute_path(row.path),
+            sha256=row.sha256,
+            cache_key=row.cache_key,
+            num_frames=row.num_frames,
+            fps=row.fps,
+            width=row.width,
+            height=row.height,
+            strategy=row.strategy,
+            backend=row.backend,
+            model=row.model,
+            seed=row.seed,
+            options=row.options,
+            prompt=row.prompt,
+            parent_sha256=row.parent_sha256,
+            conditioning=row.conditioning,
+            reused=True,
+            wall_s=row.wall_s,
+        )
+
+    @_database_errors
+    def record_clip(self, clip: Clip, *, prompt_id: int, run_id: int | None, cost_usd: float | None = None) -> int:
+        """Record a generated clip (its file must be in place) and its files row; the clip's row id."""
+        # 1. check inputs before taking the write lock: no secrets, and the file is really there
+        options = guard_secrets(clip.options, f"options of {clip.backend}")
+        size = _size_of(clip.path, f"clip {clip.shot_id}/{clip.segment}")
+        stored = self.stored_path(clip.path)
+        finished = utcnow()
+        fields = dict(
+            prompt_id=prompt_id,
+            shot_key=clip.shot_id,
+            segment=clip.segment,
+            prompt=clip.prompt,
+            path=stored,
+            sha256=clip.sha256,
+            bytes=size,
+            num_frames=clip.num_frames,
+            fps=clip.fps,
+            width=clip.width,
+            height=clip.height,
+            strategy=clip.strategy,
+            backend=clip.backend,
+            model=clip.model,
+            seed=clip.seed,
+            options=options,
+            parent_sha256=clip.parent_sha256,
+            conditioning=clip.conditioning,
+            run_id=run_id,
+            started_at=finished - timedelta(seconds=clip.wall_s),
+            finished_at=finished,
+            wall_s=float(clip.wall_s),
+            cost_usd=cost_usd,
+        )
+        with self._session() as s:
+            # 2. the rows it points at must exist, and the prompt must be this shot's
+            prompt = _require(s, PromptRow, prompt_id, "prompt", "record_prompt")
+            if prompt.shot.shot_key != clip.shot_id:
+                raise CatalogError(
+                    f"clip of shot {clip.shot_id} given prompt #{prompt_id} of shot {prompt.shot.shot_key}",
+                    fix="pass the prompt id record_prompt returned for the clip's shot",
+                )
+            if run_id is not None:
+                _require(s, RunRow, run_id, "run", "start_run")
+            # 3. the parent: the newest clip with the parent's content
+            if clip.parent_sha256:
+                fields["parent_clip_id"] = s.scalar(
+                    select(ClipRow.id).where(ClipRow.sha256 == clip.parent_sha256).order_by(ClipRow.id.desc()).limit(1)
+                )
+            # 4. insert, or replace the row of a clip regenerated under the same key (missing or tampered file)
+            row = s.scalar(select(ClipRow).where(ClipRow.cache_key == clip.cache_key))
+            if row is not None and clip.reused and row.sha256 == clip.sha256 and row.path == stored:
+                return row.id  # a reuse: the row already says all of this
+            if row is None:
+                row = ClipRow(cache_key=clip.cache_key, **fields)
+                s.add(row)
+            else:
+                for name, value in fields.items():
+                    setattr(row, name, value)
+            s.flush()
+            self._record_file(s, stored, clip.sha256, size, "clip", "clips", row.id)
+            return row.id
+
+    # ------------------------------------------------------------ audio
+
+    @_database_errors
+    def find_audio(self, cache_key: str) -> AudioTrack | None:
+        """The recorded track for `cache_key` (reused=True), only if its file exists with the recorded sha256."""
+        with self._session(write=False) as s:
+            row = s.scalar(select(AudioRow).where(AudioRow.cache_key == cache_key))
+        if row is None or not self._file_intact(row.path, row.sha256, row.bytes, f"{row.kind} track"):
+            return None
+        return AudioTrack(
+            kind=row.kind,
+            path=self.absolute_path(row.path),
+            sha256=row.sha256,
+            cache_key=row.cache_key,
+            seconds=row.seconds,
+            sample_rate=row.sample_rate,
+            backend=row.backend,
+            options=row.options,
+            reused=True,
+            wall_s=row.wall_s,
+        )
+
+    @_database_errors
+    def record_audio(self, track: AudioTrack, *, storyboard_id: int, run_id: int | None) -> int:
+        """Record a generated audio track (its file must be in place) and its files row; the track's row id."""
+        options = guard_secrets(track.options, f"options of {track.backend}")
+        size = _size_of(track.path, f"{track.kind} track")
+        stored = self.stored_path(track.path)
+        fields = dict(
+            storyboard_id=storyboard_id,
+            kind=track.kind,
+            path=stored,
+            sha256=track.sha256,
+            bytes=size,
+            seconds=float(track.seconds),
+            sample_rate=track.sample_rate,
+            backend=track.backend,
+            options=options,
+            run_id=run_id,
+            wall_s=float(track.wall_s),
+            created_at=utcnow(),
+        )
+        with self._session() as s:
+            _require(s, StoryboardRow, storyboard_id, "storyboard", "record_storyboard")
+            if run_id is not None:
+                _require(s, RunRow, run_id, "run", "start_run")
+            row = s.scalar(select(AudioRow).where(AudioRow.cache_key == track.cache_key))
+            if row is not None and track.reused and row.sha256 == track.sha256 and row.path == stored:
+                return row.id
+            if row is None:
+                row = AudioRow(cache_key=track.cache_key, **fields)
+                s.add(row)
+            else:
+                for name, value in fields.items():
+                    setattr(row, name, value)
+            s.flush()
+            self._record_file(s, stored, track.sha256, size, "audio", "audio_tracks", row.id)
+            return row.id
+
+    # ------------------------------------------------------------ films
+
+    @_database_errors
+    def record_film(
+        self,
+        film: Film,
+        *,
+        storyboard_id: int,
+        run_id: int | None,
+        clip_keys: list[str],
+        audio_keys: list[str],
+    ) -> int:
+        """Record a stitched film, the clips and tracks it plays, and the files made beside it."""
+        # 1. every file must be in place; hash the ones the Film record carries no hash for
+        outputs = {
+            "film": (film.path, film.sha256),
+            "subtitles": (film.subtitles, None),
+            "poster": (film.poster, None),
+            "contact_sheet": (film.contact_sheet, None),
+            "storyboard": (film.storyboard_json, None),
+        }
+        files: dict[str, tuple[str, str, int]] = {}
+        for kind, (path, sha256) in outputs.items():
+            size = _size_of(path, f"the film's {kind.replace('_', ' ')}")
+            files[kind] = (self.stored_path(path), sha256 or sha256_file(path), size)
+
+        with self._session() as s:
+            # 2. the rows it points at
+            _require(s, StoryboardRow, storyboard_id, "storyboard", "record_storyboard")
+            if run_id is not None:
+                run = _require(s, RunRow, run_id, "run", "start_run")
+            clip_ids = _ids_by_key(s, ClipRow, clip_keys, "clip", "record_clip")
+            audio_ids = _ids_by_key(s, AudioRow, list(dict.fromkeys(audio_keys)), "audio track", "record_audio")
+            # 3. the film, then what it is made of
+            row = FilmRow(
+                storyboard_id=storyboard_id,
+                run_id=run_id,
+                path=files["film"][0],
+                sha256=files["film"][1],
+                subtitles_path=files["subtitles"][0],
+                subtitles_sha256=files["subtitles"][1],
+                poster_path=files["poster"][0],
+                poster_sha256=files["poster"][1],
+                contact_sheet_path=files["contact_sheet"][0],
+                contact_sheet_sha256=files["contact_sheet"][1],
+                storyboard_json_path=files["storyboard"][0],
+                num_frames=film.num_frames,
+                fps=film.fps,
+                width=film.width,
+                height=film.height,
+                stitch_strategy=film.stitch_strategy,
+                wall_s=float(film.wall_s),
+                created_at=utcnow(),
+            )
+            s.add(row)
+            s.flush()
+            s.add_all(FilmClipRow(film_id=row.id, position=i, clip_id=cid) for i, cid in enumerate(clip_ids))
+            s.add_all(FilmAudioRow(film_id=row.id, audio_id=aid) for aid in audio_ids)
+            for kind, (stored, sha256, size) in files.items():
+                self._record_file(s, stored, sha256, size, kind, "films", row.id)
+            if run_id is not None:
+                run.film_id = row.id  # so a run killed before finish_run still names its film
+            s.flush()
+            return row.id
+
+    # ------------------------------------------------------------ provenance and listings
+
+    @_database_errors
+    def provenance(self, path: Path | str) -> dict:
+        """How the file at `path` was made, back to the story, as a JSON-able tree."""
+        from storyflow.catalog.provenance import provenance
+
+        return provenance(self, Path(path))
+
+    @_database_errors
+    def films(self) -> list[dict]:
+        """Every film, newest first: id, title, path, duration, size, when, which run."""
+        with self._session(write=False) as s:
+            rows = s.execute(
+                select(FilmRow, StoryRow.title)
+                .join(StoryboardRow, FilmRow.storyboard_id == StoryboardRow.id)
+                .join(StoryRow, StoryboardRow.story_id == StoryRow.id)
+                .order_by(FilmRow.id.desc())
+            ).all()
+            return [
+                {
+                    "id": film.id,
+                    "title": title,
+                    "path": str(self.absolute_path(film.path)),
+                    "sha256": film.sha256,
+                    "duration_s": film.num_frames / film.fps,
+                    "width": film.width,
+                    "height": film.height,
+                    "fps": film.fps,
+                    "storyboard_id": film.storyboard_id,
+                    "run_id": film.run_id,
+                    "created_at": film.created_at.isoformat(),
+                }
+                for film, title in rows
+            ]
+
+    @_database_errors
+    def runs(self, limit: int = 20) -> list[dict]:
+        """The newest `limit` runs: status, story, counts of clips generated and reused, timings."""
+        with self._session(write=False) as s:
+            rows = s.scalars(select(RunRow).order_by(RunRow.id.desc()).limit(limit)).all()
+            return [run_dict(run) for run in rows]
+
+    # ------------------------------------------------------------ helpers
+
+    def _get_or_create(self, lookup: Callable[[Session], Any], create: Callable[[Session], Any]) -> int:
+        """The id of the row `lookup` finds, else of the row `create` makes, in one transaction.
+
+        Two writers may both miss and both insert (PostgreSQL lets them; SQLite's up-front
+        write lock does not): the loser's unique constraint fails, and its retry finds the row.
+        """
+        for attempt in range(2):
+            try:
+                with self._session() as s:
+                    row = lookup(s)
+                    if row is None:
+                        row = create(s)
+                        s.add(row)
+                        s.flush()
+                    return row.id
+            except IntegrityError:
+                if attempt == 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _record_file(
+        self, s: Session, stored: str, sha256: str, size: int, kind: str, owner: str, owner_id: int
+    ) -> None:
+        """Upsert the files row for `stored`; drop rows that still claim this owner made another path."""
+        row = s.scalar(select(FileRow).where(FileRow.path == stored))
+        values = dict(sha256=sha256, bytes=size, kind=kind, owner_table=owner, owner_id=owner_id, created_at=utcnow())
+        if row is None:
+            s.add(FileRow(path=stored, **values))
+        else:
+            for name, value in values.items():
+                setattr(row, name, value)
+        if owner != "films":  # a film owns several files; a clip or track owns exactly one
+            stale = select(FileRow).where(
+                FileRow.owner_table == owner, FileRow.owner_id == owner_id, FileRow.path != stored
+            )
+            for row in s.scalars(stale):
+                s.delete(row)
+
+    def _file_intact(self, stored: str, sha256: str, size: int, what: str) -> bool:
+        """True if the file exists with the recorded size and sha256; warn (and say why) if not."""
+        path = self.absolute_path(stored)
+        if not path.is_file():
+            log.warning("%s: %s is missing; it will be made again", what, path)
+            return False
+        if path.stat().st_size != size or sha256_file(path) != sha256:
+            log.warning("%s: %s changed since it was recorded (sha256 no longer %s); it will be made again",
+                        what, path, sha256[:12])  # fmt: skip
+            return False
+        return True
+
+
+# ---------------------------------------------------------------- module helpers
+
+
+def open_catalog(settings: Any | None = None) -> Catalog:
+    """The catalog the settings name: STORYFLOW_CATALOG_URL, else $STORYFLOW_HOME/catalog.db."""
+    if settings is None:
+        from storyflow.config import load_settings
+
+        settings = load_settings()
+    return Catalog.open(settings.resolved_catalog_url, settings.home)
+
+
+def run_dict(run: RunRow) -> dict:
+    """A run row as a JSON-able dict."""
+    wall = (run.finished_at - run.started_at).total_seconds() if run.finished_at else None
+    return {
+        "id": run.id,
+        "status": run.status,
+        "story_source": run.story_source,
+        "story_id": run.story_id,
+        "storyboard_id": run.storyboard_id,
+        "film_id": run.film_id,
+        "pid": run.pid,
+        "hostname": run.hostname,
+        "params": run.params,
+        "started_at": run.started_at.isoformat(),
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        "wall_s": wall,
+        "clips_generated": run.clips_generated,
+        "clips_reused": run.clips_reused,
+        "error": run.error,
+        "timings": run.timings,
+        "prefect_flow_run_id": run.prefect_flow_run_id,
+    }
+
+
+def _require(s: Session, table: type[T], row_id: int, what: str, maker: str) -> T:
+    row = s.get(table, row_id)
+    if row is None:
+        raise CatalogError(f"no {what} #{row_id} in the catalog", fix=f"pass the id that {maker} returned")
+    return row
+
+
+def _ids_by_key(s: Session, table: Any, keys: Iterable[str], what: str, maker: str) -> list[int]:
+    """Row ids for cache keys, in the given order; CatalogError naming any key not recorded."""
+    keys = list(keys)
+    found = dict(s.execute(select(table.cache_key, table.id).where(table.cache_key.in_(set(keys)))).tuples().all())
+    missing = [key for key in keys if key not in found]
+    if missing:
+        raise CatalogError(
+            f"{len(missing)} {what}(s) not in the catalog: {', '.join(k[:16] for k in missing[:5])}",
+            fix=f"call {maker} for every {what} before recording the film",
+        )
+    return [found[key] for key in keys]
+
+
+def _size_of(path: Path, what: str) -> int:
+    """The size of a file that must exist before a row may point at it."""
+    try:
+        return Path(path).stat().st_size
+    except FileNotFoundError:
+        raise CatalogError(
+            f"{what} {path} does not exist; a catalog row may only point at a file that is in place",
+            fix="write the file (atomically) before recording it",
+        ) from None
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<catalog URL>"

@@ -1,0 +1,461 @@
+"""The animatic backend, judged by its frames: what the words, the camera and the seams do
+to real pixels (and to a real mp4 decoded back)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from storyflow import media
+from storyflow.backends.registry import load_backend
+from storyflow.backends.video.animatic import AnimaticBackend
+from storyflow.errors import BackendOptionError, GenerationError
+from storyflow.models import CameraMove, Character, ClipRequest
+
+REPO = Path(__file__).resolve().parents[3]
+MARA = Character(name="Mara", description="a tall woman in a red raincoat")
+PLAIN = AnimaticBackend(AnimaticBackend.Options(caption=False, labels=False, camera_tag=False))
+FULL = AnimaticBackend()
+
+
+def request(prompt: str = "rolling hills at noon", **fields) -> ClipRequest:
+    values = {"seed": 7, "width": 160, "height": 90, "fps": 24, "num_frames": 12, **fields}
+    return ClipRequest(prompt=prompt, **values)
+
+
+def render(prompt: str = "rolling hills at noon", backend: AnimaticBackend = PLAIN, **fields) -> list[np.ndarray]:
+    return list(backend.generate(request(prompt, **fields)).frames)
+
+
+def luma(frame: np.ndarray) -> np.ndarray:
+    return frame.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+
+
+def mad(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean absolute difference between two frames, in 8-bit levels."""
+    return float(np.abs(a.astype(np.float32) - b.astype(np.float32)).mean())
+
+
+def shift_between(a: np.ndarray, b: np.ndarray, axis: int, most: int = 30) -> int:
+    """How far the picture moved from `a` to `b` along an axis (1: x, 0: y), by best match."""
+    la, lb = luma(a), luma(b)
+    n = la.shape[axis]
+    errors = {}
+    for s in range(-most, most + 1):
+        if axis == 1:
+            pa, pb = la[:, max(0, -s) : n - max(0, s)], lb[:, max(0, s) : n - max(0, -s)]
+        else:
+            pa, pb = la[max(0, -s) : n - max(0, s)], lb[max(0, s) : n - max(0, -s)]
+        errors[s] = float(np.abs(pa - pb).mean())
+    return min(errors, key=errors.get)
+
+
+def scale_between(a: np.ndarray, b: np.ndarray) -> float:
+    """How much the picture grew about the centre from `a` to `b`, by best match."""
+    h, w = a.shape[:2]
+
+    def zoomed(frame: np.ndarray, s: float) -> np.ndarray:
+        bw, bh = w / s, h / s
+        box = ((w - bw) / 2, (h - bh) / 2, (w + bw) / 2, (h + bh) / 2)
+        return luma(np.asarray(Image.fromarray(frame).resize((w, h), Image.Resampling.BILINEAR, box=box)))
+
+    errors = {}
+    for s in np.linspace(1.0, 1.6, 61):
+        errors[s] = float(np.abs(zoomed(a, s) - luma(b)).mean())
+        errors[1 / s] = float(np.abs(zoomed(b, s) - luma(a)).mean())
+    return min(errors, key=errors.get)
+
+
+def red_mask(frame: np.ndarray) -> np.ndarray:
+    r, g, b = (frame[..., i].astype(int) for i in range(3))
+    return (r > 140) & (g < 90) & (b < 90)
+
+
+def red_box(frame: np.ndarray) -> tuple[float, float, int, int]:
+    """Centre x, centre y, width and height of the red pixels."""
+    ys, xs = np.nonzero(red_mask(frame))
+    assert len(xs) > 0, "no red pixels in the frame"
+    return float(xs.mean()), float(ys.mean()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)
+
+
+def specks(frame: np.ndarray) -> int:
+    """Pixels clearly brighter than the pixels two steps away on every side."""
+    y = np.pad(luma(frame), 2, mode="edge")
+    centre = y[2:-2, 2:-2]
+    around = (y[:-4, 2:-2] + y[4:, 2:-2] + y[2:-2, :-4] + y[2:-2, 4:]) / 4
+    return int((centre - around > 20).sum())
+
+
+def saturation(frame: np.ndarray) -> float:
+    return float((frame.max(axis=-1).astype(int) - frame.min(axis=-1)).mean())
+
+
+# ---------------------------------------------------------------- the contract
+
+
+def test_frames_have_the_requested_count_size_and_type_and_stream_lazily():
+    result = PLAIN.generate(request(num_frames=10, width=96, height=64))
+    assert isinstance(result.frames, types.GeneratorType)  # nothing rendered until asked
+    assert result.context_frames == 0
+    frames = list(result.frames)
+    assert len(frames) == 10
+    assert all(f.shape == (64, 96, 3) and f.dtype == np.uint8 for f in frames)
+
+
+def test_same_request_gives_identical_frames_and_another_seed_another_world():
+    first = render("a pine forest at dawn", camera=CameraMove.PAN_LEFT, subjects=(MARA,))
+    again = render("a pine forest at dawn", camera=CameraMove.PAN_LEFT, subjects=(MARA,))
+    other = render("a pine forest at dawn", camera=CameraMove.PAN_LEFT, subjects=(MARA,), seed=8)
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))
+    assert mad(first[0], other[0]) > 2.0
+
+
+def test_frames_are_identical_in_a_fresh_process_with_another_hash_seed():
+    code = (
+        "import hashlib, sys; sys.path.insert(0, '.');"
+        "from tests.backends.video.test_animatic import render;"
+        "print(hashlib.sha256(b''.join(f.tobytes() for f in render('a village at dusk in the rain', num_frames=4))).hexdigest())"
+    )
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, check=True)
+    here = hashlib.sha256(b"".join(f.tobytes() for f in render("a village at dusk in the rain", num_frames=4))).hexdigest()
+    assert out.stdout.strip() == here
+
+
+def test_clips_longer_than_the_declared_maximum_are_refused_with_a_fix():
+    most = int(AnimaticBackend().capabilities.max_clip_seconds * 24)
+    assert len(render(num_frames=most, width=32, height=18)) == most
+    with pytest.raises(GenerationError) as error:
+        PLAIN.generate(request(num_frames=most + 1))  # refused at the call, before any frame
+    assert f"at most {most} frames" in error.value.fix
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"width": 161}, "odd side"),
+        ({"fps": 5}, "fps 5"),
+        ({"shot_offset_frames": 10, "shot_total_frames": 15}, "run past the shot's 15 frames"),
+        ({"strategy": "continue_video"}, "needs conditioning"),
+    ],
+)
+def test_bad_requests_name_the_problem_and_the_fix(fields, message):
+    with pytest.raises(GenerationError) as error:
+        PLAIN.generate(request(**fields))
+    assert message in error.value.message
+    assert error.value.fix
+
+
+def test_conditioning_of_the_wrong_size_names_both_sizes():
+    frames = np.zeros((2, 180, 320, 3), np.uint8)
+    with pytest.raises(GenerationError) as error:
+        PLAIN.generate(request(strategy="continue_video", conditioning=frames))
+    assert "320x180" in error.value.message and "160x90" in error.value.message
+    assert "160x90" in error.value.fix
+
+
+def test_options_are_typed_and_a_typo_is_an_error_naming_it():
+    backend = load_backend("video", "animatic", {"caption": False})
+    assert isinstance(backend, AnimaticBackend) and backend.options.caption is False
+    with pytest.raises(BackendOptionError) as error:
+        load_backend("video", "animatic", {"captoin": False})
+    assert "captoin" in str(error.value)
+
+
+def test_a_clip_encodes_to_an_mp4_that_decodes_to_the_same_picture(tmp_path: Path):
+    frames = render("a harbour at sunset with boats", backend=FULL, num_frames=16, width=320, height=180,
+                    camera=CameraMove.PAN_RIGHT, subjects=(MARA,), caption="Mara waits by the boats.")  # fmt: skip
+    path = tmp_path / "clip.mp4"
+    written = media.write_video(path, iter(frames), 320, 180, 24)
+    info = media.probe(path)
+    assert (written, info.num_frames, info.width, info.height, round(info.fps)) == (16, 16, 320, 180, 24)
+    decoded = next(media.read_frames(path))
+    assert mad(decoded, frames[0]) < 4.0
+
+
+# ---------------------------------------------------------------- the words
+
+
+def test_night_is_darker_than_noon():
+    noon = render("a village square at noon", num_frames=1)[0]
+    night = render("a village square at night", num_frames=1)[0]
+    assert luma(night).mean() < 0.5 * luma(noon).mean()
+
+
+def test_sunset_warms_the_sky_that_noon_keeps_blue():
+    noon = render("open hills at noon", num_frames=1)[0][:20]
+    sunset = render("open hills at sunset", num_frames=1)[0][:20]
+    assert noon[..., 2].mean() > noon[..., 0].mean() + 20  # blue above
+    assert sunset[..., 0].mean() > noon[..., 0].mean() + 20  # redder than noon's
+
+
+def test_snow_falls_as_bright_specks_and_rain_as_moving_streaks():
+    clear = render("a quiet field at dusk", num_frames=3)
+    snow = render("a quiet field at dusk in the snow", num_frames=3)
+    rain = render("a quiet field at dusk in the rain", num_frames=3)
+    assert np.array_equal(clear[0], clear[2])  # nothing moves in a still, clear scene
+    ground = slice(60, 90)  # below the horizon, where no star can twinkle
+    assert specks(snow[0][ground]) > specks(clear[0][ground]) + 40
+    assert mad(snow[0], snow[2]) > 0.5 and mad(rain[0], rain[2]) > 0.5
+
+
+def test_a_storm_flashes_with_lightning():
+    frames = render("a thunderstorm over the city at night", num_frames=96, width=64, height=36)
+    brightness = np.array([luma(f).mean() for f in frames])
+    assert brightness.max() > np.median(brightness) * 1.8
+
+
+def test_wind_sways_the_trees():
+    calm = render("a pine forest at noon", num_frames=6)
+    windy = render("a pine forest at noon, strong wind", num_frames=6)
+    assert np.array_equal(calm[0], calm[5])
+    assert mad(windy[0], windy[5]) > 0.3
+
+
+def test_noir_is_grey_and_neon_is_saturated():
+    colour = render("a city street at night", num_frames=1)[0]
+    noir = render("a city street at night, film noir", num_frames=1)[0]
+    neon = render("a city street at night, neon cyberpunk", num_frames=1)[0]
+    assert saturation(noir) < 1.0 < saturation(colour)
+    assert saturation(neon) > 1.5 * saturation(colour)
+    assert neon[..., 0].mean() > colour[..., 0].mean() and neon[..., 2].mean() > colour[..., 2].mean()
+
+
+@pytest.mark.parametrize(
+    ("prompt", "dominant"),
+    [("a deep forest at noon", 1), ("the open sea at noon", 2), ("a sandy desert at noon", 0)],
+)
+def test_the_setting_decides_the_ground_colour(prompt, dominant):
+    band = render(prompt, num_frames=1)[0][53:62].astype(float)  # just below the horizon
+    means = band.reshape(-1, 3).mean(axis=0)
+    assert int(np.argmax(means)) == dominant, means
+
+
+def test_every_setting_draws_a_different_picture():
+    prompts = ["a forest", "a city street", "a beach by the sea", "a mountain peak", "a desert", "a meadow",
+               "a village", "a lake", "a library room", "outer space", "the surface of mars", "a cave",
+               "somewhere"]  # fmt: skip
+    frames = {p: render(f"{p} at noon", num_frames=1)[0] for p in prompts}
+    for i, a in enumerate(prompts):
+        for b in prompts[i + 1 :]:
+            assert mad(frames[a], frames[b]) > 5.0, (a, b)
+    scene = FULL.generate(request("a library room at noon")).metadata["scene"]
+    assert scene["setting"].startswith("interior") and "library" in scene["setting"]
+
+
+# ---------------------------------------------------------------- the characters
+
+
+def test_a_red_raincoat_puts_a_red_figure_on_screen():
+    empty = render("a sandy beach at noon", num_frames=1, width=320, height=180)[0]
+    with_mara = render("a sandy beach at noon", num_frames=1, width=320, height=180, subjects=(MARA,))[0]
+    assert red_mask(empty).sum() == 0
+    assert red_mask(with_mara).sum() > 200
+
+
+def test_description_words_shape_the_figure():
+    child = Character(name="Tom", description="a small child in a red coat")
+    fox = Character(name="Rusty", description="a red fox")
+    frames = {who.name: render("a sandy beach at noon", num_frames=1, width=320, height=180, subjects=(who,))[0]
+              for who in (MARA, child, fox)}  # fmt: skip
+    _, _, mara_w, mara_h = red_box(frames["Mara"])
+    _, _, child_w, child_h = red_box(frames["Tom"])
+    _, _, fox_w, fox_h = red_box(frames["Rusty"])
+    assert child_h < 0.75 * mara_h  # a child is shorter
+    assert mara_h > mara_w and fox_w > fox_h  # a person stands tall, a fox is long
+
+
+def test_action_verbs_change_how_far_a_figure_moves():
+    def path(prompt: str) -> float:
+        """How far the red coat travels over one second, turns included."""
+        frames = render(prompt, num_frames=24, width=320, height=180, subjects=(MARA,))
+        xs = [red_box(f)[0] for f in frames]
+        return float(np.abs(np.diff(xs)).sum())
+
+    sits, walks, runs = (path(f"Mara {verb} in the desert at noon") for verb in ("sits", "walks", "runs"))
+    assert sits < 0.2 * walks and walks > 20 and runs > 1.8 * walks
+
+
+def test_a_standing_figure_still_moves_in_a_static_shot():
+    frames = render("a sandy desert at noon", num_frames=48, width=320, height=180, subjects=(MARA,))
+    changed = np.any(np.stack(frames) != frames[0], axis=(0, -1))
+    assert changed.sum() > 50  # breathing, gesturing
+    ys, xs = np.nonzero(changed)
+    # only the figure changed: a small box around it, the rest of the beach is untouched
+    assert (xs.max() - xs.min()) * (ys.max() - ys.min()) < 0.1 * 320 * 180
+
+
+def test_figures_are_labelled_with_their_names_above_them():
+    bare = render("a sandy beach at noon", num_frames=1, width=320, height=180, subjects=(MARA,))[0]
+    labelled = render("a sandy beach at noon", num_frames=1, width=320, height=180, subjects=(MARA,),
+                      backend=AnimaticBackend(AnimaticBackend.Options(caption=False, camera_tag=False)))[0]  # fmt: skip
+    ys, xs = np.nonzero(np.any(bare != labelled, axis=-1))
+    fx, fy, _, fh = red_box(bare)
+    assert len(ys) > 20
+    assert ys.max() < fy - fh / 2  # all of the label is above the coat
+    assert abs(xs.mean() - fx) < 20
+
+
+# ---------------------------------------------------------------- the camera
+
+SHOT = {"num_frames": 24, "shot_offset_frames": 36, "shot_total_frames": 96}  # the middle of a 4 s shot
+
+
+def test_pan_left_and_pan_right_move_the_picture_in_opposite_directions():
+    left = render("a city street at noon", camera=CameraMove.PAN_LEFT, **SHOT)
+    right = render("a city street at noon", camera=CameraMove.PAN_RIGHT, **SHOT)
+    assert shift_between(left[0], left[-1], axis=1) >= 3  # the scene slides right as the camera turns left
+    assert shift_between(right[0], right[-1], axis=1) <= -3
+
+
+def test_tilt_up_and_tilt_down_move_the_picture_vertically():
+    up = render("a city street at noon", camera=CameraMove.TILT_UP, **SHOT)
+    down = render("a city street at noon", camera=CameraMove.TILT_DOWN, **SHOT)
+    assert shift_between(up[0], up[-1], axis=0) >= 2
+    assert shift_between(down[0], down[-1], axis=0) <= -2
+    assert shift_between(up[0], up[-1], axis=1) == 0
+
+
+def test_zoom_in_magnifies_the_centre_and_zoom_out_shrinks_it():
+    zoom_in = render("a mountain peak at noon", camera=CameraMove.ZOOM_IN, **SHOT)
+    zoom_out = render("a mountain peak at noon", camera=CameraMove.ZOOM_OUT, **SHOT)
+    assert scale_between(zoom_in[0], zoom_in[-1]) > 1.05
+    assert scale_between(zoom_out[0], zoom_out[-1]) < 1 / 1.05
+
+
+def test_a_static_shot_holds_the_picture_still():
+    frames = render("a city street at noon", camera=CameraMove.STATIC, **SHOT)
+    assert all(np.array_equal(frames[0], f) for f in frames)
+
+
+@pytest.mark.parametrize("move", [m for m in CameraMove if m is not CameraMove.STATIC])
+def test_every_camera_move_moves_the_picture(move):
+    frames = render("a village at noon", camera=move, **SHOT)
+    assert mad(frames[0], frames[-1]) > 1.0
+
+
+def test_dolly_zoom_keeps_the_subject_the_same_size_while_the_background_scales():
+    fields = {"subjects": (Character(name="Mara", description="a woman in a red coat who sits"),), "width": 320, "height": 180}
+    dolly = render("Mara sits on the beach at noon", camera=CameraMove.DOLLY_ZOOM, **SHOT, **fields)
+    zoom = render("Mara sits on the beach at noon", camera=CameraMove.ZOOM_IN, **SHOT, **fields)
+    dolly_growth = red_box(dolly[-1])[3] / red_box(dolly[0])[3]
+    zoom_growth = red_box(zoom[-1])[3] / red_box(zoom[0])[3]
+    assert abs(dolly_growth - 1) < 0.05 and zoom_growth > 1.08
+    sky = slice(0, 60)  # the background above the subject does change
+    assert mad(dolly[0][sky], dolly[-1][sky]) > 1.0
+
+
+def test_a_tracking_shot_keeps_the_walker_in_frame_while_the_ground_scrolls():
+    frames = render("Mara walks along a street at noon", camera=CameraMove.TRACKING_SHOT, width=320, height=180,
+                    subjects=(MARA,), **SHOT)  # fmt: skip
+    assert abs(red_box(frames[-1])[0] - red_box(frames[0])[0]) < 3
+    ground = slice(140, 180)
+    assert abs(shift_between(frames[0][ground], frames[-1][ground], axis=1)) >= 5
+
+
+def test_a_move_continues_smoothly_across_the_clips_of_one_shot():
+    shot = {"camera": CameraMove.PAN_RIGHT, "shot_total_frames": 48, "num_frames": 24}
+    first = render("a city street at noon", shot_offset_frames=0, **shot)
+    second = render("a city street at noon", shot_offset_frames=24, **shot)
+    inside = [mad(a, b) for clip in (first, second) for a, b in zip(clip, clip[1:])]
+    assert mad(first[-1], second[0]) < 3 * np.median(inside)
+    whole = render("a city street at noon", shot_offset_frames=0, **{**shot, "num_frames": 48})
+    assert all(np.array_equal(a, b) for a, b in zip(whole, first + second))
+
+
+# ---------------------------------------------------------------- starting from frames
+
+
+def test_image_to_video_starts_on_the_given_frame_then_dissolves_into_the_scene():
+    given = render("a city street at night", num_frames=1)[0]
+    result = PLAIN.generate(request("a sandy beach at noon", strategy="image_to_video", conditioning=given[None],
+                                    camera=CameraMove.PAN_LEFT, num_frames=24))  # fmt: skip
+    frames = list(result.frames)
+    plain = render("a sandy beach at noon", camera=CameraMove.PAN_LEFT, num_frames=24)
+    assert result.context_frames == 1 and len(frames) == 25
+    assert np.array_equal(frames[0], given)
+    steps = [mad(a, b) for a, b in zip(frames, frames[1:])]
+    assert max(steps) < 0.25 * mad(given, plain[0])  # a dissolve, not a cut
+    assert np.array_equal(frames[-1], plain[-1])  # and then the scene itself
+
+
+def test_continue_video_picks_up_the_shot_from_its_decoded_tail(tmp_path: Path):
+    shot = {"camera": CameraMove.PAN_LEFT, "shot_total_frames": 48, "num_frames": 24, "subjects": (MARA,)}
+    first = render("Mara walks through a pine forest at dawn", shot_offset_frames=0, **shot)
+    media.write_video(tmp_path / "one.mp4", iter(first), 160, 90, 24)
+    tail = media.last_frames(tmp_path / "one.mp4", 1)
+    result = PLAIN.generate(request("Mara walks through a pine forest at dawn", shot_offset_frames=24,
+                                    strategy="continue_video", conditioning=tail, **shot))  # fmt: skip
+    second = list(result.frames)
+    plain = render("Mara walks through a pine forest at dawn", shot_offset_frames=24, **shot)
+    assert result.context_frames == 0 and len(second) == 24
+    inside = np.median([mad(a, b) for a, b in zip(first, first[1:])])
+    assert mad(tail[0], second[0]) < 3 * inside
+    assert np.array_equal(second[-1], plain[-1])
+
+
+def test_a_continuation_with_a_new_prompt_fades_from_the_tail_into_it():
+    shot = {"shot_total_frames": 48, "num_frames": 24}
+    day = render("a village at noon", shot_offset_frames=0, **shot)
+    night = PLAIN.generate(request("a village at night", shot_offset_frames=24, strategy="continue_video",
+                                   conditioning=np.stack(day[-2:]), **shot))  # fmt: skip
+    frames = list(night.frames)
+    steps = [mad(a, b) for a, b in zip(frames, frames[1:])]
+    assert mad(day[-1], frames[0]) < 0.1 * mad(day[-1], frames[-1])  # no jump at the seam
+    assert max(steps) < 0.2 * mad(day[-1], frames[-1])  # a gradual change
+    assert luma(frames[-1]).mean() < 0.5 * luma(day[-1]).mean()  # that ends at night
+
+
+def test_a_six_segment_chain_does_not_drift_in_colour(tmp_path: Path):
+    shot = {"camera": CameraMove.PAN_RIGHT, "shot_total_frames": 72, "num_frames": 12, "subjects": (MARA,)}
+    prompt = "Mara walks along the sea at sunset"
+    chain = [render(prompt, shot_offset_frames=0, **shot)]
+    for segment in range(1, 6):
+        path = tmp_path / f"{segment}.mp4"
+        media.write_video(path, iter(chain[-1]), 160, 90, 24)
+        result = PLAIN.generate(request(prompt, shot_offset_frames=12 * segment, strategy="continue_video",
+                                        conditioning=media.last_frames(path, 1), **shot))  # fmt: skip
+        chain.append(list(result.frames))
+    reference = render(prompt, shot_offset_frames=0, **{**shot, "num_frames": 72})
+    for segment, frames in enumerate(chain):
+        pure = reference[12 * segment + 11]
+        assert np.abs(frames[-1].reshape(-1, 3).mean(0) - pure.reshape(-1, 3).mean(0)).max() < 0.5
+
+
+# ---------------------------------------------------------------- the overlays
+
+
+def test_the_caption_band_scales_with_the_frame_and_holds_white_text():
+    def band_rows(width: int, height: int) -> tuple[int, np.ndarray]:
+        fields = {"num_frames": 1, "width": width, "height": height, "caption": "The storm rolls in over the harbour."}
+        with_caption = render("a harbour at noon", backend=AnimaticBackend(AnimaticBackend.Options(labels=False, camera_tag=False)), **fields)[0]
+        without = render("a harbour at noon", **fields)[0]
+        rows = np.nonzero(np.any(with_caption != without, axis=(1, 2)))[0]
+        return len(rows), with_caption[rows.min() :]
+
+    small_rows, small_band = band_rows(320, 180)
+    large_rows, _ = band_rows(1280, 720)
+    assert 3.0 < large_rows / small_rows < 5.0
+    assert (luma(small_band) > 200).sum() > 30  # the letters
+
+
+def test_the_camera_tag_sits_in_the_top_left_corner():
+    tagged = render("a harbour at noon", backend=AnimaticBackend(AnimaticBackend.Options(caption=False, labels=False)),
+                    camera=CameraMove.ZOOM_IN, num_frames=1, width=320, height=180)[0]  # fmt: skip
+    plain = render("a harbour at noon", camera=CameraMove.ZOOM_IN, num_frames=1, width=320, height=180)[0]
+    ys, xs = np.nonzero(np.any(tagged != plain, axis=-1))
+    assert ys.max() < 30 and xs.max() < 160
+
+
+def test_portrait_frames_render_the_same_scene_upright():
+    frames = render("a lighthouse by the sea at dusk", backend=FULL, width=90, height=160, num_frames=4,
+                    subjects=(MARA,), caption="Mara climbs the lighthouse stairs.")  # fmt: skip
+    assert frames[0].shape == (160, 90, 3)

@@ -1,0 +1,205 @@
+"""Migrations: named and ordered; a catalog made at any revision opens, upgrades and keeps its data.
+
+Every test walks the revisions it finds in storyflow/catalog/migrations/versions, so a new
+0002_... is covered without touching this file. Runs on SQLite files; set
+STORYFLOW_TEST_POSTGRES_URL (an empty database you may wipe) to run them on PostgreSQL too.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import inspect, text
+
+from storyflow.catalog import Catalog, migrations
+from storyflow.catalog.db import make_engine
+from storyflow.catalog.schema import Base
+from storyflow.errors import CatalogError
+from tests.catalog.test_catalog import make_board, make_story, write_media
+
+VERSIONS = migrations.MIGRATIONS_DIR / "versions"
+POSTGRES_URL = os.environ.get("STORYFLOW_TEST_POSTGRES_URL", "")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"] if POSTGRES_URL else ["sqlite"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path):
+    """An empty database: a new SQLite file, or the wiped PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'catalog.db'}"
+        return
+    _wipe(POSTGRES_URL)
+    yield POSTGRES_URL
+    _wipe(POSTGRES_URL)
+
+
+def _wipe(url: str) -> None:
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+def _tables(url: str) -> set[str]:
+    engine = make_engine(url)
+    try:
+        return set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def _current(url: str) -> str | None:
+    engine = make_engine(url)
+    try:
+        return migrations.current_revision(engine)
+    finally:
+        engine.dispose()
+
+
+def _schema_differences(url: str) -> list:
+    """What autogenerate would change to make the database match schema.py (nothing, if they agree)."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+    finally:
+        engine.dispose()
+
+
+# ---------------------------------------------------------------- the files themselves
+
+
+def test_migration_files_are_named_ordered_and_explicit() -> None:
+    files = sorted(VERSIONS.glob("*.py"))
+    assert files, "no migrations found"
+    previous = None
+    for number, file in enumerate(files, start=1):
+        assert re.fullmatch(r"\d{4}_[a-z0-9_]+\.py", file.name), f"{file.name}: name it NNNN_what_it_does.py"
+        source = file.read_text()
+        values = _revision_ids(source)
+        assert values == {"revision": f"{number:04d}", "down_revision": previous}, file.name
+        # frozen: written out explicitly, never derived from today's models
+        assert ".create_all(" not in source and "storyflow.catalog.schema" not in source, file.name
+        previous = values["revision"]
+    assert migrations.revisions() == [f"{n:04d}" for n in range(1, len(files) + 1)]
+    assert migrations.head_revision() == previous
+
+
+def _revision_ids(source: str) -> dict:
+    """The module-level `revision` and `down_revision` of a migration file."""
+    found = {}
+    for node in ast.parse(source).body:
+        target = node.targets[0] if isinstance(node, ast.Assign) else getattr(node, "target", None)
+        if isinstance(target, ast.Name) and target.id in ("revision", "down_revision"):
+            found[target.id] = ast.literal_eval(node.value)
+    return found
+
+
+# ---------------------------------------------------------------- upgrading
+
+
+@pytest.mark.parametrize("start", migrations.revisions())
+def test_a_catalog_at_any_revision_upgrades_to_head_and_matches_the_models(
+    db_url: str, start: str, tmp_path: Path
+) -> None:
+    migrations.upgrade(db_url, start)
+    assert _current(db_url) == start
+    with Catalog.open(db_url, tmp_path / "home") as catalog:
+        assert catalog.record_story(make_story()) == 1  # usable straight away
+    assert _current(db_url) == migrations.head_revision()
+    assert _schema_differences(db_url) == []  # the migrations build exactly what schema.py describes
+
+
+def test_a_catalog_written_by_version_0001_opens_and_keeps_its_records(db_url: str, tmp_path: Path) -> None:
+    """Rows written as storyflow 0001 wrote them (raw SQL, frozen) are still found after upgrading."""
+    home = tmp_path / "home"
+    migrations.upgrade(db_url, "0001")
+    story = make_story()
+    board = make_board(story)
+    clip_path, clip_sha = write_media(home / "clips" / "s01_0.mp4", b"a clip made by version 0001" * 30)
+    now = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    size = clip_path.stat().st_size
+    rows = [  # JSON columns as JSON text, as any client of 0001 would write them
+        ("stories", dict(id=1, sha256=story.sha256, title=story.title, slug=story.slug,
+                         source="stories/lighthouse.md", text=story.text, front_matter="{}", created_at=now)),
+        ("storyboards", dict(id=1, story_id=1, sha256="b" * 64, llm="embedded 1", llm_options="{}", seed=7,
+                             data=board.model_dump_json(), wall_s=0.5, created_at=now)),
+        ("shots", dict(id=1, storyboard_id=1, shot_key="s01", position=0, sha256="c" * 64,
+                       data=board.shots[0].model_dump_json())),
+        ("prompts", dict(id=1, shot_id=1, sha256="d" * 64, prompt="a lighthouse at night", negative_prompt="",
+                         caption="", template="shot.j2", template_sha256="e" * 64, llm="embedded 1", wall_s=0,
+                         created_at=now)),
+        ("runs", dict(id=1, story_source="stories/lighthouse.md", status="completed", pid=1, hostname="old-host",
+                      params="{}", started_at=now, clips_generated=1, clips_reused=0)),
+        ("clips", dict(id=1, cache_key="old-key", prompt_id=1, shot_key="s01", segment=0,
+                       prompt="a lighthouse at night", path="clips/s01_0.mp4", sha256=clip_sha, bytes=size,
+                       num_frames=24, fps=12, width=160, height=90, strategy="text_to_video", backend="animatic",
+                       model="animatic-v1", seed=7, options='{"detail": 1}', conditioning="", run_id=1,
+                       started_at=now, finished_at=now, wall_s=0.3)),
+        ("files", dict(id=1, path="clips/s01_0.mp4", sha256=clip_sha, bytes=size, kind="clip",
+                       owner_table="clips", owner_id=1, created_at=now)),
+    ]  # fmt: skip
+    engine = make_engine(db_url)
+    with engine.begin() as conn:
+        for table, row in rows:
+            columns = ", ".join(row)
+            values = ", ".join(f":{column}" for column in row)
+            conn.execute(text(f"INSERT INTO {table} ({columns}) VALUES ({values})"), row)
+    engine.dispose()
+
+    with Catalog.open(db_url, home) as catalog:
+        assert _current(db_url) == migrations.head_revision()
+        clip = catalog.find_clip("old-key")
+        assert clip is not None and clip.path == clip_path and clip.options == {"detail": 1} and clip.reused
+        tree = catalog.provenance(clip_path)
+        assert tree["story"]["title"] == story.title and tree["prompt"]["text"] == "a lighthouse at night"
+        assert json.loads(json.dumps(tree))["run"]["started_at"].startswith("2026-01-02T03:04:05")
+        assert catalog.record_story(story) == 1  # the old row, found by its hash
+
+
+def test_downgrading_step_by_step_keeps_data_and_upgrading_from_base_rebuilds_every_table(
+    db_url: str, tmp_path: Path
+) -> None:
+    with Catalog.open(db_url, tmp_path / "home") as catalog:
+        catalog.record_story(make_story())
+    engine = make_engine(db_url)
+
+    def stories() -> int:
+        with engine.connect() as conn:
+            return conn.execute(text("SELECT count(*) FROM stories")).scalar()
+
+    # 1. down one revision at a time to the first: what those revisions store survives
+    for revision in reversed(migrations.revisions()[:-1]):
+        migrations.downgrade(db_url, revision)
+        assert _current(db_url) == revision and stories() == 1
+    # 2. down to nothing: only Alembic's own table is left
+    migrations.downgrade(db_url, "base")
+    assert _current(db_url) is None
+    assert _tables(db_url) <= {"alembic_version"}
+    # 3. and up again: every table of schema.py is back, exactly as described
+    migrations.upgrade(db_url)
+    assert _tables(db_url) == set(Base.metadata.tables) | {"alembic_version"}
+    assert _schema_differences(db_url) == []
+    assert stories() == 0
+    engine.dispose()
+
+
+def test_a_catalog_from_a_newer_storyflow_is_refused_with_a_fix(db_url: str, tmp_path: Path) -> None:
+    migrations.upgrade(db_url)
+    engine = make_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    engine.dispose()
+    with pytest.raises(CatalogError) as info:
+        Catalog.open(db_url, tmp_path / "home")
+    assert "9999" in info.value.message and "upgrade storyflow" in info.value.fix
+    assert _current(db_url) == "9999"  # left as it was
