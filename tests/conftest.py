@@ -38,3 +38,25 @@ def write_story(tmp_path: Path):
         return path
 
     return write
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory):
+    """A real `prefect server start` on a free loopback port for the whole session.
+
+    Started through the same code as `make ui`, stopped afterwards by its process id.
+    Yields the API URL; subprocesses get it as PREFECT_API_URL.
+    """
+    import socket
+
+    from flows.server import start_server, stop_server
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    prefect_home = tmp_path_factory.mktemp("prefect-server")
+    state = start_server(prefect_home, port=port, wait_s=120)
+    try:
+        yield state["api_url"]
+    finally:
+        stop_server(prefect_home)

@@ -1,0 +1,155 @@
+"""A sample film's wall time, split by stage, through Prefect and without it.
+
+Rows:
+- the film flow against a running Prefect server (what `make ui` + `make film` do):
+  plan / rewrite / generate / audio / stitch / record as the flow measured them, and the
+  orchestration overhead (flow total minus the stages);
+- the same stages called directly in plain Python with the same worker pool: the
+  obvious alternative, so "what does Prefect cost" is one subtraction;
+- whole `storyflow film` commands on an already-made film (every clip reused): against
+  the running server, and with no server (Prefect starts a temporary one each time).
+
+Usage: python -m bench film   (BENCH_FILM_STORY=path picks another story than stories/lighthouse.md)
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from bench.common import print_table, save_results
+
+REPO = Path(__file__).resolve().parent.parent
+STAGES = ("plan", "rewrite", "generate", "audio", "stitch", "record")
+
+
+def plain_pipeline(story_path: Path, home: Path, workers: int) -> dict[str, float]:
+    """The film made by calling the stages directly: no Prefect, no catalog."""
+    from storyflow import audio, generate, plan, rewrite, stitch
+    from storyflow.backends.registry import load_backend
+    from storyflow.cache import NoStore
+    from storyflow.story import read_story
+    from storyflow.timeline import film_timeline
+
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    story = read_story(story_path)
+    llm = load_backend("llm", "embedded")
+    video = load_backend("video", "animatic")
+    music = load_backend("music", "procedural")
+    out_dir = home / story.slug
+    store = NoStore()
+
+    t = time.perf_counter()
+    board = plan.plan_storyboard(story, llm)
+    timings["plan"] = time.perf_counter() - t
+    t = time.perf_counter()
+    prompts = {shot.id: rewrite.rewrite_shot(shot, board, llm) for shot in board.shots}
+    timings["rewrite"] = time.perf_counter() - t
+
+    def make_chain(shots):
+        previous, made = None, {}
+        for shot in shots:
+            previous = generate.generate_chain(shot, prompts[shot.id], board, video, out_dir, store, previous)
+            made[shot.id] = previous
+        return made
+
+    t = time.perf_counter()
+    chains = {}
+    with ThreadPoolExecutor(workers) as pool:
+        for made in pool.map(make_chain, board.chains()):
+            chains.update(made)
+    timings["generate"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    timeline = film_timeline(board, {k: c.num_frames for k, c in chains.items()})
+    music_track = audio.score_film(board, timeline, music, out_dir, store)
+    mix = audio.mix_film([music_track], timeline.seconds, out_dir, store)
+    timings["audio"] = time.perf_counter() - t
+    t = time.perf_counter()
+    storyboard_json = out_dir / "storyboard.json"
+    plan.save_storyboard(board, storyboard_json)
+    stitch.stitch_film(board, chains, mix.path, out_dir, storyboard_json=storyboard_json)
+    timings["stitch"] = time.perf_counter() - t
+    timings["record"] = 0.0
+    timings["total"] = time.perf_counter() - started
+    timings["orchestration"] = timings["total"] - sum(timings[k] for k in STAGES)
+    return timings
+
+
+def cli_seconds(story: Path, home: Path, env: dict[str, str]) -> float:
+    started = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "storyflow.cli", "film", str(story), "--json"],
+        check=True, capture_output=True, env={**os.environ, "STORYFLOW_HOME": str(home), **env},
+    )  # fmt: skip
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    story = Path(os.environ.get("BENCH_FILM_STORY", REPO / "stories" / "lighthouse.md"))
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    workers = 2
+
+    with tempfile.TemporaryDirectory(prefix="storyflow-bench-") as tmp:
+        tmp_path = Path(tmp)
+        from flows.server import start_server, stop_server
+
+        prefect_home = tmp_path / "prefect"
+        server = start_server(prefect_home, port=_free_port(), wait_s=120)
+        try:
+            os.environ["PREFECT_HOME"] = str(prefect_home)
+            os.environ["PREFECT_API_URL"] = server["api_url"]
+            os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+            from flows.film import FilmOptions, run_film
+
+            flow_home = tmp_path / "flow"
+            summary = run_film(FilmOptions(story=str(story), home=str(flow_home), max_concurrency=workers))
+            flow = summary["timings"]
+            plain = plain_pipeline(story, tmp_path / "plain", workers)
+
+            with_server = cli_seconds(story, flow_home, {"PREFECT_API_URL": server["api_url"]})
+        finally:
+            stop_server(prefect_home)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+        started = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "storyflow.cli", "film", str(story), "--json"],
+            check=True, capture_output=True, env={**env, "STORYFLOW_HOME": str(flow_home)},
+        )  # fmt: skip
+        no_server = time.perf_counter() - started
+
+    rows = [
+        {"run": f"{how}", **{k: round(t[k], 2) for k in (*STAGES, "orchestration", "total")}}
+        for how, t in (("Prefect flow (server)", flow), ("plain Python, same stages", plain))
+    ]
+    film_s = summary["duration_s"]
+    rows.append({"run": "Prefect cost (flow - plain)", **{
+        k: round(flow[k] - plain[k], 2) for k in (*STAGES, "orchestration", "total")
+    }})  # fmt: skip
+    print_table(f"film wall time by stage, seconds ({story.name}: {len(summary['shots'])} shots, "
+                f"{film_s:.1f} s of film at {summary['width']}x{summary['height']})", rows)  # fmt: skip
+    cached = [
+        {"command": "storyflow film (all clips reused), `make ui` server running", "seconds": round(with_server, 2)},
+        {"command": "storyflow film (all clips reused), no server: temporary one", "seconds": round(no_server, 2)},
+    ]
+    print_table("whole command on a finished film", cached)
+    save_results("film", rows + cached, {"story": str(story), "film_seconds": film_s, "workers": workers})
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+if __name__ == "__main__":
+    main()

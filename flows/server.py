@@ -1,0 +1,124 @@
+"""A local Prefect server on loopback, so runs can be watched in the Prefect UI.
+
+`storyflow ui start` (what `make ui` runs) starts `prefect server start` in the
+background with its state under $STORYFLOW_HOME/.prefect, and notes its process id and
+address in server.json there. Later runs find that note and report to that server
+(starting in about a second instead of spinning up a temporary server each time).
+`storyflow ui stop` stops it by its process id. This module does not import Prefect.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from storyflow.errors import StoryflowError
+from storyflow.processes import process_alive
+
+STATE_FILE = "server.json"
+
+
+def prefect_env(prefect_home: Path) -> dict[str, str]:
+    """Environment for Prefect processes: state inside our output folder, no telemetry."""
+    return {
+        "PREFECT_HOME": str(prefect_home.resolve()),
+        "DO_NOT_TRACK": "1",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    }
+
+
+def running_server(prefect_home: Path) -> dict | None:
+    """The note of a server `ui start` left running, if its process is alive and answering."""
+    state = _read_state(prefect_home)
+    if state is None or not process_alive(state["pid"]) or not _healthy(state["api_url"], timeout=1.0):
+        return None
+    return state
+
+
+def start_server(prefect_home: Path, host: str = "127.0.0.1", port: int = 4200, wait_s: float = 90) -> dict:
+    """Start the server in the background (or return the one already running)."""
+    found = running_server(prefect_home)
+    if found:
+        return found
+    prefect_home.mkdir(parents=True, exist_ok=True)
+    api_url = f"http://{host}:{port}/api"
+    if _healthy(api_url, timeout=1.0):
+        raise StoryflowError(
+            f"something else already answers on {host}:{port}",
+            fix="stop it, or start storyflow's server on another port: storyflow ui start --port 4300",
+        )
+    log = open(prefect_home / "server.log", "ab")  # noqa: SIM115 - handed to the child process
+    process = subprocess.Popen(
+        [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(port),
+         "--analytics-off"],  # fmt: skip
+        env={**os.environ, **prefect_env(prefect_home)},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,  # its own process group: stopped as one, survives our exit
+    )
+    state = {"pid": process.pid, "api_url": api_url, "ui_url": f"http://{host}:{port}", "started": time.time()}
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise StoryflowError(
+                f"the Prefect server exited at start (code {process.returncode})",
+                fix=f"read {prefect_home / 'server.log'}",
+            )
+        if _healthy(api_url, timeout=1.0):
+            (prefect_home / STATE_FILE).write_text(json.dumps(state))
+            return state
+        time.sleep(0.5)
+    _kill_group(process.pid)
+    raise StoryflowError(
+        f"the Prefect server did not answer within {wait_s:.0f} s", fix=f"read {prefect_home / 'server.log'}"
+    )
+
+
+def stop_server(prefect_home: Path) -> bool:
+    """Stop the server `start_server` started; False if none was running."""
+    state = _read_state(prefect_home)
+    (prefect_home / STATE_FILE).unlink(missing_ok=True)
+    if state is None or not process_alive(state["pid"]):
+        return False
+    _kill_group(state["pid"])
+    return True
+
+
+def _read_state(prefect_home: Path) -> dict | None:
+    try:
+        return json.loads((prefect_home / STATE_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _healthy(api_url: str, timeout: float) -> bool:
+    try:
+        with urllib.request.urlopen(f"{api_url}/health", timeout=timeout) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def _kill_group(pid: int, grace_s: float = 10) -> None:
+    """SIGTERM the server's process group, then SIGKILL whatever is left."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline:
+            try:
+                waited, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                waited = pid if not process_alive(pid) else 0
+            if waited == pid:
+                return
+            time.sleep(0.2)

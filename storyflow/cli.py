@@ -1,0 +1,325 @@
+"""The storyflow command line: parse arguments, call a stage or the flow, print, map errors.
+
+Heavy modules (Prefect, numpy, SQLAlchemy, PyAV) are imported inside the commands, so
+`storyflow --help` answers at once. Errors print a message and the fix, and exit
+non-zero; `--debug` (or STORYFLOW_DEBUG=1) shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from storyflow.errors import InputError, StoryflowError
+
+app = typer.Typer(
+    help="Turn a written story into a finished short film.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+ui_app = typer.Typer(help="Run a local Prefect server to watch runs in the Prefect UI.", no_args_is_help=True)
+app.add_typer(ui_app, name="ui")
+
+_debug = False
+
+StoryArg = Annotated[Path, typer.Argument(help="Story file: Markdown or plain text, optional YAML front matter.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object (last on stdout).")]
+LLMOpt = Annotated[str | None, typer.Option("--llm", help="LLM backend that plans and writes prompts.")]
+SeedOpt = Annotated[int | None, typer.Option("--seed", help="Override the story's seed.")]
+LLMOptionsOpt = Annotated[
+    list[str] | None, typer.Option("--llm-option", help="LLM backend option KEY=VALUE (repeatable).")
+]
+
+
+@app.callback()
+def _main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and Prefect's own logs.")] = False,
+) -> None:
+    """storyflow: story -> shot list -> prompts -> clips -> sound -> film, with provenance."""
+    global _debug
+    _debug = debug or os.environ.get("STORYFLOW_DEBUG", "") not in ("", "0", "false")
+
+
+@app.command()
+def film(
+    story: StoryArg,
+    video_backend: Annotated[str | None, typer.Option("--video-backend", help="Video backend.")] = None,
+    llm: LLMOpt = None,
+    seed: SeedOpt = None,
+    video_option: Annotated[
+        list[str] | None, typer.Option("--video-option", help="Video backend option KEY=VALUE (repeatable).")
+    ] = None,
+    llm_option: LLMOptionsOpt = None,
+    music_backend: Annotated[str | None, typer.Option("--music-backend", help="Music backend.")] = None,
+    stitch: Annotated[str | None, typer.Option("--stitch", help="smart (stream copy) or moviepy.")] = None,
+    concurrency: Annotated[int | None, typer.Option("--concurrency", help="Shots generated at once.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Make a film from a story: plan, prompt, generate, score, stitch, record."""
+    from storyflow.backends.registry import load_backend, parse_option_pairs
+    from storyflow.config import load_settings
+    from storyflow.story import read_story
+
+    started = time.perf_counter()
+    settings = load_settings(
+        video_backend=video_backend, llm=llm, music_backend=music_backend, stitch=stitch,
+        max_concurrency=concurrency,
+    )  # fmt: skip
+    # 1. validate everything before anything is written or Prefect starts
+    read_story(story)
+    video_options = parse_option_pairs(video_option, "--video-option")
+    llm_options = parse_option_pairs(llm_option, "--llm-option")
+    for kind, name, options in (
+        ("llm", settings.llm, llm_options),
+        ("video", settings.video_backend, video_options),
+        ("music", settings.music_backend, {}),
+    ):
+        load_backend(kind, name, options).check_available()
+
+    # 2. run the flow
+    _prefect_environment(settings)
+    from flows.film import FilmOptions, run_film
+    from storyflow import progress
+
+    options = FilmOptions(
+        story=str(story), llm=settings.llm, llm_options=llm_options, video_backend=settings.video_backend,
+        video_options=video_options, music_backend=settings.music_backend, seed=seed,
+        home=str(settings.home.resolve()), catalog_url=settings.catalog_url,
+        max_concurrency=settings.max_concurrency, stitch=settings.stitch,
+    )  # fmt: skip
+    progress.set_reporter(_TerminalProgress())
+    try:
+        summary = run_film(options)
+    finally:
+        progress.set_reporter(None)
+    summary["wall_s"] = round(time.perf_counter() - started, 3)
+    if as_json:
+        print(json.dumps(summary, indent=2))
+    else:
+        _print_film_summary(summary)
+
+
+@app.command("plan")
+def plan_command(story: StoryArg, llm: LLMOpt = None, seed: SeedOpt = None, llm_option: LLMOptionsOpt = None,
+                 as_json: JsonOpt = False) -> None:  # fmt: skip
+    """Plan a story into shots and print the storyboard (writes nothing)."""
+    from storyflow.backends.registry import load_backend, parse_option_pairs
+    from storyflow.config import load_settings
+    from storyflow.plan import plan_storyboard, storyboard_json
+    from storyflow.story import read_story
+    from storyflow.timeline import film_timeline
+
+    settings = load_settings(llm=llm)
+    parsed = read_story(story)
+    if seed is not None:
+        parsed = parsed.model_copy(update={"seed": seed})
+    backend = load_backend("llm", settings.llm, parse_option_pairs(llm_option, "--llm-option"))
+    backend.check_available()
+    board = plan_storyboard(parsed, backend)
+    if as_json:
+        print(storyboard_json(board))
+        return
+    timeline = film_timeline(board)
+    print(f"{board.title}: {len(board.shots)} shots, {timeline.seconds:.1f} s, "
+          f"{board.width}x{board.height} @ {board.fps} fps, seed {board.seed}")  # fmt: skip
+    for shot in board.shots:
+        link = "↳ " if shot.continues_previous else "  "
+        who = ", ".join(shot.characters) or "-"
+        print(f"{link}{shot.id}  {shot.camera.value:<15} {shot.duration:5.1f} s  {shot.mood:<11} "
+              f"{shot.transition.value:<9} {who:<16} {_clip(shot.narration or shot.action, 60)}")  # fmt: skip
+
+
+@app.command()
+def provenance(
+    file: Annotated[Path, typer.Argument(help="Any file storyflow made: film, clip, audio, poster, subtitles.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Show how a file was made, back to the story: prompts, models, seeds, parents."""
+    from storyflow.catalog import Catalog
+    from storyflow.catalog.provenance import format_provenance
+    from storyflow.config import load_settings
+
+    settings = load_settings()
+    if not file.exists():
+        raise InputError(f"no such file: {file}", fix="pass the path of a file storyflow wrote under outputs/")
+    catalog_file = settings.home / "catalog.db"
+    if not settings.catalog_url and not catalog_file.exists():
+        raise InputError(
+            f"no catalog at {catalog_file}",
+            fix="make a film first (make film STORY=...), or set STORYFLOW_HOME to the folder that holds catalog.db",
+        )
+    with Catalog.open(settings.resolved_catalog_url, settings.home.resolve()) as catalog:
+        tree = catalog.provenance(file)
+    print(json.dumps(tree, indent=2, default=str) if as_json else format_provenance(tree))
+
+
+@app.command()
+def backends(as_json: JsonOpt = False) -> None:
+    """List the backends storyflow can use, with their capabilities and options."""
+    from storyflow.backends.base import BACKEND_KINDS, VideoBackend
+    from storyflow.backends.registry import backend_class, backend_names
+
+    listing: dict[str, list[dict[str, Any]]] = {}
+    for kind in BACKEND_KINDS:
+        listing[kind] = []
+        for name in backend_names(kind):
+            entry: dict[str, Any] = {"name": name}
+            try:
+                cls = backend_class(kind, name)
+            except ImportError as exc:
+                entry["error"] = f"cannot import: {exc}"
+                listing[kind].append(entry)
+                continue
+            entry.update(version=cls.version, description=cls.description, options={
+                key: {"type": getattr(f.annotation, "__name__", str(f.annotation)), "default": f.default,
+                      "help": f.description or ""}
+                for key, f in cls.Options.model_fields.items()
+            })  # fmt: skip
+            if issubclass(cls, VideoBackend):
+                entry["capabilities"] = cls().capabilities.as_dict()
+            listing[kind].append(entry)
+    if as_json:
+        print(json.dumps(listing, indent=2, default=str))
+        return
+    for kind, entries in listing.items():
+        print(f"{kind}:")
+        for entry in entries:
+            print(f"  {entry['name']:<12} {entry.get('description') or entry.get('error', '')}")
+            caps = entry.get("capabilities")
+            if caps:
+                can = [k for k in ("text_to_video", "image_to_video", "extend_from_video", "extend_backward",
+                                   "last_frame", "native_audio") if caps[k]]  # fmt: skip
+                print(f"  {'':<12} clips up to {caps['max_clip_seconds']:g} s; {', '.join(can)}")
+            for key, opt in entry.get("options", {}).items():
+                print(f"  {'':<12} option {key} ({opt['type']}, default {opt['default']!r}) {opt['help']}")
+
+
+@ui_app.command("start")
+def ui_start(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 4200,
+) -> None:
+    """Start a Prefect server on 127.0.0.1 and print the UI address."""
+    from flows.server import start_server
+    from storyflow.config import load_settings
+
+    state = start_server(load_settings().prefect_home, port=port)
+    print(f"Prefect UI: {state['ui_url']}  (pid {state['pid']})")
+    print("Runs of `storyflow film` / `make film` report there now. Stop it with `make ui-stop`.")
+
+
+@ui_app.command("stop")
+def ui_stop() -> None:
+    """Stop the server `storyflow ui start` started."""
+    from flows.server import stop_server
+    from storyflow.config import load_settings
+
+    print("stopped" if stop_server(load_settings().prefect_home) else "no storyflow Prefect server was running")
+
+
+@ui_app.command("status")
+def ui_status() -> None:
+    """Say whether the server is running, and where."""
+    from flows.server import running_server
+    from storyflow.config import load_settings
+
+    state = running_server(load_settings().prefect_home)
+    print(f"running: {state['ui_url']} (pid {state['pid']})" if state else "not running (start it with `make ui`)")
+    raise typer.Exit(0 if state else 1)
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _prefect_environment(settings: Any) -> None:
+    """Point Prefect at our output folder and at the running UI server, before importing it."""
+    from flows.server import prefect_env, running_server
+
+    settings.prefect_home.mkdir(parents=True, exist_ok=True)  # Prefect warns if it cannot create it
+    for key, value in prefect_env(settings.prefect_home).items():
+        if key == "PREFECT_HOME" and os.environ.get("PREFECT_HOME"):
+            continue  # the user chose where Prefect keeps its state
+        os.environ[key] = value
+    if not os.environ.get("PREFECT_API_URL"):
+        server = running_server(settings.prefect_home)
+        if server:
+            os.environ["PREFECT_API_URL"] = server["api_url"]
+            sys.stderr.write(f"reporting to the Prefect UI at {server['ui_url']}\n")
+        else:
+            sys.stderr.write("starting a temporary Prefect server for this run (`make ui` keeps one running)\n")
+    if not _debug:
+        # our own progress lines replace Prefect's console log; the UI still gets every log
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_FLOW_RUNS_LEVEL", "WARNING")
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_TASK_RUNS_LEVEL", "WARNING")
+
+
+class _TerminalProgress:
+    """Prints one line per progress event on stderr (stdout stays clean for --json)."""
+
+    def __call__(self, event: str, fields: dict[str, Any]) -> None:
+        line = self.format(event, fields)
+        if line:
+            # write, not print: inside a flow run Prefect may capture print() as log records
+            sys.stderr.write(line + "\n")
+            sys.stderr.flush()
+
+    @staticmethod
+    def format(event: str, f: dict[str, Any]) -> str:
+        if event == "plan":
+            return (f"planned '{f['title']}': {f['shots']} shots, {f['seconds']:.1f} s, "
+                    f"{f['width']}x{f['height']} @ {f['fps']} fps")  # fmt: skip
+        if event == "clip":
+            what = "reused   " if f["reused"] else f"generated in {f['wall_s']:.1f} s"
+            part = f" [{f['segment'] + 1}/{f['segments']}]" if f["segments"] > 1 else ""
+            return f"  {f['shot']}{part:<7} {f['strategy']:<15} {f['seconds']:4.1f} s  {what}"
+        if event == "audio":
+            return f"  {f['kind']:<14} {'reused' if f['reused'] else 'composed'}"
+        if event == "stitch":
+            return f"stitching ({f['strategy']})"
+        return ""
+
+
+def _print_film_summary(summary: dict[str, Any]) -> None:
+    print(f"\n{summary['title']}: {summary['duration_s']:.1f} s, {summary['width']}x{summary['height']} "
+          f"@ {summary['fps']} fps, {len(summary['shots'])} shots")  # fmt: skip
+    for shot in summary["shots"]:
+        link = "↳" if shot["continues_previous"] else " "
+        state = f"{shot['clips_generated']} generated" if shot["clips_generated"] else "reused"
+        print(f" {link}{shot['id']}  {shot['camera']:<15} {shot['seconds']:5.1f} s  "
+              f"{len(shot['segments'])} seg  {state:<12} {_clip(shot['narration'], 50)}")  # fmt: skip
+    print(f"\nclips: {summary['clips_generated']} generated, {summary['clips_reused']} reused; "
+          f"{summary['stitch']}; {summary['wall_s']:.1f} s")  # fmt: skip
+    for key in ("film", "subtitles", "poster", "contact_sheet", "catalog"):
+        print(f"  {key:<14} {summary[key]}")
+
+
+def _clip(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def main() -> None:
+    """Entry point: run the app; turn StoryflowError into a message and an exit code."""
+    try:
+        app()
+    except StoryflowError as exc:
+        if _debug:
+            raise
+        print(f"error: {exc.message}", file=sys.stderr)
+        if exc.fix:
+            print(f"  fix: {exc.fix}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        print("interrupted; finished clips are kept and will be reused", file=sys.stderr)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""Orchestration only: task names, fan-out bounds, chain order, the run's catalog row.
+
+The flow runs in this process against the session's real Prefect server on loopback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+
+import pytest
+
+from storyflow.models import Storyboard
+from tests.support import REPO, TINY_STORY
+
+pytestmark = pytest.mark.prefect
+
+
+def test_stages_never_import_prefect():
+    offenders = [
+        str(path.relative_to(REPO))
+        for path in (REPO / "storyflow").rglob("*.py")
+        if re.search(r"^\s*(import prefect|from prefect)", path.read_text(), re.M)
+    ]
+    assert offenders == []
+
+
+@pytest.fixture(scope="module")
+def flow_run(prefect_server, tmp_path_factory):
+    """Run the film flow once on the tiny story; return its summary and its task runs."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows.film import FilmOptions, run_film
+
+    folder = tmp_path_factory.mktemp("flow")
+    story = folder / "tiny.md"
+    story.write_text(TINY_STORY)
+    home = folder / "outputs"
+    options = FilmOptions(story=str(story), home=str(home), max_concurrency=2)
+    with temporary_settings(updates={PREFECT_API_URL: prefect_server}):
+        summary = run_film(options)
+
+        async def task_runs():
+            async with get_client() as client:
+                return await client.read_task_runs(
+                    flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[summary["prefect_flow_run_id"]]))
+                )
+
+        runs = asyncio.run(task_runs())
+    return summary, runs
+
+
+def test_task_runs_carry_the_shot_id(flow_run):
+    summary, runs = flow_run
+    names = {run.name for run in runs}
+    for shot in summary["shots"]:
+        assert f"generate-{shot['id']}" in names
+        assert f"rewrite-{shot['id']}" in names
+    assert {"plan", "audio", "stitch"} <= {name.split("-")[0] for name in names}
+    assert all(run.state.is_completed() for run in runs)
+
+
+def test_generation_is_fanned_out_but_bounded_and_chains_keep_their_order(flow_run):
+    summary, runs = flow_run
+    board = Storyboard.model_validate_json(Path(summary["storyboard"]).read_text())
+    generate = {run.name.removeprefix("generate-"): run for run in runs if run.name.startswith("generate-")}
+    spans = sorted((run.start_time, run.end_time) for run in generate.values())
+
+    # at most two at once (the bound), and independent chains do overlap
+    def running_at(t):
+        return sum(start <= t < end for start, end in spans)
+
+    peak = max(running_at(start) for start, _ in spans)
+    assert peak <= 2
+    if len(board.chains()) >= 2:
+        assert peak == 2
+
+    # a continuing shot starts only after the shot it continues has finished
+    for chain in board.chains():
+        for before, after in zip(chain, chain[1:]):
+            assert generate[after.id].start_time >= generate[before.id].end_time
+
+
+def test_the_run_is_recorded_with_timings(flow_run):
+    summary, _ = flow_run
+    assert set(summary["timings"]) >= {"plan", "rewrite", "generate", "audio", "stitch", "record", "orchestration"}
+    assert summary["timings"]["generate"] > 0
+    assert Path(summary["film"]).exists()
+    assert (Path(summary["film"]).parent / "summary.json").exists()
