@@ -23,6 +23,9 @@ CROSSFADE_SECONDS = 0.5
 FADE_SECONDS = 0.5
 TITLE_CARD_SECONDS = 3.0
 
+# A seam whose jump is this many times the ordinary frame-to-frame change is a visible jump.
+SEAM_WARN_RATIO = 3.0
+
 
 class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -57,6 +60,13 @@ class Transition(StrEnum):
 class Character(Frozen):
     name: str
     description: str
+
+
+class PromptChange(Frozen):
+    """A timed change inside a shot: from `at` seconds on, `text` is added to what is seen."""
+
+    at: float = Field(gt=0)
+    text: str
 
 
 class Story(Frozen):
@@ -103,6 +113,8 @@ class Shot(Frozen):
     sound_cue: str = ""
     transition: Transition = Transition.CUT  # into the next shot
     continues_previous: bool = False
+    prompt_changes: tuple[PromptChange, ...] = ()  # evolving prompt, in time order
+    loop: bool = False  # the shot's last frame leads back to its first
 
     def frames(self, fps: int) -> int:
         return round(self.duration * fps)
@@ -145,16 +157,32 @@ class Storyboard(Frozen):
         return chains
 
 
+class TimedPrompt(Frozen):
+    """The prompt in force from `at` seconds into the shot (until the next one)."""
+
+    at: float = Field(ge=0)
+    prompt: str
+
+
 class ShotPrompt(Frozen):
     """A shot rewritten into what a video model reads."""
 
     shot_id: str
-    prompt: str
+    prompt: str  # the prompt at the shot's start
     negative_prompt: str = ""
     caption: str = ""  # short text burned into previz frames
     template: str = ""  # template file name under prompts/
     template_sha256: str = ""
     llm: str = ""  # "<backend> <version>" that wrote it
+    changes: tuple[TimedPrompt, ...] = ()  # later prompts of an evolving shot, in time order
+
+    def prompt_at(self, seconds: float) -> str:
+        """The prompt in force at `seconds` into the shot."""
+        current = self.prompt
+        for change in self.changes:
+            if change.at <= seconds + 1e-9:
+                current = change.prompt
+        return current
 
 
 SegmentStrategy = Literal[
@@ -162,6 +190,8 @@ SegmentStrategy = Literal[
     "image_to_video",  # from a first frame (the previous shot's last frame)
     "continue_video",  # native continuation from the previous segment's tail frames
     "last_frame_i2v",  # image-to-video from the previous segment's last frame
+    "extend_backward",  # what came before: ends leading into a clip's head frames
+    "loop_close",  # continues a tail and ends leading into the chain's first frame
 ]
 
 
@@ -188,7 +218,25 @@ class ClipRequest(BaseModel):
     shot_offset_frames: int = 0
     shot_total_frames: int = 0
     strategy: SegmentStrategy = "text_to_video"
-    conditioning: Any = None  # numpy array (N, H, W, 3) or None
+    conditioning: Any = None  # frames (N, H, W, 3) the clip starts from or continues, or None
+    end_conditioning: Any = None  # frames (N, H, W, 3) the clip must lead into, or None
+
+
+class SeamScore(Frozen):
+    """How visible a join is: the jump across it against ordinary frame-to-frame change.
+
+    jump: mean absolute pixel difference (0-255) between the frames either side of the seam;
+    median: the median of that difference between consecutive frames inside both clips;
+    ratio: jump / median (about 1 means invisible; storyflow warns above SEAM_WARN_RATIO).
+    """
+
+    jump: float
+    median: float
+    ratio: float
+
+    @property
+    def visible(self) -> bool:
+        return self.ratio > SEAM_WARN_RATIO
 
 
 class Clip(Frozen):
@@ -211,6 +259,10 @@ class Clip(Frozen):
     prompt: str = ""
     parent_sha256: str | None = None  # the clip whose frames conditioned this one
     conditioning: str = ""  # which frames of the parent, e.g. "last 1 frame"
+    end_parent_sha256: str | None = None  # the clip whose head this one leads into
+    seam: SeamScore | None = None  # how visible the join to the previous clip is
+    end_seam: SeamScore | None = None  # how visible the join into the end parent is (loops)
+    drift: str = ""  # colour/brightness drift found and corrected, if any
     reused: bool = False
     wall_s: float = 0.0
 
@@ -232,6 +284,24 @@ class ClipChain(Frozen):
     @property
     def last(self) -> Clip:
         return self.clips[-1]
+
+
+class NarrationLine(Frozen):
+    """One shot's narration, spoken: where the speech sits inside its shot and its file."""
+
+    shot_id: str
+    text: str
+    path: Path  # WAV of the speech alone
+    sha256: str
+    cache_key: str
+    seconds: float  # length of the speech
+    offset: float  # seconds from the shot's first visible frame to the first word
+    rate: float  # words per minute it was spoken at
+    voice: str
+    backend: str
+    words: tuple[tuple[float, float, str], ...] = ()  # (start, end, word) inside the speech
+    reused: bool = False
+    wall_s: float = 0.0
 
 
 class AudioTrack(Frozen):
@@ -261,6 +331,8 @@ class Film(Frozen):
     height: int
     stitch_strategy: str  # how clips were joined, e.g. "smart: 9 copied, 3 re-encoded"
     wall_s: float = 0.0
+    stems: dict[str, Path] = {}  # "narration", "music", "effects" -> WAV beside the film
+    loudness_lufs: float | None = None  # integrated loudness of the film's sound, measured
 
     @property
     def duration_s(self) -> float:

@@ -2,8 +2,9 @@
 
 Any LLM may plan (the embedded rules today, chat models later); whatever it returns is
 validated here: shot ids and order, whole-frame durations, known characters, continuing
-shots joined by cuts. The story's own facts (size, fps, seed, title, hash) are copied
-over the LLM's answer, because they are the user's, not the model's.
+shots joined by cuts, timed prompt changes inside their shot, nothing continuing a loop.
+The story's own facts (size, fps, seed, title, hash) are copied over the LLM's answer,
+because they are the user's, not the model's.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from storyflow.models import Storyboard, Transition
 
 if TYPE_CHECKING:
     from storyflow.backends.base import LLMBackend
-    from storyflow.models import Story
+    from storyflow.models import Shot, Story
 
 log = logging.getLogger(__name__)
 
@@ -81,9 +82,33 @@ def check_storyboard(board: Storyboard, llm: LLMBackend | None = None) -> None:
                 f"{where}: field 'continues_previous' is set but shot {before.id}'s field 'transition' "
                 f"is {before.transition.value}, not cut"
             )
+        # 6. a loop ends on its own first frame: the next shot cannot carry on from it
+        if shot.continues_previous and position > 0 and board.shots[position - 1].loop:
+            problems.append(
+                f"{where}: field 'continues_previous' is set but shot {board.shots[position - 1].id} "
+                "before it has field 'loop' set"
+            )
+        # 7. timed prompt changes: inside the shot, in strictly increasing time, with text
+        problems += _prompt_change_problems(where, shot)
     if problems:
         label = llm.label if llm is not None else board.planner or "the planner"
         raise LLMOutputError(f"the storyboard from {label} is not usable: " + "; ".join(problems), fix=_fix(llm))
+
+
+def _prompt_change_problems(where: str, shot: Shot) -> list[str]:
+    """What is wrong with a shot's prompt_changes: each 0 < at < duration, increasing, with text."""
+    problems: list[str] = []
+    previous: float | None = None
+    for number, change in enumerate(shot.prompt_changes, start=1):
+        field = f"field 'prompt_changes' #{number} (at {change.at:g} s)"
+        if not 0 < change.at < shot.duration:
+            problems.append(f"{where}: {field} is not inside the shot (0 s to its duration {shot.duration:g} s)")
+        if previous is not None and change.at <= previous:
+            problems.append(f"{where}: {field} does not come after the change before it (at {previous:g} s)")
+        if not change.text.strip():
+            problems.append(f"{where}: {field} has no text")
+        previous = change.at
+    return problems
 
 
 def _fix(llm: LLMBackend | None) -> str:
@@ -152,7 +177,7 @@ def load_storyboard(path: Path | str) -> Storyboard:
 
 def plan_instructions(story: Story) -> str:
     """The system prompt a chat LLM gets to plan this story (prompts/plan_system.md)."""
-    from storyflow.backends.llm.embedded_rules import MOODS
+    from storyflow.backends.llm.embedded_rules import CHANGE_HOLD_SECONDS, MOODS
     from storyflow.models import CROSSFADE_SECONDS, TITLE_CARD_SECONDS, CameraMove
     from storyflow.rewrite import load_template
 
@@ -166,4 +191,5 @@ def plan_instructions(story: Story) -> str:
         target_duration=story.duration,
         title_card_seconds=TITLE_CARD_SECONDS if story.title_card else 0.0,
         crossfade_seconds=CROSSFADE_SECONDS,
+        change_hold_seconds=CHANGE_HOLD_SECONDS,
     )

@@ -1,5 +1,8 @@
 """Shot -> ShotPrompt, through an LLM backend and the templates in prompts/.
 
+A shot with timed prompt changes gets one more prompt per change (ShotPrompt.changes, at
+the same times): the prompt a video segment starting there must be generated from.
+
 Prompt templates are versioned files (Jinja2) in the repository's prompts/ folder, or in
 $STORYFLOW_PROMPTS_DIR when set. Every prompt carries the sha256 of the template that
 wrote it, so the catalog can tell which prompt version made which clip. Templates render
@@ -114,6 +117,18 @@ def rewrite_shot(shot: Shot, board: Storyboard, llm: LLMBackend) -> ShotPrompt:
         )
     if not result.prompt.strip():
         raise LLMOutputError(f"{where}: field 'prompt' is empty", fix=fix)
+    # an evolving shot: one timed prompt per change of the shot, at the same times, none empty
+    wanted = [change.at for change in shot.prompt_changes]
+    got = [change.at for change in result.changes]
+    if got != wanted:
+        raise LLMOutputError(
+            f"{where}: field 'changes' has prompts at {got or 'no times'} s, the shot's prompt_changes are at "
+            f"{wanted or 'no times'} s",
+            fix=fix,
+        )
+    empty = [change.at for change in result.changes if not change.prompt.strip()]
+    if empty:
+        raise LLMOutputError(f"{where}: field 'changes' has an empty prompt at {empty[0]:g} s", fix=fix)
     return result
 
 

@@ -10,7 +10,7 @@ import pytest
 from storyflow.backends.base import LLMBackend
 from storyflow.backends.registry import load_backend
 from storyflow.errors import InputError, LLMOutputError
-from storyflow.models import CameraMove, Shot, ShotPrompt, Story, Storyboard, Transition
+from storyflow.models import CameraMove, PromptChange, Shot, ShotPrompt, Story, Storyboard, Transition
 from storyflow.plan import load_storyboard, plan_instructions, plan_storyboard, save_storyboard, storyboard_json
 from storyflow.story import read_story
 from storyflow.timeline import film_timeline
@@ -53,6 +53,23 @@ def test_the_samples_cover_a_long_film_a_vertical_film_and_continuing_shots(embe
     assert any(board.height > board.width for board in boards.values())  # 9:16
     assert any(shot.continues_previous for board in boards.values() for shot in board.shots)
     assert len({shot.camera for board in boards.values() for shot in board.shots}) >= 8
+    assert any(shot.prompt_changes for board in boards.values() for shot in board.shots)  # an evolving shot
+    assert any(shot.loop for board in boards.values() for shot in board.shots)
+
+
+def test_the_water_figure_sample_has_an_evolving_12_second_shot_a_continuation_and_a_loop(embedded):
+    story = read_story(STORIES / "water-figure.md")
+    board = plan_storyboard(story, embedded)
+    evolving, continuing, looping = board.shots
+    assert (story.aspect, story.fps, story.height) == ("16:9", 24, 240)
+    assert film_timeline(board).seconds <= 30
+    assert evolving.duration == 12.0 and evolving.frames(24) == 288
+    assert [change.at for change in evolving.prompt_changes] == [4.0, 8.0]
+    assert "Lightning flashes in the background." == evolving.prompt_changes[0].text
+    assert "Purple smoke" in evolving.prompt_changes[1].text
+    assert "[" not in evolving.narration and "Lightning" in evolving.narration
+    assert continuing.continues_previous and evolving.transition is Transition.CUT
+    assert looping.loop and not looping.continues_previous
 
 
 # ---------------------------------------------------------------- storyboard files
@@ -167,6 +184,40 @@ def test_an_empty_storyboard_is_refused(story, good):
     assert "'shots'" in error.message
 
 
+def test_timed_prompt_changes_inside_the_shot_are_accepted(story, good):
+    duration = good.shots[3].duration
+    changes = (PromptChange(at=1.0, text="Rain."), PromptChange(at=duration - 0.5, text="Hail."))
+    board = _edit(good, 3, prompt_changes=changes)
+    assert plan_storyboard(story, ScriptedLLM(board)).shots[3].prompt_changes == board.shots[3].prompt_changes
+
+
+@pytest.mark.parametrize("at", ["duration", "after", "zero"])
+def test_a_prompt_change_outside_its_shot_is_refused_naming_the_shot_and_field(story, good, at):
+    duration = good.shots[3].duration
+    when = {"duration": duration, "after": duration + 2, "zero": 0.0}[at]
+    # model_copy does not validate: a hand-built storyboard can hold any number here
+    change = PromptChange(at=1.0, text="Lightning flashes.").model_copy(update={"at": when})
+    error = _refusal(story, _edit(good, 3, prompt_changes=(change,)))
+    assert "shot s04" in error.message and "'prompt_changes' #1" in error.message
+    assert "not inside the shot" in error.message
+
+
+def test_prompt_changes_out_of_time_order_or_without_text_are_refused(story, good):
+    changes = (PromptChange(at=2.0, text="Rain."), PromptChange(at=1.0, text="Hail."), PromptChange(at=2.2, text=" "))
+    error = _refusal(story, _edit(good, 3, prompt_changes=changes))
+    assert "shot s04" in error.message
+    assert "'prompt_changes' #2 (at 1 s) does not come after the change before it (at 2 s)" in error.message
+    assert "'prompt_changes' #3 (at 2.2 s) has no text" in error.message
+
+
+def test_a_shot_continuing_a_loop_is_refused(story, good):
+    joined = _edit(_edit(good, 1, transition=Transition.CUT), 2, continues_previous=True)
+    assert plan_storyboard(story, ScriptedLLM(joined)).shots[2].continues_previous  # fine without a loop...
+    error = _refusal(story, _edit(joined, 1, loop=True))  # ...refused after one
+    assert "shot s03" in error.message and "'continues_previous'" in error.message
+    assert "shot s02" in error.message and "'loop'" in error.message
+
+
 def test_the_storys_own_facts_override_what_the_llm_said(story, good):
     wrong = good.model_copy(update={"fps": 30, "seed": 99, "width": 1920, "slug": "../../etc", "title_card": False})
     board = plan_storyboard(story, ScriptedLLM(wrong))
@@ -194,3 +245,4 @@ def test_plan_instructions_give_the_schema_camera_moves_and_characters(story):
     for character in story.characters:
         assert f"{character.name} ({character.description})" in text
     assert "1/24 s" in text and "45.0 s" in text  # whole frames and the target length
+    assert "`prompt_changes`" in text and "[at 4s]" in text and "`loop`" in text  # evolving shots and loops

@@ -35,7 +35,8 @@ def test_option_pairs_are_parsed_as_yaml_values():
 
 
 def test_third_party_backends_register_through_entry_points(monkeypatch):
-    fake = {"llm": {}, "video": {"plugin-cam": "storyflow.backends.video.animatic:AnimaticBackend"}, "music": {}}
+    fake = {kind: {} for kind in registry.BACKEND_KINDS}
+    fake["video"] = {"plugin-cam": "storyflow.backends.video.animatic:AnimaticBackend"}
     monkeypatch.setattr(registry, "_entry_points", lambda: fake)
     assert "plugin-cam" in registry.backend_names("video")
     assert registry.backend_class("video", "plugin-cam").__name__ == "AnimaticBackend"

@@ -11,7 +11,7 @@ import pytest
 from storyflow.backends.base import LLMBackend
 from storyflow.backends.registry import load_backend
 from storyflow.errors import InputError, LLMOutputError
-from storyflow.models import Shot, ShotPrompt, Story, Storyboard
+from storyflow.models import Shot, ShotPrompt, Story, Storyboard, TimedPrompt
 from storyflow.plan import plan_storyboard
 from storyflow.rewrite import PROMPTS_DIR_ENV, load_template, rewrite_instructions, rewrite_shots
 from storyflow.story import read_story
@@ -80,6 +80,35 @@ def test_negative_prompt_and_caption(lighthouse, embedded):
         assert len(terms) == len({t.lower() for t in terms})  # each term once
         assert 0 < len(prompt.caption) <= 80
         assert prompt.caption == shot.narration or prompt.caption.endswith("…")
+
+
+def test_an_evolving_shot_gets_the_prompt_in_force_at_each_time(embedded):
+    board = plan_storyboard(read_story(STORIES / "water-figure.md"), embedded)
+    shot = board.shots[0]
+    prompt = rewrite_shots(board, embedded)[0]
+    lightning, smoke = (change.text for change in shot.prompt_changes)
+    # 1. one timed prompt per change, at its time; the plain prompt is the one at 0 s
+    assert [change.at for change in prompt.changes] == [4.0, 8.0]
+    assert prompt.prompt_at(0) == prompt.prompt
+    # 2. the changes accumulate: none at 0 s, the first from 4 s, both from 8 s, in order
+    at_0, at_5, at_9 = prompt.prompt_at(0), prompt.prompt_at(5), prompt.prompt_at(9)
+    assert lightning not in at_0 and smoke not in at_0
+    assert lightning in at_5 and smoke not in at_5
+    assert f"{shot.action} {lightning} {smoke}" in at_9
+    assert prompt.prompt_at(12) == at_9
+    # 3. the camera move, the style and the characters are in every one
+    tide = board.character("Tide")
+    for text in (at_0, at_5, at_9):
+        assert shot.camera.value in text and board.style.style in text
+        assert f"Tide: {tide.description}" in text
+        assert "\n" not in text
+
+
+def test_a_loop_shot_prompt_asks_for_a_seamless_loop(embedded):
+    board = plan_storyboard(read_story(STORIES / "water-figure.md"), embedded)
+    for shot, prompt in zip(board.shots, rewrite_shots(board, embedded)):
+        assert ("Seamless loop" in prompt.prompt) == shot.loop
+        assert shot.prompt_changes or not prompt.changes  # only an evolving shot has timed prompts
 
 
 # ---------------------------------------------------------------- versioned templates
@@ -156,6 +185,21 @@ def test_an_empty_prompt_is_refused_naming_the_shot_and_field(lighthouse):
         rewrite_shots(lighthouse, ScriptedRewriter(prompt="   "))
     assert "shot s01" in caught.value.message and "'prompt'" in caught.value.message
     assert "--llm embedded" in caught.value.fix
+
+
+@pytest.mark.parametrize(
+    ("changes", "problem"),
+    [
+        ((), "field 'changes' has prompts at no times s, the shot's prompt_changes are at [4.0, 8.0] s"),
+        ((TimedPrompt(at=4.0, prompt="rain"), TimedPrompt(at=9.0, prompt="smoke")), "at [4.0, 9.0] s"),
+        ((TimedPrompt(at=4.0, prompt="rain"), TimedPrompt(at=8.0, prompt=" ")), "empty prompt at 8 s"),
+    ],
+)
+def test_timed_prompts_that_do_not_match_the_shots_changes_are_refused(embedded, changes, problem):
+    board = plan_storyboard(read_story(STORIES / "water-figure.md"), embedded)
+    with pytest.raises(LLMOutputError) as caught:
+        rewrite_shots(board, ScriptedRewriter(changes=changes))
+    assert "shot s01" in caught.value.message and problem in caught.value.message
 
 
 def test_a_prompt_for_the_wrong_shot_is_refused(lighthouse):

@@ -146,6 +146,69 @@ class MusicCue:
     shot_id: str = ""
 
 
+@dataclass(frozen=True)
+class Speech:
+    """Spoken text: mono samples and, where the backend knows them, word timings."""
+
+    samples: np.ndarray  # float32, shape (n,), in [-1, 1]
+    sample_rate: int
+    words: tuple[tuple[float, float, str], ...] = ()  # (start, end, word) in seconds
+
+    @property
+    def seconds(self) -> float:
+        return len(self.samples) / self.sample_rate
+
+
+class SpeechBackend(Backend):
+    """Speaks narration lines (text to speech)."""
+
+    kind = "speech"
+
+    @abstractmethod
+    def speak(self, text: str, *, rate: float | None = None) -> Speech:
+        """Speak `text`; `rate` (words per minute) overrides the backend's own when given."""
+
+    @property
+    def model(self) -> str:
+        """The engine and revision whose speech this backend produces (part of cache keys)."""
+        return self.label
+
+    @property
+    def voice(self) -> str:
+        """The voice it speaks with (recorded with every line)."""
+        return ""
+
+    @property
+    def rate(self) -> float:
+        """Its speaking rate in words per minute."""
+        return 160.0
+
+
+@dataclass(frozen=True)
+class EffectsRequest:
+    """One shot's picture, for sound derived from it (video-to-audio)."""
+
+    clips: tuple[Path, ...]  # the shot's clips in order; together `num_frames` frames
+    fps: int
+    num_frames: int
+    prompt: str  # what is seen
+    sound_cue: str  # what the storyboard says should be heard (may be empty)
+    camera: str  # the camera directive (a CameraMove value)
+    cut_in: bool  # the shot starts on a hard cut (an accent fits there)
+    seed: int
+    sample_rate: int
+
+
+class EffectsBackend(Backend):
+    """Sound effects from the picture: the stand-in for video-to-audio models."""
+
+    kind = "effects"
+
+    @abstractmethod
+    def render(self, request: EffectsRequest) -> np.ndarray:
+        """Return float32 stereo samples, shape (round(num_frames / fps * sample_rate), 2)."""
+
+
 class MusicBackend(Backend):
     """Writes the film's score from its moods."""
 
@@ -156,4 +219,4 @@ class MusicBackend(Backend):
         """Return float32 stereo samples, shape (round(seconds * sample_rate), 2), in [-1, 1]."""
 
 
-BACKEND_KINDS = ("llm", "video", "music")
+BACKEND_KINDS = ("llm", "video", "music", "speech", "effects")

@@ -22,9 +22,17 @@ BUILTIN: dict[str, dict[str, str]] = {
     "llm": {"embedded": "storyflow.backends.llm.embedded:EmbeddedLLM"},
     "video": {"animatic": "storyflow.backends.video.animatic:AnimaticBackend"},
     "music": {"procedural": "storyflow.backends.audio.procedural:ProceduralScore"},
+    "speech": {"espeak": "storyflow.backends.audio.espeak:EspeakSpeech"},
+    "effects": {"procedural": "storyflow.backends.audio.foley:ProceduralFoley"},
 }
 
-_FLAG = {"llm": "--llm", "video": "--video-backend", "music": "--music-backend"}
+_FLAG = {
+    "llm": "--llm",
+    "video": "--video-backend",
+    "music": "--music-backend",
+    "speech": "--speech-backend",
+    "effects": "--effects-backend",
+}
 
 
 @cache

@@ -1,7 +1,8 @@
 """Where did this file come from? Walk the catalog back from any output to its story.
 
-    story (hash) -> storyboard -> shot -> prompt version -> clips (with their parents)
-                 -> audio tracks -> film, and the run that made it
+    story (hash) -> storyboard -> shot -> prompt version -> clips (with their parents,
+                 seams and drift) and narration lines -> audio tracks -> film (loudness,
+                 stems), and the run that made it
 
 `provenance(catalog, path)` finds the file by its path, or failing that by its content
 (sha256), so a moved or copied file still resolves, and returns a JSON-able tree.
@@ -23,7 +24,9 @@ from storyflow.catalog.schema import (
     FileRow,
     FilmAudioRow,
     FilmClipRow,
+    FilmNarrationRow,
     FilmRow,
+    NarrationRow,
     PromptRow,
     RunRow,
     ShotRow,
@@ -32,12 +35,15 @@ from storyflow.catalog.schema import (
 )
 from storyflow.errors import CatalogError
 from storyflow.media import sha256_file
+from storyflow.models import SEAM_WARN_RATIO
 
 if TYPE_CHECKING:
     from storyflow.catalog.store import Catalog
 
 SHORT = 12  # characters of a sha256 shown in text
 MAX_PARENTS = 10_000  # a chain longer than this is a loop in the data, not a film
+# The table a files row names as its maker -> that table's row class.
+OWNERS = {"films": FilmRow, "clips": ClipRow, "audio_tracks": AudioRow, "narration_lines": NarrationRow}
 
 
 def short(sha256: str | None) -> str:
@@ -52,10 +58,10 @@ def provenance(catalog: Catalog, path: Path) -> dict:
     path = Path(path)
     with catalog._session(write=False) as s:
         # 1. which file row: by path first, then by content
-        record, asked, matched_by = _find_file(catalog, s, path)
-        walk = _Walk(catalog, s)
+        record, asked, matched_by = find_file(catalog, s, path)
+        walk = Walk(catalog, s)
         # 2. the tree of the row that made it (poster, subtitles... belong to their film)
-        owner = {"films": FilmRow, "clips": ClipRow, "audio_tracks": AudioRow}.get(record.owner_table)
+        owner = OWNERS.get(record.owner_table)
         row = s.get(owner, record.owner_id) if owner is not None else None
         if row is None:
             raise CatalogError(
@@ -67,13 +73,15 @@ def provenance(catalog: Catalog, path: Path) -> dict:
             tree = walk.film(row)
         elif isinstance(row, ClipRow):
             tree = walk.clip_tree(row)
+        elif isinstance(row, NarrationRow):
+            tree = walk.narration_tree(row)
         else:
             tree = walk.audio_tree(row)
         tree["file"] = _file_dict(catalog, record, asked, matched_by)
         return tree
 
 
-def _find_file(catalog: Catalog, s: Session, path: Path) -> tuple[FileRow, Path, str]:
+def find_file(catalog: Catalog, s: Session, path: Path) -> tuple[FileRow, Path, str]:
     """The files row for `path` (looked up by path, then by sha256), the file asked for, and how it matched."""
     candidates = [path] if path.is_absolute() else [Path.cwd() / path, catalog.home / path]
     candidates = list(dict.fromkeys(Path(os.path.abspath(c)) for c in candidates))
@@ -118,7 +126,7 @@ def _file_dict(catalog: Catalog, record: FileRow, asked: Path, matched_by: str) 
     }
 
 
-class _Walk:
+class Walk:
     """Turns rows into the JSON-able pieces of a provenance tree, inside one read transaction."""
 
     def __init__(self, catalog: Catalog, session: Session) -> None:
@@ -139,12 +147,18 @@ class _Walk:
             .where(FilmClipRow.film_id == film.id)
             .order_by(FilmClipRow.position)
         ).scalars().all()
+        lines = self.film_narration(film)
         shots = []
         for shot in self.shots_of(board):
             clips = [c for c in used if c.shot_key == shot.shot_key]
             prompt = self.s.get(PromptRow, clips[0].prompt_id) if clips else self.latest_prompt(shot)
             shots.append(
-                self.shot(shot) | {"prompt": self.prompt(prompt), "clips": [self.clip(c) for c in clips]}
+                self.shot(shot)
+                | {
+                    "prompt": self.prompt(prompt),
+                    "clips": [self.clip(c) for c in clips],
+                    "narration_lines": [self.narration(n) for n in lines if n.shot_key == shot.shot_key],
+                }
             )
         audio = self.s.scalars(
             select(AudioRow)
@@ -152,6 +166,11 @@ class _Walk:
             .where(FilmAudioRow.film_id == film.id)
             .order_by(AudioRow.id)
         ).all()
+        stems = self.s.scalars(
+            select(FileRow).where(FileRow.owner_table == "films", FileRow.owner_id == film.id, FileRow.kind == "stem")
+            .order_by(FileRow.path)
+        ).all()  # fmt: skip
+        kinds = {track.sha256: track.kind for track in audio}
         costs = [c.cost_usd for c in used if c.cost_usd is not None]
         return {
             "kind": "film",
@@ -163,6 +182,7 @@ class _Walk:
             "fps": film.fps,
             "num_frames": film.num_frames,
             "stitch": film.stitch_strategy,
+            "loudness_lufs": film.loudness_lufs,
             "wall_s": film.wall_s,
             "cost_usd": sum(costs) if costs else None,
             "created": film.created_at.isoformat(),
@@ -172,6 +192,11 @@ class _Walk:
                 "contact_sheet": {"path": self.path(film.contact_sheet_path), "sha256": film.contact_sheet_sha256},
                 "storyboard_json": {"path": self.path(film.storyboard_json_path)},
             },
+            # stem files beside the film, named by the track they copy (else by file name)
+            "stems": [
+                {"kind": kinds.get(f.sha256, Path(f.path).stem), "path": self.path(f.path), "sha256": f.sha256}
+                for f in stems
+            ],
             "story": self.story(board.story),
             "storyboard": self.storyboard(board),
             "shots": shots,
@@ -194,6 +219,7 @@ class _Walk:
             "sha256": clip.sha256,
             "clip": self.clip(clip),
             "parents": self.parents(clip),
+            "end_parent": self.clip(clip.end_parent) if clip.end_parent is not None else None,
             "shot": self.shot(shot),
             "prompt": self.prompt(prompt),
             "storyboard": self.storyboard(board),
@@ -220,7 +246,40 @@ class _Walk:
             "run": self.run(track.run_id),
         }
 
+    def narration_tree(self, line: NarrationRow) -> dict:
+        """A narration line: its shot, storyboard, story, and the films that speak it."""
+        board = self.s.get(StoryboardRow, line.storyboard_id)
+        shot = self.s.scalar(
+            select(ShotRow).where(ShotRow.storyboard_id == board.id, ShotRow.shot_key == line.shot_key)
+        )
+        films = self.s.scalars(
+            select(FilmRow).join(FilmNarrationRow, FilmNarrationRow.film_id == FilmRow.id)
+            .where(FilmNarrationRow.narration_id == line.id).order_by(FilmRow.id)
+        ).all()  # fmt: skip
+        return {
+            "kind": "narration",
+            "path": self.path(line.path),
+            "sha256": line.sha256,
+            "narration": self.narration(line),
+            "shot": self.shot(shot) if shot is not None else None,
+            "storyboard": self.storyboard(board),
+            "story": self.story(board.story),
+            "films": [self.film_ref(f) for f in films],
+            "run": self.run(line.run_id),
+        }
+
     # ------------------------------------------------------------ pieces
+
+    def film_narration(self, film: FilmRow) -> list[NarrationRow]:
+        """The narration lines the film speaks, in shot order then time order."""
+        return list(
+            self.s.scalars(
+                select(NarrationRow)
+                .join(FilmNarrationRow, FilmNarrationRow.narration_id == NarrationRow.id)
+                .where(FilmNarrationRow.film_id == film.id)
+                .order_by(NarrationRow.shot_key, NarrationRow.offset, NarrationRow.id)
+            )
+        )
 
     def shots_of(self, board: StoryboardRow) -> list[ShotRow]:
         return list(self.s.scalars(select(ShotRow).where(ShotRow.storyboard_id == board.id).order_by(ShotRow.position)))
@@ -286,6 +345,7 @@ class _Walk:
             "mood": data.get("mood", ""),
             "transition": data.get("transition", ""),
             "continues_previous": data.get("continues_previous", False),
+            "loop": data.get("loop", False),
         }
 
     def prompt(self, prompt: PromptRow | None) -> dict | None:
@@ -322,12 +382,34 @@ class _Walk:
             "prompt": clip.prompt,
             "parent_sha256": clip.parent_sha256,
             "conditioning": clip.conditioning,
+            "end_parent_sha256": clip.end_parent_sha256,
+            "seam": seam_dict(clip),
+            "end_seam": seam_dict(clip, "end_seam"),
+            "drift": clip.drift,
             "options": clip.options,
             "cache_key": clip.cache_key,
             "wall_s": clip.wall_s,
             "cost_usd": clip.cost_usd,
             "run_id": clip.run_id,
             "finished": clip.finished_at.isoformat(),
+        }
+
+    def narration(self, line: NarrationRow) -> dict:
+        return {
+            "id": line.id,
+            "shot_key": line.shot_key,
+            "text": line.text,
+            "path": self.path(line.path),
+            "sha256": line.sha256,
+            "seconds": line.seconds,
+            "offset": line.offset,
+            "rate": line.rate,
+            "voice": line.voice,
+            "backend": line.backend,
+            "words": line.words,
+            "cache_key": line.cache_key,
+            "wall_s": line.wall_s,
+            "run_id": line.run_id,
         }
 
     def audio(self, track: AudioRow) -> dict:
@@ -360,6 +442,20 @@ class _Walk:
         return run_dict(run) if run is not None else None
 
 
+def seam_dict(clip: ClipRow, which: str = "seam") -> dict | None:
+    """A clip's seam as {jump, median, ratio, visible}: "seam" into it, "end_seam" out of it
+    into its end parent (a loop's wrap-around); None where there is none."""
+    ratio = getattr(clip, f"{which}_ratio")
+    if ratio is None:
+        return None
+    return {
+        "jump": getattr(clip, f"{which}_jump"),
+        "median": getattr(clip, f"{which}_median"),
+        "ratio": ratio,
+        "visible": ratio > SEAM_WARN_RATIO,
+    }
+
+
 # ---------------------------------------------------------------- text
 
 
@@ -383,6 +479,8 @@ def format_provenance(tree: dict) -> str:
                 out.add(3, "clips")
             for clip in shot["clips"]:
                 _clip(out, clip, 4)
+            for line in shot.get("narration_lines", []):
+                _narration(out, line, 3)
         _audio_list(out, tree["audio"], 1)
         _film(out, tree)
     elif kind == "clip":
@@ -390,6 +488,9 @@ def format_provenance(tree: dict) -> str:
         _prompt(out, tree["prompt"], 3)
         out.add(3, "clip")
         _clip(out, tree["clip"], 4)
+        if tree.get("end_parent"):
+            out.add(4, "ends leading into")
+            _clip(out, tree["end_parent"], 5)
         if tree["parents"]:
             out.add(4, "conditioned on, nearest first")
         for parent in tree["parents"]:
@@ -397,6 +498,12 @@ def format_provenance(tree: dict) -> str:
                 _clip(out, parent, 5)
             else:
                 out.add(5, f"sha256 {short(parent['sha256'])} (frames the catalog has no clip for)")
+        _used_by(out, tree["films"])
+    elif kind == "narration":
+        if tree["shot"] is not None:
+            _shot(out, tree["shot"], 2)
+        _narration(out, tree["narration"], 3)
+        out.add(4, f"path {tree['narration']['path']}")
         _used_by(out, tree["films"])
     else:
         _audio_list(out, [tree["audio"]], 1)
@@ -443,6 +550,7 @@ def _storyboard(out: _Lines, board: dict) -> None:
 
 def _shot(out: _Lines, shot: dict, depth: int) -> None:
     extra = "  continues previous" if shot["continues_previous"] else ""
+    extra += "  loops" if shot.get("loop") else ""
     out.add(
         depth,
         f"shot {shot['shot_key']}  {shot['camera']}  {_seconds(shot['duration'])}  mood {shot['mood']}  "
@@ -476,8 +584,31 @@ def _clip(out: _Lines, clip: dict, depth: int) -> None:
     )
     if clip["parent_sha256"]:
         out.add(depth + 1, f"parent {short(clip['parent_sha256'])}  conditioned on {clip['conditioning'] or '?'}")
+    if clip.get("end_parent_sha256"):
+        out.add(depth + 1, f"end parent {short(clip['end_parent_sha256'])}  (ends leading into its first frames)")
+    if clip.get("seam"):
+        out.add(depth + 1, f"seam {format_seam(clip['seam'])}")
+    if clip.get("end_seam"):
+        out.add(depth + 1, f"end seam (into its end parent) {format_seam(clip['end_seam'])}")
+    if clip.get("drift"):
+        out.add(depth + 1, f"drift: {clip['drift']}")
     out.add(depth + 1, f"options {_options(clip['options'])}")
     out.add(depth + 1, f"path {clip['path']}")
+
+
+def format_seam(seam: dict) -> str:
+    """'ratio 1.12 (jump 3.40, median 3.04)', with VISIBLE when the jump shows."""
+    mark = f"  VISIBLE (over {SEAM_WARN_RATIO:g}x ordinary change)" if seam["ratio"] > SEAM_WARN_RATIO else ""
+    return f"ratio {seam['ratio']:.2f} (jump {seam['jump']:.2f}, median {seam['median']:.2f}){mark}"
+
+
+def _narration(out: _Lines, line: dict, depth: int) -> None:
+    out.add(
+        depth,
+        f"narration line  +{line['offset']:.2f} s into the shot  {_seconds(line['seconds'])} of speech  "
+        f"voice {line['voice']}  {line['rate']:g} wpm  backend {line['backend']}  sha256 {short(line['sha256'])}",
+    )
+    out.add(depth + 1, f"text: {line['text']!r}")
 
 
 def _audio_list(out: _Lines, tracks: list[dict], depth: int) -> None:
@@ -494,14 +625,18 @@ def _audio_list(out: _Lines, tracks: list[dict], depth: int) -> None:
 
 def _film(out: _Lines, film: dict) -> None:
     cost = f"  clips cost ${film['cost_usd']:.4f}" if film.get("cost_usd") is not None else ""
+    loudness = f"  loudness {film['loudness_lufs']:.1f} LUFS" if film.get("loudness_lufs") is not None else ""
     out.add(
         0,
         f"film {film['path']}  sha256 {short(film['sha256'])}  {_seconds(film['duration'])}  {film['size']} @ "
-        f"{film['fps']} fps  stitch: {film['stitch']}  made {film['created']} in {_seconds(film['wall_s'])}{cost}",
+        f"{film['fps']} fps{loudness}  stitch: {film['stitch']}  made {film['created']} in "
+        f"{_seconds(film['wall_s'])}{cost}",
     )
     for name, item in film["outputs"].items():
         sha = f"  sha256 {short(item['sha256'])}" if item.get("sha256") else ""
         out.add(1, f"{name.replace('_', ' ')} {item['path']}{sha}")
+    for stem in film.get("stems", []):
+        out.add(1, f"{stem['kind']} stem {stem['path']}  sha256 {short(stem['sha256'])}")
 
 
 def _used_by(out: _Lines, films: list[dict]) -> None:

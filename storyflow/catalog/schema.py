@@ -1,8 +1,9 @@
 """The catalog's tables, as SQLAlchemy 2.0 typed ORM classes.
 
 Read in pipeline order: Story -> StoryboardRow -> ShotRow -> PromptRow -> ClipRow (-> parent
-ClipRow) -> AudioRow -> FilmRow, plus RunRow (one `storyflow film` invocation) and FileRow
-(one row per file storyflow wrote, so "which row made this file?" is one lookup).
+ClipRow, -> end parent ClipRow) -> NarrationRow, AudioRow -> FilmRow, plus RunRow (one
+`storyflow film` invocation) and FileRow (one row per file storyflow wrote, so "which row
+made this file?" is one lookup).
 
 Every artifact carries its sha256; every derived row points at its inputs. Paths are stored
 relative to STORYFLOW_HOME (posix) when inside it, absolute otherwise. Columns use portable
@@ -44,7 +45,7 @@ NAMING_CONVENTION = {
 
 SHA256 = String(64)
 RUN_STATUSES = ("running", "completed", "failed", "crashed")
-FILE_KINDS = ("clip", "audio", "film", "subtitles", "poster", "contact_sheet", "storyboard")
+FILE_KINDS = ("clip", "audio", "narration", "film", "subtitles", "poster", "contact_sheet", "storyboard", "stem")
 
 
 def utcnow() -> datetime:
@@ -199,6 +200,18 @@ class ClipRow(Base):
         ForeignKey("clips.id", ondelete="SET NULL"), index=True
     )
     conditioning: Mapped[str] = mapped_column(Text)  # which frames of the parent, e.g. "last 1 frame"
+    # A loop's closing segment or a backward extension ends leading into this clip's head.
+    end_parent_sha256: Mapped[str | None] = mapped_column(SHA256)
+    end_parent_clip_id: Mapped[int | None] = mapped_column(ForeignKey("clips.id", ondelete="SET NULL"), index=True)
+    # The seam into this clip from the one played before it (SeamScore); null for a first segment.
+    seam_jump: Mapped[float | None] = mapped_column(Float)
+    seam_median: Mapped[float | None] = mapped_column(Float)
+    seam_ratio: Mapped[float | None] = mapped_column(Float)
+    # The seam out of this clip into its end parent's head (a loop's wrap-around); else null.
+    end_seam_jump: Mapped[float | None] = mapped_column(Float)
+    end_seam_median: Mapped[float | None] = mapped_column(Float)
+    end_seam_ratio: Mapped[float | None] = mapped_column(Float)
+    drift: Mapped[str] = mapped_column(Text, default="", server_default="")  # drift found and corrected
     run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"), index=True)
     started_at: Mapped[datetime]
     finished_at: Mapped[datetime]
@@ -206,7 +219,32 @@ class ClipRow(Base):
     cost_usd: Mapped[float | None] = mapped_column(Float)
 
     prompt_row: Mapped[PromptRow] = relationship()
-    parent: Mapped[ClipRow | None] = relationship(remote_side=[id])
+    parent: Mapped[ClipRow | None] = relationship(remote_side=[id], foreign_keys=[parent_clip_id])
+    end_parent: Mapped[ClipRow | None] = relationship(remote_side=[id], foreign_keys=[end_parent_clip_id])
+
+
+class NarrationRow(Base):
+    """One shot's narration line, spoken: the speech file and where it sits inside its shot."""
+
+    __tablename__ = "narration_lines"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cache_key: Mapped[str] = mapped_column(String(128), unique=True)
+    storyboard_id: Mapped[int] = mapped_column(ForeignKey("storyboards.id"), index=True)
+    shot_key: Mapped[str] = mapped_column(String(32))
+    text: Mapped[str] = mapped_column(Text)
+    path: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(SHA256, index=True)
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    seconds: Mapped[float] = mapped_column(Float)  # length of the speech
+    offset: Mapped[float] = mapped_column(Float)  # seconds from the shot's first frame to the first word
+    rate: Mapped[float] = mapped_column(Float)  # words per minute
+    voice: Mapped[str] = mapped_column(String(100))
+    backend: Mapped[str] = mapped_column(String(100))
+    words: Mapped[list[Any]] = mapped_column(JSON)  # [[start, end, word], ...] inside the speech
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"), index=True)
+    wall_s: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class AudioRow(Base):
@@ -252,6 +290,7 @@ class FilmRow(Base):
     width: Mapped[int]
     height: Mapped[int]
     stitch_strategy: Mapped[str] = mapped_column(Text)
+    loudness_lufs: Mapped[float | None] = mapped_column(Float)  # integrated loudness of its sound, measured
     wall_s: Mapped[float] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -277,6 +316,15 @@ class FilmAudioRow(Base):
     audio_id: Mapped[int] = mapped_column(ForeignKey("audio_tracks.id"), primary_key=True, index=True)
 
 
+class FilmNarrationRow(Base):
+    """Which narration lines a film speaks."""
+
+    __tablename__ = "film_narration"
+
+    film_id: Mapped[int] = mapped_column(ForeignKey("films.id", ondelete="CASCADE"), primary_key=True)
+    narration_id: Mapped[int] = mapped_column(ForeignKey("narration_lines.id"), primary_key=True, index=True)
+
+
 class FileRow(Base):
     """One file storyflow wrote: where it is, what it hashes to, and which row made it."""
 
@@ -288,6 +336,6 @@ class FileRow(Base):
     sha256: Mapped[str] = mapped_column(SHA256, index=True)
     bytes: Mapped[int] = mapped_column(BigInteger)
     kind: Mapped[str] = mapped_column(String(32))  # one of FILE_KINDS
-    owner_table: Mapped[str] = mapped_column(String(32))  # "clips", "audio_tracks" or "films"
+    owner_table: Mapped[str] = mapped_column(String(32))  # "clips", "audio_tracks", "narration_lines" or "films"
     owner_id: Mapped[int]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

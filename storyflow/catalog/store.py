@@ -3,8 +3,8 @@
 Every method is one short transaction. Writers take SQLite's write lock up front and wait
 (busy timeout) for another writer instead of failing, so two runs can share one catalog.
 A row that points at a file is written only after the caller has put the file in place;
-on reuse (find_clip, find_audio) the file's sha256 is checked again and a missing or
-changed file is reported as a miss, never trusted.
+on reuse (find_clip, find_narration, find_audio) the file's sha256 is checked again and a
+missing or changed file is reported as a miss, never trusted.
 
 Paths are stored relative to STORYFLOW_HOME (posix) when inside it, absolute otherwise,
 so a whole output folder can be moved with its catalog; the API hands back absolute Paths.
@@ -39,7 +39,9 @@ from storyflow.catalog.schema import (
     FileRow,
     FilmAudioRow,
     FilmClipRow,
+    FilmNarrationRow,
     FilmRow,
+    NarrationRow,
     PromptRow,
     RunRow,
     ShotRow,
@@ -49,7 +51,7 @@ from storyflow.catalog.schema import (
 )
 from storyflow.errors import CatalogError
 from storyflow.media import sha256_file
-from storyflow.models import AudioTrack, Clip, Film, ShotPrompt, Story, Storyboard
+from storyflow.models import AudioTrack, Clip, Film, NarrationLine, SeamScore, ShotPrompt, Story, Storyboard
 from storyflow.processes import process_alive
 
 log = logging.getLogger("storyflow.catalog")
@@ -492,6 +494,10 @@ class Catalog:
             prompt=row.prompt,
             parent_sha256=row.parent_sha256,
             conditioning=row.conditioning,
+            end_parent_sha256=row.end_parent_sha256,
+            seam=seam_of(row),
+            end_seam=seam_of(row, "end_seam"),
+            drift=row.drift,
             reused=True,
             wall_s=row.wall_s,
         )
@@ -523,6 +529,14 @@ class Catalog:
             options=options,
             parent_sha256=clip.parent_sha256,
             conditioning=clip.conditioning,
+            end_parent_sha256=clip.end_parent_sha256,
+            seam_jump=clip.seam.jump if clip.seam else None,
+            seam_median=clip.seam.median if clip.seam else None,
+            seam_ratio=clip.seam.ratio if clip.seam else None,
+            end_seam_jump=clip.end_seam.jump if clip.end_seam else None,
+            end_seam_median=clip.end_seam.median if clip.end_seam else None,
+            end_seam_ratio=clip.end_seam.ratio if clip.end_seam else None,
+            drift=clip.drift,
             run_id=run_id,
             started_at=finished - timedelta(seconds=clip.wall_s),
             finished_at=finished,
@@ -539,11 +553,9 @@ class Catalog:
                 )
             if run_id is not None:
                 _require(s, RunRow, run_id, "run", "start_run")
-            # 3. the parent: the newest clip with the parent's content
-            if clip.parent_sha256:
-                fields["parent_clip_id"] = s.scalar(
-                    select(ClipRow.id).where(ClipRow.sha256 == clip.parent_sha256).order_by(ClipRow.id.desc()).limit(1)
-                )
+            # 3. the parents: the newest clips with the content it starts from and ends leading into
+            fields["parent_clip_id"] = _newest_clip_id(s, clip.parent_sha256)
+            fields["end_parent_clip_id"] = _newest_clip_id(s, clip.end_parent_sha256)
             # 4. insert, or replace the row of a clip regenerated under the same key (missing or tampered file)
             row = s.scalar(select(ClipRow).where(ClipRow.cache_key == clip.cache_key))
             if row is not None and clip.reused and row.sha256 == clip.sha256 and row.path == stored:
@@ -556,6 +568,78 @@ class Catalog:
                     setattr(row, name, value)
             s.flush()
             self._record_file(s, stored, clip.sha256, size, "clip", "clips", row.id)
+            return row.id
+
+    # ------------------------------------------------------------ narration
+
+    @_database_errors
+    def find_narration(self, cache_key: str) -> NarrationLine | None:
+        """The recorded line for `cache_key` (reused=True), only if its file exists with the recorded sha256."""
+        with self._session(write=False) as s:
+            row = s.scalar(select(NarrationRow).where(NarrationRow.cache_key == cache_key))
+        if row is None or not self._file_intact(row.path, row.sha256, row.bytes, f"narration of {row.shot_key}"):
+            return None
+        return NarrationLine(
+            shot_id=row.shot_key,
+            text=row.text,
+            path=self.absolute_path(row.path),
+            sha256=row.sha256,
+            cache_key=row.cache_key,
+            seconds=row.seconds,
+            offset=row.offset,
+            rate=row.rate,
+            voice=row.voice,
+            backend=row.backend,
+            words=tuple((float(start), float(end), str(word)) for start, end, word in row.words),
+            reused=True,
+            wall_s=row.wall_s,
+        )
+
+    @_database_errors
+    def record_narration(self, line: NarrationLine, *, storyboard_id: int, run_id: int | None) -> int:
+        """Record a spoken narration line (its file must be in place) and its files row; the line's row id."""
+        # 1. check inputs before taking the write lock: the file is really there
+        size = _size_of(line.path, f"narration of {line.shot_id}")
+        stored = self.stored_path(line.path)
+        fields = dict(
+            storyboard_id=storyboard_id,
+            shot_key=line.shot_id,
+            text=line.text,
+            path=stored,
+            sha256=line.sha256,
+            bytes=size,
+            seconds=float(line.seconds),
+            offset=float(line.offset),
+            rate=float(line.rate),
+            voice=line.voice,
+            backend=line.backend,
+            words=[[float(start), float(end), word] for start, end, word in line.words],
+            run_id=run_id,
+            wall_s=float(line.wall_s),
+            created_at=utcnow(),
+        )
+        with self._session() as s:
+            # 2. the rows it points at must exist, and the line's shot must be one of the board's
+            board = _require(s, StoryboardRow, storyboard_id, "storyboard", "record_storyboard")
+            if run_id is not None:
+                _require(s, RunRow, run_id, "run", "start_run")
+            if line.shot_id not in {shot.get("id") for shot in board.data.get("shots", [])}:
+                raise CatalogError(
+                    f"narration of shot {line.shot_id}, but storyboard #{storyboard_id} has no such shot",
+                    fix="pass the id record_storyboard returned for the storyboard the line was spoken for",
+                )
+            # 3. insert, or replace the row of a line spoken again under the same key (missing or tampered file)
+            row = s.scalar(select(NarrationRow).where(NarrationRow.cache_key == line.cache_key))
+            if row is not None and line.reused and row.sha256 == line.sha256 and row.path == stored:
+                return row.id
+            if row is None:
+                row = NarrationRow(cache_key=line.cache_key, **fields)
+                s.add(row)
+            else:
+                for name, value in fields.items():
+                    setattr(row, name, value)
+            s.flush()
+            self._record_file(s, stored, line.sha256, size, "narration", "narration_lines", row.id)
             return row.id
 
     # ------------------------------------------------------------ audio
@@ -628,8 +712,14 @@ class Catalog:
         run_id: int | None,
         clip_keys: list[str],
         audio_keys: list[str],
+        narration_keys: Iterable[str] = (),
     ) -> int:
-        """Record a stitched film, the clips and tracks it plays, and the files made beside it."""
+        """Record a stitched film, the clips, tracks and narration lines it plays, and the files beside it.
+
+        `audio_keys` name every track the film carries, its stems included (kinds narration,
+        music, effects, mix); the stem files in `film.stems` are recorded as files of kind
+        "stem" unless they are those tracks' own files already.
+        """
         # 1. every file must be in place; hash the ones the Film record carries no hash for
         outputs = {
             "film": (film.path, film.sha256),
@@ -642,6 +732,10 @@ class Catalog:
         for kind, (path, sha256) in outputs.items():
             size = _size_of(path, f"the film's {kind.replace('_', ' ')}")
             files[kind] = (self.stored_path(path), sha256 or sha256_file(path), size)
+        stems = [
+            (self.stored_path(path), sha256_file(path), _size_of(path, f"the film's {name} stem"))
+            for name, path in sorted(film.stems.items())
+        ]
 
         with self._session() as s:
             # 2. the rows it points at
@@ -650,6 +744,9 @@ class Catalog:
                 run = _require(s, RunRow, run_id, "run", "start_run")
             clip_ids = _ids_by_key(s, ClipRow, clip_keys, "clip", "record_clip")
             audio_ids = _ids_by_key(s, AudioRow, list(dict.fromkeys(audio_keys)), "audio track", "record_audio")
+            narration_ids = _ids_by_key(
+                s, NarrationRow, list(dict.fromkeys(narration_keys)), "narration line", "record_narration"
+            )
             # 3. the film, then what it is made of
             row = FilmRow(
                 storyboard_id=storyboard_id,
@@ -668,6 +765,7 @@ class Catalog:
                 width=film.width,
                 height=film.height,
                 stitch_strategy=film.stitch_strategy,
+                loudness_lufs=film.loudness_lufs,
                 wall_s=float(film.wall_s),
                 created_at=utcnow(),
             )
@@ -675,8 +773,14 @@ class Catalog:
             s.flush()
             s.add_all(FilmClipRow(film_id=row.id, position=i, clip_id=cid) for i, cid in enumerate(clip_ids))
             s.add_all(FilmAudioRow(film_id=row.id, audio_id=aid) for aid in audio_ids)
+            s.add_all(FilmNarrationRow(film_id=row.id, narration_id=nid) for nid in narration_ids)
             for kind, (stored, sha256, size) in files.items():
                 self._record_file(s, stored, sha256, size, kind, "films", row.id)
+            for stored, sha256, size in stems:
+                # a stem that is a track's own file stays that track's: its provenance is the track's
+                owned = s.scalar(select(FileRow.owner_table).where(FileRow.path == stored))
+                if owned not in ("audio_tracks", "narration_lines"):
+                    self._record_file(s, stored, sha256, size, "stem", "films", row.id)
             if run_id is not None:
                 run.film_id = row.id  # so a run killed before finish_run still names its film
             s.flush()
@@ -690,6 +794,13 @@ class Catalog:
         from storyflow.catalog.provenance import provenance
 
         return provenance(self, Path(path))
+
+    @_database_errors
+    def film_shots(self, path: Path | str) -> dict:
+        """The shots of the film at `path` (or with its content), each with its segments and narration."""
+        from storyflow.catalog.listing import film_shots
+
+        return film_shots(self, Path(path))
 
     @_database_errors
     def films(self) -> list[dict]:
@@ -812,6 +923,22 @@ def run_dict(run: RunRow) -> dict:
         "timings": run.timings,
         "prefect_flow_run_id": run.prefect_flow_run_id,
     }
+
+
+def seam_of(row: ClipRow, which: str = "seam") -> SeamScore | None:
+    """The clip row's seam score ("seam": into it; "end_seam": out of it into its end parent), or None."""
+    ratio = getattr(row, f"{which}_ratio")
+    if ratio is None:
+        return None
+    return SeamScore(jump=getattr(row, f"{which}_jump") or 0.0, median=getattr(row, f"{which}_median") or 0.0,
+                     ratio=ratio)  # fmt: skip
+
+
+def _newest_clip_id(s: Session, sha256: str | None) -> int | None:
+    """The id of the newest clip row with this content, or None (none given, or never recorded)."""
+    if not sha256:
+        return None
+    return s.scalar(select(ClipRow.id).where(ClipRow.sha256 == sha256).order_by(ClipRow.id.desc()).limit(1))
 
 
 def _require(s: Session, table: type[T], row_id: int, what: str, maker: str) -> T:

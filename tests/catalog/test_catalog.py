@@ -133,11 +133,11 @@ def catalog_url(home: Path) -> str:
 class Recorded:
     """A catalog holding one story, its storyboard, shots, one prompt per shot, and a run."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, board: Storyboard | None = None) -> None:
         self.home = home
         self.catalog = Catalog.open(catalog_url(home), home)
         self.story = make_story()
-        self.board = make_board(self.story)
+        self.board = board or make_board(self.story)
         self.run_id = self.catalog.start_run(self.story.source, {"seed": 7, "video_backend": "animatic"})
         self.story_id = self.catalog.record_story(self.story)
         self.board_id = self.catalog.record_storyboard(

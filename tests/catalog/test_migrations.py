@@ -16,12 +16,14 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import inspect, text
+from sqlalchemy.exc import IntegrityError
 
 from storyflow.catalog import Catalog, migrations
 from storyflow.catalog.db import make_engine
 from storyflow.catalog.schema import Base
 from storyflow.errors import CatalogError
-from tests.catalog.test_catalog import make_board, make_story, write_media
+from storyflow.models import SeamScore, Story
+from tests.catalog.test_catalog import make_board, make_clip, make_story, write_media
 
 VERSIONS = migrations.MIGRATIONS_DIR / "versions"
 POSTGRES_URL = os.environ.get("STORYFLOW_TEST_POSTGRES_URL", "")
@@ -119,9 +121,8 @@ def test_a_catalog_at_any_revision_upgrades_to_head_and_matches_the_models(
     assert _schema_differences(db_url) == []  # the migrations build exactly what schema.py describes
 
 
-def test_a_catalog_written_by_version_0001_opens_and_keeps_its_records(db_url: str, tmp_path: Path) -> None:
-    """Rows written as storyflow 0001 wrote them (raw SQL, frozen) are still found after upgrading."""
-    home = tmp_path / "home"
+def _write_rows_as_0001(db_url: str, home: Path) -> tuple[Story, Path, str]:
+    """Rows written as storyflow 0001 wrote them (raw SQL, frozen): a story down to one clip and its file."""
     migrations.upgrade(db_url, "0001")
     story = make_story()
     board = make_board(story)
@@ -154,7 +155,16 @@ def test_a_catalog_written_by_version_0001_opens_and_keeps_its_records(db_url: s
             columns = ", ".join(row)
             values = ", ".join(f":{column}" for column in row)
             conn.execute(text(f"INSERT INTO {table} ({columns}) VALUES ({values})"), row)
+            if engine.dialect.name == "postgresql":  # ids were given: move the sequence past them, as a client would
+                conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), {row['id']})"))
     engine.dispose()
+    return story, clip_path, clip_sha
+
+
+def test_a_catalog_written_by_version_0001_opens_and_keeps_its_records(db_url: str, tmp_path: Path) -> None:
+    """Rows written as storyflow 0001 wrote them (raw SQL, frozen) are still found after upgrading."""
+    home = tmp_path / "home"
+    story, clip_path, _ = _write_rows_as_0001(db_url, home)
 
     with Catalog.open(db_url, home) as catalog:
         assert _current(db_url) == migrations.head_revision()
@@ -164,6 +174,58 @@ def test_a_catalog_written_by_version_0001_opens_and_keeps_its_records(db_url: s
         assert tree["story"]["title"] == story.title and tree["prompt"]["text"] == "a lighthouse at night"
         assert json.loads(json.dumps(tree))["run"]["started_at"].startswith("2026-01-02T03:04:05")
         assert catalog.record_story(story) == 1  # the old row, found by its hash
+
+
+def test_0002_adds_seams_narration_and_loudness_to_a_catalog_holding_0001_data(db_url: str, tmp_path: Path) -> None:
+    """0001 -> 0002 rebuilds `clips` (SQLite batch mode): its rows, keys and constraints survive."""
+    home = tmp_path / "home"
+    story, clip_path, clip_sha = _write_rows_as_0001(db_url, home)
+    migrations.upgrade(db_url, "0002")
+    assert _current(db_url) == "0002"
+
+    # 1. the new columns and tables are there
+    engine = make_engine(db_url)
+    schema = inspect(engine)
+    clip_columns = {c["name"] for c in schema.get_columns("clips")}
+    new_columns = {"seam_jump", "seam_median", "seam_ratio", "drift", "end_parent_sha256", "end_parent_clip_id"}
+    assert new_columns <= clip_columns
+    assert "loudness_lufs" in {c["name"] for c in schema.get_columns("films")}
+    assert {"narration_lines", "film_narration"} <= set(schema.get_table_names())
+    # 2. the old row is intact; its new columns say "nothing measured"
+    with engine.connect() as conn:
+        old = conn.execute(text("SELECT cache_key, sha256, path, options, drift, seam_ratio, end_parent_clip_id "
+                                "FROM clips")).one()  # fmt: skip
+        assert conn.execute(text("SELECT count(*) FROM files")).scalar() == 1
+    assert old[:3] == ("old-key", clip_sha, "clips/s01_0.mp4") and old[4:] == ("", None, None)
+    # 3. the rebuilt table still refuses what 0001 refused: a duplicate key, a dangling parent
+    row = dict(cache_key="new-key", prompt_id=1, shot_key="s01", segment=1, prompt="", path="x.mp4", sha256="f" * 64,
+               bytes=1, num_frames=1, fps=12, width=16, height=16, strategy="text_to_video", backend="animatic",
+               model="m", seed=1, options="{}", conditioning="", started_at=datetime.now(UTC),
+               finished_at=datetime.now(UTC), wall_s=0)  # fmt: skip
+    for broken in ({"cache_key": "old-key"}, {"parent_clip_id": 999}, {"end_parent_clip_id": 999}):
+        values = row | broken
+        columns, params = ", ".join(values), ", ".join(f":{column}" for column in values)
+        with pytest.raises(IntegrityError), engine.begin() as conn:
+            conn.execute(text(f"INSERT INTO clips ({columns}) VALUES ({params})"), values)
+    engine.dispose()
+
+    # 4. the upgraded catalog records the new fields, pointing at the old clip
+    with Catalog.open(db_url, home) as catalog:
+        assert catalog.find_clip("old-key").seam is None and catalog.find_clip("old-key").drift == ""
+        closing_path, _ = write_media(home / "clips" / "s01_1.mp4", b"the loop's closing segment" * 30)
+        closing = make_clip(closing_path, "s01", 1, "loop-key", parent_sha256=clip_sha).model_copy(
+            update={
+                "strategy": "loop_close",
+                "end_parent_sha256": clip_sha,
+                "drift": "brightness -2.0 corrected",
+                "seam": SeamScore(jump=4.0, median=2.0, ratio=2.0),
+            }
+        )
+        catalog.record_clip(closing, prompt_id=1, run_id=1)
+        assert catalog.find_clip("loop-key").model_copy(update={"reused": False}) == closing
+        tree = catalog.provenance(closing_path)
+        assert tree["end_parent"]["id"] == 1 and tree["parents"][0]["id"] == 1  # both lead to the 0001 clip
+        assert tree["clip"]["seam"]["ratio"] == 2.0 and tree["clip"]["drift"] == "brightness -2.0 corrected"
 
 
 def test_downgrading_step_by_step_keeps_data_and_upgrading_from_base_rebuilds_every_table(

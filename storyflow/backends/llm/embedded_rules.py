@@ -30,6 +30,8 @@ WORDS_PER_SECOND = 2.6  # a calm narration pace
 SHOT_PAD_SECONDS = 1.0  # time to take the picture in beyond reading it
 MIN_SHOT_SECONDS, MAX_SHOT_SECONDS = 2.5, 12.0  # reading-speed durations are clamped here
 MIN_FITTED_SECONDS = 1.0  # fitting a target length never shortens a shot below this
+CHANGE_HOLD_SECONDS = 2.0  # a shot lasts at least this long past its last timed change ("[at 8s]")...
+MIN_CHANGE_HOLD_SECONDS = 1.0  # ...and a written length ("[10s]") that leaves it less than this is an error
 MAX_SHOT_WORDS = 18  # a paragraph is split into shots of at most this many words...
 MAX_SHOT_SENTENCES = 3  # ...and at most this many sentences (about 2.5 to 8 s each)
 

@@ -11,7 +11,27 @@ Frames are rendered one at a time from their index inside the *shot*, so:
 - "continue_video" picks up at the next frame of the shot and fades out the difference
   between the given tail and what the renderer would have drawn there (a `Seam`).
 A seam is anchored at one shot frame and fades with distance from it, in either
-direction, so backward extension and loops (issue 3) only need another anchor.
+direction, so the other ends of a clip only need another anchor:
+- "extend_backward" renders the shot's frames *before* a given head: its seam stands at
+  the head's first frame (just after the clip) and fades out toward the clip's start,
+  which is the pure render of the earlier moment (a pan's earlier position);
+- "loop_close" continues a tail (a seam at the start) and leads into the chain's first
+  frame (a seam at the end, standing at frame `shot_total_frames`, which a loop shows as
+  frame 0 again); the two blend in the middle. So that the picture does not have to
+  cross-fade a whole camera move at the wrap, the clip's *staging* (camera, figures, the
+  rhythm of their limbs) is handed over from this lap of the shot to the next one
+  (animatic_camera.ShotClock.next_lap): a pan that eases back to where it began, a zoom
+  that breathes back out, a pacing figure that drifts back to her first spot. Only the
+  closing clip knows the shot loops (the chain's earlier clips are ordinary requests), so
+  the return happens inside it.
+`end_conditioning`, when given, is honoured by every strategy (`last_frame` capability).
+
+Which frames each strategy reads:
+    text_to_video, extend_backward    start from the prompt (`conditioning` is ignored)
+    image_to_video, last_frame_i2v    start on conditioning[-1] (returned as frame 0)
+    continue_video, loop_close        continue after conditioning[-1]
+    any, when end_conditioning given  lead into end_conditioning[0] (required by
+                                      extend_backward and loop_close)
 """
 
 from __future__ import annotations
@@ -55,9 +75,9 @@ CAPABILITIES = VideoCapabilities(
     max_clip_seconds=4.0,
     text_to_video=True,
     image_to_video=True,
-    last_frame=False,
+    last_frame=True,  # leads into given frames: backward extension, loops
     extend_from_video=True,
-    extend_backward=False,
+    extend_backward=True,
     context_frames=1,  # a continuation reads the tail's last frame
     seed=True,
     native_audio=False,
@@ -69,6 +89,9 @@ MIN_SIDE, MAX_SIDE = 16, 4096
 MAX_LAYER_PIXELS = 8_000_000  # wider layers (very long moves) are drawn at a lower density
 SEAM_DETAIL_SECONDS = 0.5  # the given frame's picture dissolves into the scene over this
 SEAM_COLOUR_SECONDS = 1.0  # its overall colour and brightness over this
+STARTS_ON_GIVEN = ("image_to_video", "last_frame_i2v")  # frame 0 is conditioning[-1]
+CONTINUES_GIVEN = ("continue_video", "loop_close")  # frame 0 follows conditioning[-1]
+LEADS_INTO_GIVEN = ("extend_backward", "loop_close")  # the frame after the last is end_conditioning[0]
 
 
 class AnimaticBackend(VideoBackend):
@@ -95,18 +118,23 @@ class AnimaticBackend(VideoBackend):
 
         # 2. read the scene from the words (cheap); the drawing waits for the first frame
         scene = read_scene(request.prompt, request.subjects, request.seed)
-        starts_on_given = request.strategy in ("image_to_video", "last_frame_i2v")
-        # what the animatic understood; "seam" is added once the first frame is drawn
+        # what the animatic understood; "seam" / "end_seam" are added once the first frame is drawn
         metadata: dict[str, Any] = {
             "scene": scene.summary(),
             "strategy": request.strategy,
             "shot_frames": [request.shot_offset_frames, request.shot_offset_frames + request.num_frames],
         }
-        if request.strategy == "text_to_video" and request.conditioning is not None:
-            metadata["conditioning"] = "ignored: text_to_video starts from the prompt alone"
+        if request.conditioning is not None and request.strategy in ("text_to_video", "extend_backward"):
+            metadata["conditioning"] = f"ignored: {request.strategy} starts from the prompt alone"
+        if request.strategy == "loop_close":
+            metadata["loop"] = {
+                "returns_from_frame": request.shot_offset_frames,
+                "wraps_at_frame": request.shot_total_frames,
+                "staging": "camera and figures handed over to the next lap: frame 0's at the wrap",
+            }
         return GeneratedVideo(
             frames=_clip_frames(request, scene, options, metadata),
-            context_frames=1 if starts_on_given else 0,
+            context_frames=1 if request.strategy in STARTS_ON_GIVEN else 0,
             metadata=metadata,
         )
 
@@ -145,25 +173,54 @@ def check_request(request: ClipRequest) -> None:
             f"the clip's frames {offset}..{offset + n - 1} run past the shot's {total} frames",
             fix="set shot_total_frames to the whole shot's length, or 0 when this clip is the whole shot",
         )
-    if request.strategy == "text_to_video":
-        return
-    frames = request.conditioning
-    if frames is None:
+    strategy = request.strategy
+    if strategy in STARTS_ON_GIVEN + CONTINUES_GIVEN:
+        if request.conditioning is None:
+            raise GenerationError(
+                f"strategy '{strategy}' needs conditioning frames, got none",
+                fix="pass the previous clip's last frames as conditioning (N, H, W, 3) uint8, "
+                "e.g. storyflow.media.last_frames(path, 1), or use 'text_to_video'",
+            )
+        _check_frames("conditioning", request.conditioning, w, h, "storyflow.media.last_frames(path, 1)")
+    if strategy in LEADS_INTO_GIVEN and request.end_conditioning is None:
+        head = "the chain's first segment" if strategy == "loop_close" else "the clip it leads into"
         raise GenerationError(
-            f"strategy '{request.strategy}' needs conditioning frames, got none",
-            fix="pass the previous clip's last frames as conditioning (N, H, W, 3) uint8, or use 'text_to_video'",
+            f"strategy '{strategy}' needs end_conditioning frames (the first frames of {head}), got none",
+            fix="pass them as end_conditioning (N, H, W, 3) uint8, e.g. storyflow.media.first_frames(path, 1)",
         )
+    if request.end_conditioning is not None:
+        _check_frames("end_conditioning", request.end_conditioning, w, h, "storyflow.media.first_frames(path, 1)")
+
+    # where the given head stands in the shot: right after the clip
+    if strategy == "extend_backward" and not offset + n < total:
+        raise GenerationError(
+            f"extend_backward leads into frames that start at shot frame {offset + n}, but "
+            + (f"the shot has only {total} frames" if total else "shot_total_frames is not given"),
+            fix="place both clips in one shot: shot_offset_frames and num_frames for the new clip, and "
+            "shot_total_frames covering the clip it leads into as well (e.g. 0, 24 and 48 before a 24-frame clip)",
+        )
+    if strategy == "loop_close" and (not total or offset + n != total):
+        raise GenerationError(
+            f"loop_close must be the last clip of its shot, but its frames {offset}..{offset + n - 1} "
+            + (f"end before the shot's {total} frames" if total else "come with no shot_total_frames"),
+            fix="make the loop_close clip the chain's last segment: shot_offset_frames + num_frames == "
+            "shot_total_frames (the frame after it is the shot's frame 0 again)",
+        )
+
+
+def _check_frames(argument: str, frames: Any, w: int, h: int, example: str) -> None:
+    """Raise GenerationError naming `argument` unless `frames` is uint8 (N, h, w, 3)."""
     if not isinstance(frames, np.ndarray) or frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) == 0:
         shape = getattr(frames, "shape", type(frames).__name__)
         raise GenerationError(
-            f"conditioning must be an array of frames (N, H, W, 3), got {shape}",
-            fix="stack the frames with numpy, e.g. storyflow.media.last_frames(path, 1)",
+            f"{argument} must be an array of frames (N, H, W, 3), got {shape}",
+            fix=f"stack the frames with numpy, e.g. {example}",
         )
     if frames.dtype != np.uint8:
-        raise GenerationError(f"conditioning frames are {frames.dtype}, not uint8", fix="pass 8-bit RGB frames")
+        raise GenerationError(f"{argument} frames are {frames.dtype}, not uint8", fix="pass 8-bit RGB frames")
     if frames.shape[1:3] != (h, w):
         raise GenerationError(
-            f"conditioning frames are {frames.shape[2]}x{frames.shape[1]} but the clip is {w}x{h}",
+            f"{argument} frames are {frames.shape[2]}x{frames.shape[1]} but the clip is {w}x{h}",
             fix=f"resize the frames to {w}x{h} (storyflow.media.fit_frame) or request the clip at "
             f"{frames.shape[2]}x{frames.shape[1]}",
         )
@@ -173,23 +230,26 @@ def check_request(request: ClipRequest) -> None:
 
 
 def _clip_frames(request: ClipRequest, scene: Scene, options: AnimaticBackend.Options, metadata: dict[str, Any]) -> Iterator[np.ndarray]:
-    """The clip's frames, one at a time; a seam joins them to the given frame when there is one."""
+    """The clip's frames, one at a time; seams join them to the given frames where there are some."""
     renderer = ShotRenderer(request, scene, options)
     first, count = request.shot_offset_frames, request.num_frames
-    shot_frames = range(first, first + count)
-    if request.strategy == "text_to_video":
-        for k in shot_frames:
-            yield renderer.frame(k)
-        return
+    seams: list[Seam] = []
 
-    # the given frame stands at the moment just before this clip's first frame
-    given = np.ascontiguousarray(request.conditioning[-1])
-    seam = Seam(renderer, given, anchor=first - 1, clip_frames=count)
-    metadata["seam"] = seam.describe()
-    if request.strategy in ("image_to_video", "last_frame_i2v"):
+    # 1. a given tail stands at the moment just before this clip's first frame
+    if request.strategy in STARTS_ON_GIVEN + CONTINUES_GIVEN:
+        given = np.ascontiguousarray(request.conditioning[-1])
+        seams.append(Seam(renderer, given, anchor=first - 1, clip_frames=count))
+        metadata["seam"] = seams[-1].describe()
+    # 2. a given head stands at the moment just after its last frame (frame 0 again in a loop)
+    if request.end_conditioning is not None:
+        head = np.ascontiguousarray(request.end_conditioning[0])
+        seams.append(Seam(renderer, head, anchor=first + count, clip_frames=count))
+        metadata["end_seam"] = seams[-1].describe()
+
+    if request.strategy in STARTS_ON_GIVEN:
         yield given.copy()  # frame 0 is the given frame itself (context_frames=1: the caller drops it)
-    for k in shot_frames:
-        yield seam.join(renderer.frame(k), k)
+    for k in range(first, first + count):
+        yield Seam.join_all(seams, renderer.frame(k), k)
 
 
 class Seam:
@@ -204,7 +264,9 @@ class Seam:
 
     def __init__(self, renderer: ShotRenderer, given: np.ndarray, anchor: int, clip_frames: int):
         self.renderer, self.anchor = renderer, anchor
-        residual = given.astype(np.float32) - renderer.frame(anchor).astype(np.float32)
+        # The reference leaves out lightning: a flash that happens to fall on the anchor frame
+        # would otherwise be "corrected" away into a second of darkness after the seam.
+        residual = given.astype(np.float32) - renderer.frame(anchor, flashes=False).astype(np.float32)
         self.colour = residual.mean(axis=(0, 1))
         self.detail = residual - self.colour
         fps = renderer.clock.fps
@@ -224,14 +286,31 @@ class Seam:
         """1 at the anchor, easing to 0 at `length` frames away."""
         return 0.5 * (1.0 + math.cos(math.pi * distance / length)) if distance < length else 0.0
 
-    def join(self, frame: np.ndarray, k: int) -> np.ndarray:
+    def touches(self, k: int) -> bool:
+        """Whether frame `k` is near enough to the anchor to be changed."""
+        return abs(k - self.anchor) < self.colour_frames
+
+    def add_to(self, out: np.ndarray, k: int) -> None:
+        """Add this seam's share of the given frame's difference to frame `k` (float32, in place)."""
         distance = abs(k - self.anchor)
         detail, colour = self.weight(distance, self.detail_frames), self.weight(distance, self.colour_frames)
-        if detail == 0.0 and colour == 0.0:
-            return frame
-        out = frame.astype(np.float32) + colour * self.colour
+        out += colour * self.colour
         if detail > 0.0:
             out += detail * self._detail_at(k)
+
+    def join(self, frame: np.ndarray, k: int) -> np.ndarray:
+        """Frame `k` of the render, joined to the given frame."""
+        return Seam.join_all([self], frame, k)
+
+    @staticmethod
+    def join_all(seams: list[Seam], frame: np.ndarray, k: int) -> np.ndarray:
+        """Frame `k` with every nearby seam's difference added (a clip between two anchors blends both)."""
+        near = [seam for seam in seams if seam.touches(k)]
+        if not near:
+            return frame
+        out = frame.astype(np.float32)
+        for seam in near:
+            seam.add_to(out, k)
         return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
     def _detail_at(self, k: int) -> np.ndarray:
@@ -272,7 +351,9 @@ class ShotRenderer:
     def __init__(self, request: ClipRequest, scene: Scene, options: AnimaticBackend.Options):
         self.width, self.height, self.scene = request.width, request.height, scene
         total = request.shot_total_frames or request.shot_offset_frames + request.num_frames
-        self.clock = ShotClock(request.fps, total)
+        # a loop's closing clip hands its camera and blocking over to the next lap (frame 0's at the wrap)
+        loop_from = request.shot_offset_frames if request.strategy == "loop_close" else None
+        self.clock = ShotClock(request.fps, total, loop_from=loop_from)
         self.move = request.camera
         self.blocking = Blocking(scene.figures, self.move, self.clock, self.width, self.height)
         self.ctx = Ctx(scene, self.width, self.height, horizon_of(scene) * self.height, GROUND_LINE * self.height)
@@ -316,7 +397,16 @@ class ShotRenderer:
         ]
         self.weather = Weather(scene, self.width, self.height, self.grade)
         self.flock = Flock(scene, self.width, self.height, self.grade)
-        self.lightning = Lightning(scene, request.fps, self.width, self.height)
+        # No flash where this clip must meet given frames: a seam joins pictures, and a
+        # flash on it would read as a jump (the flash still comes, just after the seam).
+        quiet_frames = round(SEAM_DETAIL_SECONDS * request.fps)
+        first, end = request.shot_offset_frames, request.shot_offset_frames + request.num_frames
+        quiet = []
+        if request.strategy in STARTS_ON_GIVEN + CONTINUES_GIVEN:
+            quiet.append(range(first, first + quiet_frames))
+        if request.strategy in LEADS_INTO_GIVEN:
+            quiet.append(range(end - quiet_frames, end))
+        self.lightning = Lightning(scene, request.fps, self.width, self.height, quiet=tuple(quiet))
         self.tilt_shift = TiltShift(self.width, self.height) if self.move is CameraMove.TILT_SHIFT else None
         self.labels = [label_sprite(f.name, self.width, self.height) for f in scene.figures] if options.labels else []
         self.tag = tag_sprite(self.move.value.upper(), self.width, self.height) if options.camera_tag else None
@@ -402,8 +492,8 @@ class ShotRenderer:
         """World -> screen for the figures' plane (depth 1) at shot frame `k`."""
         return self.figure_matrices[self._index(k)]
 
-    def frame(self, k: int) -> np.ndarray:
-        """Shot frame `k` as uint8 (H, W, 3)."""
+    def frame(self, k: int, flashes: bool = True) -> np.ndarray:
+        """Shot frame `k` as uint8 (H, W, 3); `flashes=False` leaves out lightning (a seam's reference)."""
         i = self._index(k)
         # 1. scenery behind the figures; what a nearer opaque flat hides is never resampled
         hidden_below = []
@@ -430,7 +520,8 @@ class ShotRenderer:
                  m[1, 0] * self.width / 2 + m[1, 1] * self.height / 2 + m[1, 2] - self.height / 2)  # fmt: skip
         self.flock.draw(image, t, shift)
         self.weather.draw(image, t, shift)
-        image = self.lightning.apply(image, k)
+        if flashes:
+            image = self.lightning.apply(image, k)
         if self.tilt_shift is not None:
             image = self.tilt_shift.apply(image)
         self._overlays(image, anchors)

@@ -15,12 +15,22 @@ affine matrix per layer, world -> screen, in pixels:
 
 so pans and tilts move every layer alike, while tracking, crane, arc, dolly zoom and
 drone shots move them with parallax.
+
+Loops. In a loop shot the frame after the last is frame 0 again, but a pan does not
+return by itself. The chain's closing clip (the only one that knows the shot loops)
+therefore hands its *staging* (the camera's pose, where the figures are, the rhythm of
+their limbs) over from this lap to the next one: it blends the shot as it goes on with
+the shot as it starts again (`total_frames` earlier), with a smoothstep weight that is 0
+where the clip starts and 1 at the wrap. Both ends keep position and speed, so the pan
+eases back to where it began, a zoom breathes back out, a pacing figure drifts to its
+first spot without walking backwards, and walkers turn to go back. Weather, wind and
+lightning keep running forward; the seam blend covers what they leave different.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -38,10 +48,24 @@ MAX_TRACK_WIDTHS = 5.0  # the farthest a tracking shot travels, in frame widths
 
 @dataclass(frozen=True)
 class ShotClock:
-    """Frame indices inside a shot -> seconds and eased progress through the shot."""
+    """Frame indices inside a shot -> seconds and eased progress through the shot.
+
+    `loop_from`: set for a loop shot's closing clip, the clip's first frame.
+    """
 
     fps: int
     total_frames: int
+    loop_from: int | None = None
+
+    def next_lap(self, k: np.ndarray) -> np.ndarray:
+        """How much of frame `k`'s staging is the next lap's (0..1); 0 outside a loop's closing clip."""
+        k = np.asarray(k, dtype=np.float64)
+        if self.loop_from is None:
+            return np.zeros_like(k)
+        # from the frame before the clip (the chain's last so far) to the wrap
+        start, wrap = self.loop_from - 1, self.total_frames
+        s = np.clip((k - start) / (wrap - start), 0.0, 1.0)
+        return s * s * (3.0 - 2.0 * s)  # no jolt at either end: zero slope at 0 and 1
 
     @property
     def seconds(self) -> float:
@@ -122,24 +146,77 @@ class Blocking:
         return [self.track(i, k) for i in range(len(self.figures))]
 
     def track(self, index: int, k: np.ndarray) -> FigureTrack:
-        """Position, lift, facing and phase of one figure at frames `k`."""
+        """Position, lift, facing and phase of one figure at frames `k` (a loop hands over to its next lap)."""
+        k = np.asarray(k, dtype=np.float64)
+        here = self._lap_track(index, k)
+        w = self.clock.next_lap(k)
+        if not w.any():
+            return here
+        lap = self._lap_track(index, k - self.clock.total_frames)
+        # 1. where the feet are: between this lap's path and the next one's
+        x = (1 - w) * here.x + w * lap.x
+        lift = (1 - w) * here.lift + w * lap.lift
+        # 2. facing the way the blended path goes (someone standing keeps theirs)
+        step = self._handover_x(index, k + 0.5) - self._handover_x(index, k - 0.5)
+        facing = np.where(np.abs(step) > 1e-3, np.sign(step), here.facing)
+        # 3. strides follow the distance covered, and the limbs' rhythm meets the next lap's
+        phase = here.phase
+        stride = self._stride(index)
+        if stride:
+            phase = 2 * math.pi * self._walked(index, k) / stride
+        period = 4 * math.pi  # the longest rhythm a figure draws with (a half-phase sway)
+        behind = np.mod(phase - lap.phase + period / 2, period) - period / 2
+        return FigureTrack(x=x, lift=lift, facing=facing, phase=phase - w * behind, t=here.t)
+
+    def _handover_x(self, index: int, k: np.ndarray) -> np.ndarray:
+        """World x of a figure's feet on a loop's way from this lap to the next."""
+        w = self.clock.next_lap(k)
+        return (1 - w) * self._lap_track(index, k).x + w * self._lap_track(index, k - self.clock.total_frames).x
+
+    def _walked(self, index: int, k: np.ndarray) -> np.ndarray:
+        """Pixels a figure has walked by frames `k`, along the loop's handover where there is one."""
+        assert self.clock.loop_from is not None
+        start = self.clock.loop_from - 1
+        walked = self.walk_speed(index) * self.clock.time(np.minimum(k, start))
+        extra = np.zeros_like(walked)
+        for i, frame in np.ndenumerate(k):
+            if frame > start:
+                grid = np.linspace(start, frame, math.ceil(4 * (frame - start)) + 1)
+                extra[i] = np.abs(np.diff(self._handover_x(index, grid))).sum()
+        return walked + extra
+
+    def walk_speed(self, index: int) -> float:
+        """How fast figure `index` moves through the world in this shot, pixels per second."""
+        action = self.actions[index]
+        if action in MOVING_ACTIONS and self.move is CameraMove.TRACKING_SHOT:
+            return self.track_speed
+        if action in MOVING_ACTIONS and pan_direction(self.move):
+            # walk the way the camera pans, a little slower, so they drift across the frame
+            return 0.85 * pan_speed(self.move, self.clock) * self.width
+        return self.speed(index)
+
+    def _stride(self, index: int) -> float:
+        """Length of one stride cycle in pixels, or 0 for a figure that does not travel."""
+        spec, action = self.figures[index], self.actions[index]
+        if action not in MOVING_ACTIONS or self.walk_speed(index) <= 0:
+            return 0.0
+        return PERSON_HEIGHT * self.height * spec.height * (1.6 if action == "run" else 0.85)
+
+    def _lap_track(self, index: int, k: np.ndarray) -> FigureTrack:
+        """One figure at frames `k` of the shot played once (no loop)."""
         spec, action = self.figures[index], self.actions[index]
         t = self.clock.time(k)
         home = self.homes[index]
-        size = PERSON_HEIGHT * self.height * spec.height
         facing = np.full(t.shape, 1.0 if index % 2 == 0 else -1.0)
         lift = np.zeros_like(t)
-        speed = self.speed(index)
+        speed = self.walk_speed(index)
         pan = pan_direction(self.move)
 
         # 1. where the feet are
         if action in MOVING_ACTIONS and self.move is CameraMove.TRACKING_SHOT:
-            speed = self.track_speed
             x = home + speed * t
             facing[:] = 1.0
         elif action in MOVING_ACTIONS and pan:
-            # walk the way the camera pans, a little slower, so they drift across the frame
-            speed = 0.85 * pan_speed(self.move, self.clock) * self.width
             x = home + pan * speed * (t - self.clock.seconds / 2)
             facing[:] = pan
         elif action in MOVING_ACTIONS:
@@ -157,8 +234,8 @@ class Blocking:
             lift = self.height * (base + 0.03 * np.sin(2 * math.pi * t / 1.7 + index))
         elif action == "climb":
             lift = 0.3 * self.height * self.clock.progress(k)
-        if action in MOVING_ACTIONS and speed > 0:
-            stride = size * (1.6 if action == "run" else 0.85)
+        stride = self._stride(index)
+        if stride:
             phase = 2 * math.pi * speed * t / stride
         elif action == "dance":
             phase = 2 * math.pi * 1.6 * t
@@ -192,8 +269,18 @@ def pan_speed(move: CameraMove, clock: ShotClock) -> float:
 
 
 def camera_poses(move: CameraMove, clock: ShotClock, k: np.ndarray, blocking: Blocking) -> Poses:
-    """The camera's pose at frames `k` of a shot performing `move`."""
+    """The camera's pose at frames `k` of a shot performing `move` (a loop hands over to its next lap)."""
     k = np.asarray(k, dtype=np.float64)
+    here = _lap_poses(move, clock, k, blocking)
+    w = clock.next_lap(k)
+    if not w.any():
+        return here
+    lap = _lap_poses(move, clock, k - clock.total_frames, blocking)
+    return Poses(**{f.name: (1 - w) * getattr(here, f.name) + w * getattr(lap, f.name) for f in fields(Poses)})
+
+
+def _lap_poses(move: CameraMove, clock: ShotClock, k: np.ndarray, blocking: Blocking) -> Poses:
+    """The camera's pose at frames `k` of the shot played once."""
     T, t, e = clock.seconds, clock.time(k), clock.eased(k)
     zero = np.zeros_like(k)
     x, y, z, yaw, tilt, zoom, roll = zero, zero, zero, zero, zero, zero + 1.0, zero

@@ -181,8 +181,9 @@ class Lightning:
 
     PATTERN = (1.0, 0.35, 0.85, 0.3, 0.1)
 
-    def __init__(self, scene: Scene, fps: int, width: int, height: int):
+    def __init__(self, scene: Scene, fps: int, width: int, height: int, quiet: tuple[range, ...] = ()):
         self.active = "lightning" in scene.weather
+        self.quiet = quiet  # shot frames that never flash
         self.seed, self.fps, self.width, self.height = scene.world_seed, fps, width, height
         self.bucket = max(len(self.PATTERN) + 2, round(1.7 * fps))
         self.horizon = 0.6 * height
@@ -196,7 +197,7 @@ class Lightning:
 
     def apply(self, image: Image.Image, k: int) -> Image.Image:
         """Light up frame `k` if it falls in a flash."""
-        if not self.active:
+        if not self.active or any(k in frames for frames in self.quiet):
             return image
         strike = self._strike(k // self.bucket)
         if strike is None:

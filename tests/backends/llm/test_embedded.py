@@ -351,3 +351,132 @@ def test_every_mood_the_planner_writes_has_its_own_music():
     from storyflow.backends.llm.embedded_rules import MOODS
 
     assert set(MOODS) <= set(RECIPES)  # otherwise the score would fall back to its default mood
+
+
+# ---------------------------------------------------------------- written lengths, timed changes, loops
+
+
+@pytest.mark.parametrize(
+    ("marker", "fps", "seconds"), [("[12s]", 24, 12.0), ("[12 s]", 12, 12.0), ("[12.5s]", 24, 12.5)]
+)
+def test_a_written_length_sets_the_shot_in_whole_frames_and_is_not_narrated(plan, marker, fps, seconds):
+    long_paragraph = (
+        f"Tom unties the heavy rope from the rusty iron ring on the quay. {marker} He pushes the boat away "
+        "from the wall with both hands. The little engine coughs twice and starts. Gulls scatter."
+    )
+    board = plan(f"The harbour wakes up slowly.\n\n{long_paragraph}\n", extra=f"fps: {fps}")
+    opening, timed = board.shots  # ~30 words would be split without the marker: it stays one shot
+    assert timed.duration == seconds and timed.frames(fps) == seconds * fps
+    assert "[" not in timed.narration and timed.narration.endswith("Gulls scatter.")
+    assert marker in timed.story_text  # the shot still covers what was written
+    assert opening.duration < 12  # the other shot keeps its reading-speed length
+
+
+def test_timed_changes_make_one_evolving_shot_whose_changes_are_seen_and_narrated(plan):
+    board = plan(
+        "A walking figure made out of water crosses the sand. [12s] [at 4s] Lightning flashes in the background.\n"
+        "[at 8s] Purple smoke emits from the figure. It keeps walking. The sand glitters. It never stops.\n\n"
+        "The figure reaches the sea.\n"
+    )
+    assert len(board.shots) == 2  # six sentences in the first paragraph, yet one shot
+    shot = board.shots[0]
+    assert shot.duration == 12.0
+    assert [(change.at, change.text) for change in shot.prompt_changes] == [
+        (4.0, "Lightning flashes in the background."),
+        (8.0, "Purple smoke emits from the figure. It keeps walking. The sand glitters. It never stops."),
+    ]
+    assert shot.action == "A walking figure made out of water crosses the sand."  # what is seen from 0 s
+    assert shot.narration == (
+        "A walking figure made out of water crosses the sand. Lightning flashes in the background. "
+        "Purple smoke emits from the figure. It keeps walking. The sand glitters. It never stops."
+    )
+    assert shot.setting == "a beach"  # the lightning comes at 4 s, not before...
+    assert "thunder" in shot.sound_cue  # ...but it is heard in the shot
+    assert board.shots[1].setting.endswith("in a thunderstorm")  # and the storm carries on
+
+
+def test_without_a_written_length_an_evolving_shot_holds_its_last_change_two_seconds(plan):
+    board = plan("Snow falls on the field. [at 9s] A fox crosses it.\n\nThe fox is gone.\n")
+    evolving, after = board.shots
+    assert evolving.duration == 11.0  # reading speed alone would give about 3.7 s
+    assert after.duration < 4 and not after.prompt_changes
+
+
+def test_a_paragraph_with_changes_starting_continuous_still_continues_the_shot_before(plan):
+    board = plan("Tom runs down the pier.\n\n(continuous) He leaps into the boat. [at 3s] The boat rocks.\n")
+    assert board.shots[1].continues_previous and board.shots[1].prompt_changes[0].at == 3.0
+
+
+BAD_TIMINGS = [
+    # (paragraph, the line it names counting from the paragraph's first line, words in the message, words in the fix)
+    ("A figure walks. [8s]\n[at 4s] Rain falls.\n[at 7.5s] Smoke rises.\n", 0, "lasts [8s]", "[8.5s]"),
+    ("A figure walks. [8s] [at 8s] Rain falls.\n", 0, "lasts [8s]", "[9s]"),
+    ("A figure walks.\n[at 8s] Rain falls.\n[at 4s] Smoke rises.\n", 2, "[at 4s] comes after [at 8s]", "increasing"),
+    ("A figure walks.\n[at 4s] Rain falls. [at 4s] Smoke rises.\n", 1, "[at 4s] comes after [at 4s]", "increasing"),
+    ("A figure walks. [at 0s] Rain falls.\n", 0, "[at 0s] does not come after", "[at 1s]"),
+    ("A figure walks.\n\n[at four] Rain falls.\n", 2, "[at four] is not a timing marker", "[at 4s]"),
+    ("A figure walks. [3 min]\n", 0, "[3 min] is not a timing marker", "[12s]"),
+    ("A figure walks. [4s]\nIt stops. [6s]\n", 1, "second shot length [6s]", "one [Ns] per paragraph"),
+    ("A figure walks. [at 4s] Zoom in.\n", 0, "[at 4s] has no text", "Lightning flashes"),
+    ("[12s] [at 4s] Rain falls.\n", 0, "no story text seen from the shot's start", "start the paragraph"),
+]
+
+
+@pytest.mark.parametrize(("paragraph", "line", "problem", "fix"), BAD_TIMINGS)
+def test_a_bad_timing_marker_is_an_error_naming_its_line_and_the_fix(plan, paragraph, line, problem, fix):
+    # the multi-line comment and heading make sure lines are counted as written in the file
+    body = "<!-- a note\n   over two lines -->\n# Title\n\n" + paragraph
+    first_line = FRONT.format(seed=0, extra="").count("\n") + 5  # the paragraph's first line in the file
+    with pytest.raises(StoryError) as caught:
+        plan(body)
+    assert f"story.md, line {first_line + line}: " in caught.value.message
+    assert problem in caught.value.message and fix in caught.value.fix
+
+
+def test_seamless_loop_marks_its_shot_is_not_narrated_and_is_never_continued(plan, caplog):
+    board = plan(
+        "The waves roll in and slide back out. Seamless loop.\n\n"
+        "Continuous. Tom walks along the beach.\n\n"
+        "Loop. The lamp turns. Its beam sweeps the bay.\n"
+    )
+    first, second, third = board.shots
+    assert (first.loop, second.loop, third.loop) == (True, False, True)
+    assert "loop" not in " ".join(shot.narration.lower() for shot in board.shots)
+    assert "Seamless loop." in first.story_text
+    assert not second.continues_previous  # "Continuous." cannot carry on from a loop...
+    assert "loops" in caplog.text  # ...and the user is told so
+    assert third.narration == "The lamp turns. Its beam sweeps the bay."
+
+
+def test_a_loop_word_inside_a_sentence_is_narration_not_a_directive(plan):
+    board = plan("The road loops around the hill.\n")
+    assert not board.shots[0].loop and board.shots[0].narration == "The road loops around the hill."
+
+
+def test_a_duration_target_is_met_around_a_written_length(plan):
+    body = "\n\n".join(
+        ["The harbour wakes up slowly.", "Tom unties the rope and pushes the boat away from the quay. [12s]",
+         "Mara waves from the lighthouse door.", "Gulls circle the mast.", "The boat rounds the point and is gone."]
+    )
+    for fps, target in ((24, 40.0), (12, 25.0), (24, 21.3)):
+        board = plan(body, extra=f"fps: {fps}\nduration: {target}")
+        assert abs(film_timeline(board).seconds - target) <= 1 / fps + 1e-9
+        assert board.shots[1].duration == 12.0  # the written length is kept...
+        unwritten = plan(body.replace(" [12s]", ""), extra=f"fps: {fps}\nduration: {target}")
+        assert unwritten.shots[1].duration != 12.0  # ...where fitting alone would have changed it
+
+
+def test_fitting_a_short_target_keeps_an_evolving_shot_past_its_last_change(plan):
+    body = "Snow falls on the field. [at 6s] A fox crosses it.\n\n" + "\n\n".join(
+        f"Tom lifts crate number {n}." for n in range(1, 5)
+    )
+    board = plan(body, extra="duration: 16")  # scaled in proportion, the first shot would get about 6.6 s
+    assert board.shots[0].duration == 8.0  # the last change + 2 s
+    assert abs(film_timeline(board).seconds - 16) <= 1 / 24 + 1e-9
+
+
+def test_written_lengths_longer_than_the_target_keep_their_length_with_a_warning(plan, caplog):
+    board = plan("Tom waits. [12s]\n\nMara waits. [12s]\n\nThe tide turns.\n", extra="duration: 10")
+    assert [shot.duration for shot in board.shots[:2]] == [12.0, 12.0]
+    assert board.shots[2].duration >= 1.0
+    assert "written length" in caplog.text and "10.00 s" in caplog.text

@@ -430,6 +430,141 @@ def test_a_six_segment_chain_does_not_drift_in_colour(tmp_path: Path):
         assert np.abs(frames[-1].reshape(-1, 3).mean(0) - pure.reshape(-1, 3).mean(0)).max() < 0.5
 
 
+# ---------------------------------------------------------------- ending on frames: backward extension and loops
+
+EARLIER = "Mara walks through a pine forest at dawn"
+DUSK = "Mara walks through a pine forest at dusk"
+PAN_SHOT = {"camera": CameraMove.PAN_LEFT, "subjects": (MARA,), "fps": 12, "shot_total_frames": 48}
+
+
+def through_mp4(frames: list[np.ndarray], path: Path) -> list[np.ndarray]:
+    """Encode frames to a real mp4 and decode them back, as the pipeline does with every parent."""
+    media.write_video(path, iter(frames), frames[0].shape[1], frames[0].shape[0], 12)
+    return list(media.read_frames(path))
+
+
+def median_step(*clips: list[np.ndarray]) -> float:
+    """The ordinary change between consecutive frames inside the clips."""
+    return float(np.median([mad(a, b) for clip in clips for a, b in zip(clip, clip[1:])]))
+
+
+@pytest.mark.parametrize("decoded", [False, True], ids=["frames", "mp4"])
+def test_extend_backward_renders_what_came_before_and_leads_into_the_head(tmp_path: Path, decoded: bool):
+    later = render(EARLIER, shot_offset_frames=24, num_frames=24, **PAN_SHOT)  # shot frames 24..47
+    if decoded:
+        later = through_mp4(later, tmp_path / "later.mp4")
+    result = PLAIN.generate(request(EARLIER, strategy="extend_backward", end_conditioning=np.stack(later[:2]),
+                                    shot_offset_frames=0, num_frames=24, **PAN_SHOT))  # fmt: skip
+    before = list(result.frames)
+    if decoded:
+        before = through_mp4(before, tmp_path / "before.mp4")
+    assert result.context_frames == 0 and len(before) == 24  # the given head is not repeated
+    # played before -> later, the join is an ordinary step
+    assert mad(before[-1], later[0]) < 2.5 * median_step(before, later)
+    # and its start is really earlier, not a copy of the head: the pan had not yet turned left
+    assert shift_between(before[0], later[0], axis=1) >= 8  # the scene sits further left
+    assert mad(before[0], later[0]) > 3 * median_step(before, later)
+
+
+def test_extend_backward_fades_into_a_head_that_looks_different(tmp_path: Path):
+    # the head was made from another prompt: what the renderer would draw there is far from it
+    later = through_mp4(render(DUSK, shot_offset_frames=24, num_frames=24, **PAN_SHOT), tmp_path / "later.mp4")
+    before = through_mp4(render(EARLIER, strategy="extend_backward", end_conditioning=np.stack(later[:1]),
+                                shot_offset_frames=0, num_frames=24, **PAN_SHOT), tmp_path / "before.mp4")  # fmt: skip
+    steps = [mad(a, b) for a, b in zip(before, before[1:])]
+    assert mad(before[-1], later[0]) < 2.5 * median_step(before, later)  # no jump into the head
+    assert max(steps) < 0.25 * mad(before[0], later[0])  # but a gradual change toward it
+    assert luma(before[0]).mean() > luma(later[0]).mean() + 20  # from its own dawn light
+
+
+def test_a_loop_closes_back_into_its_first_frame_while_the_camera_pans(tmp_path: Path):
+    assert PLAIN.capabilities.last_frame and PLAIN.capabilities.extend_backward  # what the planner reads
+    segment = {**PAN_SHOT, "num_frames": 16}
+    first = through_mp4(render(EARLIER, shot_offset_frames=0, **segment), tmp_path / "0.mp4")
+    second = through_mp4(render(EARLIER, shot_offset_frames=16, strategy="continue_video",
+                                conditioning=np.stack(first[-1:]), **segment), tmp_path / "1.mp4")  # fmt: skip
+    closing = through_mp4(render(EARLIER, shot_offset_frames=32, strategy="loop_close", conditioning=np.stack(second[-1:]),
+                                 end_conditioning=np.stack(first[:1]), **segment), tmp_path / "2.mp4")  # fmt: skip
+    plain_end = render(EARLIER, shot_offset_frames=32, strategy="continue_video", conditioning=np.stack(second[-1:]), **segment)
+    inside = median_step(first, second, closing)
+
+    # 1. both joins of the closing clip are ordinary steps, the wrap-around included
+    assert mad(second[-1], closing[0]) < 2.5 * inside
+    assert mad(closing[-1], first[0]) < 2.5 * inside
+    # an ordinary continuation would jump back at the wrap: the pan does not return by itself
+    assert mad(plain_end[-1], first[0]) > 2.5 * inside
+    # 2. the camera really moves during the loop: it pans left, then pans back (by mid-clip
+    # it is well on its way, rather than cross-fading the whole move at the very end)
+    assert shift_between(first[0], second[-1], axis=1) >= 8
+    assert shift_between(second[-1], closing[8], axis=1) <= -8
+
+
+def test_an_evolving_loop_fades_back_into_its_first_light(tmp_path: Path):
+    segment = {**PAN_SHOT, "num_frames": 16}
+    first = through_mp4(render(EARLIER, shot_offset_frames=0, **segment), tmp_path / "0.mp4")  # dawn
+    second = through_mp4(render(DUSK, shot_offset_frames=16, strategy="continue_video",
+                                conditioning=np.stack(first[-1:]), **segment), tmp_path / "1.mp4")  # fmt: skip
+    closing = through_mp4(render(DUSK, shot_offset_frames=32, strategy="loop_close", conditioning=np.stack(second[-1:]),
+                                 end_conditioning=np.stack(first[:1]), **segment), tmp_path / "2.mp4")  # fmt: skip
+    inside = median_step(first, second, closing)
+    assert luma(closing[0]).mean() < luma(first[0]).mean() - 20  # the closing clip starts at dusk
+    assert mad(closing[-1], first[0]) < 2.5 * inside  # and ends leading into the dawn it began with
+
+
+def test_a_loop_brings_a_pacing_figure_back_to_where_she_started_without_a_double_image():
+    prompt = "Mara walks in the desert at noon"  # she paces to and fro
+    segment = {**PAN_SHOT, "camera": CameraMove.STATIC, "num_frames": 16, "width": 320, "height": 180}
+    first = render(prompt, shot_offset_frames=0, **segment)
+    second = render(prompt, shot_offset_frames=16, strategy="continue_video", conditioning=np.stack(first[-1:]), **segment)
+    closing = render(prompt, shot_offset_frames=32, strategy="loop_close", conditioning=np.stack(second[-1:]),
+                     end_conditioning=np.stack(first[:1]), **segment)  # fmt: skip
+    xs = [red_box(f)[0] for f in first + second + closing]
+    width = red_box(first[0])[2]
+    assert all(red_box(f)[2] < 1.4 * width for f in closing)  # one Mara all along, never two cross-fading
+    assert abs(xs[-1] - xs[0]) < 2 * np.median(np.abs(np.diff(xs)))  # the wrap is one ordinary step
+    assert max(xs) - min(xs) > 40  # and she really walks during the loop
+
+
+@pytest.mark.parametrize(
+    ("fields", "argument"),
+    [
+        ({"strategy": "extend_backward"}, "end_conditioning"),
+        ({"strategy": "loop_close", "conditioning": np.zeros((1, 90, 160, 3), np.uint8)}, "end_conditioning"),
+        ({"strategy": "loop_close", "end_conditioning": np.zeros((1, 90, 160, 3), np.uint8)}, "conditioning"),
+    ],
+)
+def test_ending_on_frames_without_them_names_the_missing_argument(fields, argument):
+    with pytest.raises(GenerationError) as error:
+        PLAIN.generate(request(shot_offset_frames=12, shot_total_frames=24, **fields))
+    assert f"needs {argument} frames" in error.value.message
+    assert f"as {argument}" in error.value.fix
+
+
+def test_end_conditioning_of_the_wrong_size_names_the_argument_and_both_sizes():
+    head = np.zeros((1, 180, 320, 3), np.uint8)
+    with pytest.raises(GenerationError) as error:
+        PLAIN.generate(request(strategy="extend_backward", end_conditioning=head, shot_total_frames=24))
+    assert "end_conditioning" in error.value.message and "320x180" in error.value.message
+    assert "160x90" in error.value.fix
+
+
+@pytest.mark.parametrize(
+    ("fields", "message", "fix"),
+    [
+        ({"strategy": "extend_backward", "shot_total_frames": 12}, "the shot has only 12 frames", "shot_total_frames"),
+        ({"strategy": "extend_backward"}, "shot_total_frames is not given", "shot_total_frames"),
+        ({"strategy": "loop_close", "conditioning": np.zeros((1, 90, 160, 3), np.uint8), "shot_total_frames": 36},
+         "end before the shot's 36 frames", "shot_offset_frames + num_frames == shot_total_frames"),
+    ],
+)  # fmt: skip
+def test_a_clip_that_cannot_lead_into_its_frames_says_where_it_must_stand(fields, message, fix):
+    head = np.zeros((1, 90, 160, 3), np.uint8)
+    with pytest.raises(GenerationError) as error:
+        PLAIN.generate(request(end_conditioning=head, **fields))
+    assert message in error.value.message
+    assert fix in error.value.fix
+
+
 # ---------------------------------------------------------------- the overlays
 
 
@@ -459,3 +594,31 @@ def test_portrait_frames_render_the_same_scene_upright():
     frames = render("a lighthouse by the sea at dusk", backend=FULL, width=90, height=160, num_frames=4,
                     subjects=(MARA,), caption="Mara climbs the lighthouse stairs.")  # fmt: skip
     assert frames[0].shape == (160, 90, 3)
+
+
+def test_lightning_never_flashes_on_a_seam_but_still_flashes_after_it():
+    """A flash that falls where a continuation meets its tail would read as a jump at the seam."""
+    backend = load_backend("video", "animatic")
+    prompt = "a dark moor at night, a thunderstorm, lightning flashes in the background, static shot"
+    fps, total = 12, 96
+    for seed in range(20):  # the flashes' moments come from the seed: take one that flashes mid-clip
+        plain = ClipRequest(prompt=prompt, seed=seed, width=96, height=54, fps=fps, num_frames=48,
+                            shot_offset_frames=48, shot_total_frames=total)  # fmt: skip
+        frames = list(backend.generate(plain).frames)
+        means = np.array([f.mean() for f in frames])
+        flashes = np.flatnonzero(means > np.median(means) + 15)
+        if flashes.size and flashes[0] >= 1 and flashes[0] < 48 - 2 * fps:
+            break
+    assert flashes.size, "the prompt asks for lightning"
+    # continue the shot from a frame just before the first flash: the seam must stay dark
+    start = 48 + int(flashes[0])
+    tail = np.stack(frames[int(flashes[0]) - 1 : int(flashes[0])])
+    cont = ClipRequest(prompt=prompt, seed=seed, width=96, height=54, fps=fps, num_frames=total - start,
+                       shot_offset_frames=start, shot_total_frames=total, strategy="continue_video",
+                       conditioning=tail)  # fmt: skip
+    after = [f.mean() for f in backend.generate(cont).frames]
+    quiet = round(0.5 * fps)
+    assert max(after[:quiet]) < np.median(means) + 10  # no flash in the seam's half second
+    later = [k for k in (flashes + 48) if k >= start + quiet]
+    for k in later:  # flashes further on are where they always were
+        assert after[k - start] > np.median(means) + 15

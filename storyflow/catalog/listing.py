@@ -1,0 +1,204 @@
+"""What a film is made of, shot by shot: the data and the table behind `storyflow shots FILM`.
+
+`film_shots(catalog, path)` finds the film (by path or by content, like provenance) and
+returns a JSON-able tree: the film, then its shots in order, each with the segments the film
+plays (path, parent, end parent, strategy, seconds, seam score, drift) and the narration
+lines it speaks. `format_shots(tree)` renders it as a table, one line per segment, with
+seams that show marked VISIBLE.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+
+from storyflow.catalog.provenance import Walk, find_file, seam_dict, short
+from storyflow.catalog.schema import ClipRow, FilmClipRow, FilmRow
+from storyflow.errors import CatalogError
+from storyflow.models import SEAM_WARN_RATIO
+
+if TYPE_CHECKING:
+    from storyflow.catalog.store import Catalog
+
+
+def film_shots(catalog: Catalog, path: Path) -> dict:
+    """The film at `path` shot by shot; CatalogError (with a fix) if `path` is not a film the catalog knows."""
+    with catalog._session(write=False) as s:
+        # 1. the film: its mp4, or any file made beside it (poster, subtitles, stems)
+        record, asked, matched_by = find_file(catalog, s, Path(path))
+        film = s.get(FilmRow, record.owner_id) if record.owner_table == "films" else None
+        if film is None:
+            raise CatalogError(
+                f"{path} is a {record.kind} file, not a film: it has no shots of its own",
+                fix="pass the film's .mp4 (`storyflow catalog films` lists them), or use "
+                "`storyflow provenance` for a single clip or track",
+            )
+        walk = Walk(catalog, s)
+
+        # 2. the clips the film plays, in order, and what each one was conditioned on
+        played = list(
+            s.scalars(
+                select(ClipRow)
+                .join(FilmClipRow, FilmClipRow.clip_id == ClipRow.id)
+                .where(FilmClipRow.film_id == film.id)
+                .order_by(FilmClipRow.position)
+            )
+        )
+        related = {c.parent_clip_id for c in played} | {c.end_parent_clip_id for c in played}
+        paths = {c.id: walk.path(c.path) for c in s.scalars(select(ClipRow).where(ClipRow.id.in_(related - {None})))}
+        lines = walk.film_narration(film)
+
+        # 3. shots in storyboard order, each with its segments and narration
+        shots = []
+        for shot in walk.shots_of(film.storyboard):
+            data = shot.data
+            shots.append(
+                {
+                    "shot_key": shot.shot_key,
+                    "camera": data.get("camera", ""),
+                    "seconds": data.get("duration"),
+                    "continues_previous": data.get("continues_previous", False),
+                    "loop": data.get("loop", False),
+                    "segments": [
+                        _segment(walk, clip, film, paths) for clip in played if clip.shot_key == shot.shot_key
+                    ],
+                    "narration": [
+                        {
+                            "text": line.text,
+                            "offset": line.offset,
+                            "seconds": line.seconds,
+                            "voice": line.voice,
+                            "rate": line.rate,
+                        }
+                        for line in lines
+                        if line.shot_key == shot.shot_key
+                    ],
+                }
+            )
+        return {
+            "film": {
+                "id": film.id,
+                "path": walk.path(film.path),
+                "sha256": film.sha256,
+                "duration": film.num_frames / film.fps,
+                "loudness_lufs": film.loudness_lufs,
+                "run_id": film.run_id,
+            },
+            "home": str(catalog.home),
+            "file": {"path": str(asked), "matched_by": matched_by},
+            "seam_warn_ratio": SEAM_WARN_RATIO,
+            "shots": shots,
+        }
+
+
+def _segment(walk: Walk, clip: ClipRow, film: FilmRow, paths: dict[int, str]) -> dict:
+    """One segment the film plays, with where its frames came from and how its seam looks."""
+    return {
+        "segment": clip.segment,
+        "path": walk.path(clip.path),
+        "sha256": clip.sha256,
+        "parent_sha256": clip.parent_sha256,
+        "parent_path": paths.get(clip.parent_clip_id),
+        "end_parent_sha256": clip.end_parent_sha256,
+        "end_parent_path": paths.get(clip.end_parent_clip_id),
+        "strategy": clip.strategy,
+        "seconds": clip.num_frames / clip.fps,
+        "seam": seam_dict(clip),
+        "end_seam": seam_dict(clip, "end_seam"),
+        "drift": clip.drift,
+        "backend": clip.backend,
+        # made by an earlier run than the film's own: this render reused it
+        "reused": None if film.run_id is None else clip.run_id != film.run_id,
+    }
+
+
+# ---------------------------------------------------------------- text
+
+COLUMNS = ("shot", "seg", "path", "parent", "strategy", "seconds", "seam")
+
+
+def format_shots(tree: dict) -> str:
+    """The film's segments as a table: one line per segment, narration under its shot, VISIBLE seams marked."""
+    home = Path(tree["home"])
+    warn = tree.get("seam_warn_ratio", SEAM_WARN_RATIO)
+    film = tree["film"]
+
+    # 1. the rows: a segment, or a shot's narration line (printed across the columns)
+    rows: list[tuple[str, ...] | str] = []
+    visible = 0
+    for shot in tree["shots"]:
+        for number, seg in enumerate(shot["segments"]):
+            seam = seg["seam"]
+            ratio = "-"
+            if seam is not None:
+                ratio = f"{seam['ratio']:.2f}"
+                if seam["ratio"] > warn:
+                    ratio += " VISIBLE"
+                    visible += 1
+            notes = []
+            if seg["end_parent_sha256"]:
+                end_seam = seg.get("end_seam")
+                wrap = f" (seam {end_seam['ratio']:.2f}{' VISIBLE' if end_seam['ratio'] > warn else ''})" if end_seam else ""
+                visible += bool(end_seam and end_seam["ratio"] > warn)
+                notes.append(f"leads into {short(seg['end_parent_sha256'])}{wrap}")
+            if seg["drift"]:
+                notes.append(f"drift: {seg['drift']}")
+            if seg.get("reused"):
+                notes.append("reused")
+            label = ""
+            if number == 0:  # "↳" as in `storyflow plan`: the shot starts on the previous shot's last frame
+                label = ("↳ " if shot["continues_previous"] else "") + shot["shot_key"]
+            rows.append((
+                label,
+                str(seg["segment"]),
+                _relative(seg["path"], home),
+                short(seg["parent_sha256"]) or "-",
+                seg["strategy"],
+                f"{seg['seconds']:.2f}",
+                ratio + ("  " + "; ".join(notes) if notes else ""),
+            ))  # fmt: skip
+        if not shot["segments"]:
+            rows.append((shot["shot_key"], "-", "(no segments recorded)", "-", "-", "-", "-"))
+        for line in shot["narration"]:
+            rows.append(
+                f"narration +{line['offset']:.2f} s, {line['seconds']:.2f} s, {line['voice']} at "
+                f"{line['rate']:g} wpm: {line['text']!r}"
+            )
+
+    # 2. column widths from the segment rows; the last column runs free
+    table = [COLUMNS, *(r for r in rows if isinstance(r, tuple))]
+    widths = [max(len(r[i]) for r in table) for i in range(len(COLUMNS) - 1)]
+    right = {1, 5}  # numbers line up on the right
+
+    def line(cells: tuple[str, ...]) -> str:
+        parts = [
+            cell.rjust(w) if i in right else cell.ljust(w)
+            for i, (cell, w) in enumerate(zip(cells[:-1], widths, strict=True))
+        ]
+        return "  ".join([*parts, cells[-1]]).rstrip()
+
+    # 3. header, rows, and a summary of the seams
+    segments = sum(len(shot["segments"]) for shot in tree["shots"])
+    loudness = f"  loudness {film['loudness_lufs']:.1f} LUFS" if film.get("loudness_lufs") is not None else ""
+    out = [
+        f"film {_relative(film['path'], home)}  {film['duration']:.2f} s  "
+        f"{len(tree['shots'])} shots, {segments} segments{loudness}",
+        line(COLUMNS),
+    ]
+    indent = " " * (widths[0] + 2)
+    out += [indent + row if isinstance(row, str) else line(row) for row in rows]
+    if visible:
+        out.append(f"{visible} visible seam(s): a jump over {warn:g}x the ordinary frame-to-frame change")
+    else:
+        out.append(f"no visible seams (none over {warn:g}x the ordinary frame-to-frame change)")
+    return "\n".join(out) + "\n"
+
+
+def _relative(path: str, home: Path) -> str:
+    """`path` relative to the output folder when inside it, else as it is."""
+    try:
+        return Path(path).relative_to(home).as_posix()
+    except ValueError:
+        return path
