@@ -25,14 +25,15 @@ from pathlib import Path
 from bench.common import print_table, save_results
 
 REPO = Path(__file__).resolve().parent.parent
-STAGES = ("plan", "rewrite", "generate", "audio", "stitch", "record")
+STAGES = ("plan", "narrate", "rewrite", "generate", "audio", "stitch", "record")
 
 
 def plain_pipeline(story_path: Path, home: Path, workers: int) -> dict[str, float]:
     """The film made by calling the stages directly: no Prefect, no catalog."""
-    from storyflow import audio, generate, plan, rewrite, stitch
+    from storyflow import audio, generate, mix, narrate, plan, rewrite, stitch, subtitles
     from storyflow.backends.registry import load_backend
     from storyflow.cache import NoStore
+    from storyflow.media import AUDIO_SAMPLE_RATE
     from storyflow.story import read_story
     from storyflow.timeline import film_timeline
 
@@ -42,12 +43,17 @@ def plain_pipeline(story_path: Path, home: Path, workers: int) -> dict[str, floa
     llm = load_backend("llm", "embedded")
     video = load_backend("video", "animatic")
     music = load_backend("music", "procedural")
+    speech = load_backend("speech", "espeak")
+    foley = load_backend("effects", "procedural")
     out_dir = home / story.slug
     store = NoStore()
 
     t = time.perf_counter()
     board = plan.plan_storyboard(story, llm)
     timings["plan"] = time.perf_counter() - t
+    t = time.perf_counter()
+    board, lines = narrate.narrate(board, speech, out_dir, store)
+    timings["narrate"] = time.perf_counter() - t
     t = time.perf_counter()
     prompts = {shot.id: rewrite.rewrite_shot(shot, board, llm) for shot in board.shots}
     timings["rewrite"] = time.perf_counter() - t
@@ -67,14 +73,25 @@ def plain_pipeline(story_path: Path, home: Path, workers: int) -> dict[str, floa
     timings["generate"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    timeline = film_timeline(board, {k: c.num_frames for k, c in chains.items()})
+    frames = {k: c.num_frames for k, c in chains.items()}
+    timeline = film_timeline(board, frames)
+    with ThreadPoolExecutor(workers) as pool:
+        effects = dict(zip(chains, pool.map(
+            lambda s: audio.shot_effects(s, chains[s.id], board, prompts[s.id].prompt, foley, out_dir, store),
+            board.shots,
+        )))  # fmt: skip
     music_track = audio.score_film(board, timeline, music, out_dir, store)
-    mix = audio.mix_film([music_track], timeline.seconds, out_dir, store)
+    bed = audio.lay_effects(board, timeline, effects, out_dir, store)
+    spoken = narrate.line_times(board, lines, frames)
+    sound = mix.mix_film(seconds=timeline.seconds, sample_rate=AUDIO_SAMPLE_RATE,
+                         narration=[(at, line.path) for at, line in spoken], music=music_track.path,
+                         effects=bed.path, out_dir=out_dir, store=store)  # fmt: skip
     timings["audio"] = time.perf_counter() - t
     t = time.perf_counter()
     storyboard_json = out_dir / "storyboard.json"
     plan.save_storyboard(board, storyboard_json)
-    stitch.stitch_film(board, chains, mix.path, out_dir, storyboard_json=storyboard_json)
+    stitch.stitch_film(board, chains, sound.mix.path, out_dir, storyboard_json=storyboard_json,
+                       cues=subtitles.speech_cues(spoken, timeline))  # fmt: skip
     timings["stitch"] = time.perf_counter() - t
     timings["record"] = 0.0
     timings["total"] = time.perf_counter() - started

@@ -1,13 +1,18 @@
-"""The film flow: plan -> rewrite -> generate (one task per shot, fanned out) -> audio -> stitch -> record.
+"""The film flow: plan -> narrate -> rewrite -> generate -> effects -> music -> mix -> stitch -> record.
 
 Stages live in storyflow/ and know nothing of Prefect; this module owns orchestration
 policy: task names (they carry the shot id), retries (transient backend errors only),
 bounded concurrency, the order of continuing shots, artifacts for the UI, and the run's
 row in the catalog. Policy sits on the decorators, not inside the functions.
+
+Narration is spoken right after planning because it can stretch shots; each shot's
+effects start as soon as its own clips exist; music waits for the real clip lengths.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -20,16 +25,28 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, ConfigDict
 
-from storyflow import audio, generate, plan, progress, rewrite, stitch
-from storyflow.backends.base import LLMBackend, MusicBackend, VideoBackend
+from storyflow import audio, generate, mix, narrate, plan, progress, rewrite, stitch, subtitles
+from storyflow.backends.base import EffectsBackend, LLMBackend, MusicBackend, SpeechBackend, VideoBackend
 from storyflow.backends.registry import load_backend
 from storyflow.cache import CatalogStore
 from storyflow.catalog import Catalog
 from storyflow.errors import TransientError
-from storyflow.media import atomic_write_text
-from storyflow.models import AudioTrack, ClipChain, Film, Shot, ShotPrompt, Story, Storyboard
+from storyflow.media import AUDIO_SAMPLE_RATE, atomic_write_text
+from storyflow.models import (
+    SEAM_WARN_RATIO,
+    AudioTrack,
+    ClipChain,
+    Film,
+    NarrationLine,
+    Shot,
+    ShotPrompt,
+    Story,
+    Storyboard,
+)
 from storyflow.story import read_story
 from storyflow.timeline import film_timeline
+
+log = logging.getLogger("storyflow.flow")
 
 
 class FilmOptions(BaseModel):
@@ -44,6 +61,13 @@ class FilmOptions(BaseModel):
     video_options: dict[str, Any] = {}
     music_backend: str = "procedural"
     music_options: dict[str, Any] = {}
+    speech_backend: str = "espeak"
+    speech_options: dict[str, Any] = {}
+    effects_backend: str = "procedural"
+    effects_options: dict[str, Any] = {}
+    narration_fit: str = "stretch"  # or "pace"
+    target_lufs: float = -16.0
+    burn_subtitles: bool = False
     seed: int | None = None  # overrides the story's seed
     home: str = "outputs"
     catalog_url: str = ""
@@ -62,62 +86,109 @@ def _transient_only(task, task_run, state) -> bool:
     return False
 
 
+RETRY = {"retries": 2, "retry_delay_seconds": [5, 30], "retry_condition_fn": _transient_only}
+
+
 # ---------------------------------------------------------------- tasks
 
 
-@task(name="plan", cache_policy=NONE, retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=_transient_only)
+@task(name="plan", cache_policy=NONE, **RETRY)
 def plan_task(story: Story, llm: LLMBackend) -> Storyboard:
     """Break the story into a storyboard."""
     return plan.plan_storyboard(story, llm)
 
 
-@task(
-    name="rewrite", task_run_name="rewrite-{shot.id}", cache_policy=NONE,
-    retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=_transient_only,
-)  # fmt: skip
+@task(name="narrate", cache_policy=NONE, **RETRY)
+def narrate_task(board: Storyboard, speech: SpeechBackend, out_dir: Path, store: CatalogStore,
+                 fit: str) -> tuple[Storyboard, list[NarrationLine]]:  # fmt: skip
+    """Speak every narration line; stretch (or pace) shots so speech never runs over."""
+    fitted, lines = narrate.narrate(board, speech, out_dir, store, fit=fit)  # type: ignore[arg-type]
+    for before, after in zip(board.shots, fitted.shots):
+        if after.duration != before.duration:
+            get_run_logger().info("%s stretched %.2f s -> %.2f s for its narration",
+                                  after.id, before.duration, after.duration)  # fmt: skip
+    return fitted, lines
+
+
+@task(name="rewrite", task_run_name="rewrite-{shot.id}", cache_policy=NONE, **RETRY)
 def rewrite_task(shot: Shot, board: Storyboard, llm: LLMBackend) -> ShotPrompt:
     """Rewrite one shot into a model-ready prompt."""
     return rewrite.rewrite_shot(shot, board, llm)
 
 
-@task(
-    name="generate", task_run_name="generate-{shot.id}", cache_policy=NONE,
-    retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=_transient_only,
-)  # fmt: skip
-def generate_task(
-    shot: Shot,
-    prompt: ShotPrompt,
-    board: Storyboard,
-    backend: VideoBackend,
-    out_dir: Path,
-    store: CatalogStore,
-    previous: ClipChain | None = None,
-) -> ClipChain:
+@task(name="generate", task_run_name="generate-{shot.id}", cache_policy=NONE, **RETRY)
+def generate_task(shot: Shot, prompt: ShotPrompt, board: Storyboard, backend: VideoBackend, out_dir: Path,
+                  store: CatalogStore, previous: ClipChain | None = None) -> ClipChain:  # fmt: skip
     """Make (or reuse) one shot's chain of clips."""
     chain = generate.generate_chain(shot, prompt, board, backend, out_dir, store, previous)
     made = sum(not clip.reused for clip in chain.clips)
-    get_run_logger().info(
-        "%s: %d segment(s), %d generated, %d reused (%s)",
-        shot.id, len(chain.clips), made, len(chain.clips) - made, shot.camera.value,
-    )  # fmt: skip
+    seams = ", ".join(f"{clip.seam.ratio:.2f}" for clip in chain.clips if clip.seam) or "none"
+    get_run_logger().info("%s: %d segment(s), %d generated, %d reused, seam ratios %s",
+                          shot.id, len(chain.clips), made, len(chain.clips) - made, seams)  # fmt: skip
     return chain
 
 
-@task(name="audio", cache_policy=NONE)
-def audio_task(board: Storyboard, chains: dict[str, ClipChain], backend: MusicBackend, out_dir: Path,
-               store: CatalogStore) -> list[AudioTrack]:  # fmt: skip
-    """Score the film and mix its sound, timed to the clips actually made."""
-    timeline = film_timeline(board, {shot_id: chain.num_frames for shot_id, chain in chains.items()})
-    music = audio.score_film(board, timeline, backend, out_dir, store)
-    mix = audio.mix_film([music], timeline.seconds, out_dir, store)
-    return [music, mix]
+@task(name="effects", task_run_name="effects-{shot.id}", cache_policy=NONE, **RETRY)
+def effects_task(shot: Shot, chain: ClipChain, board: Storyboard, prompt: ShotPrompt, backend: EffectsBackend,
+                 out_dir: Path, store: CatalogStore) -> AudioTrack:  # fmt: skip
+    """Sound effects derived from one shot's clips."""
+    return audio.shot_effects(shot, chain, board, prompt.prompt, backend, out_dir, store)
+
+
+@task(name="music", cache_policy=NONE, **RETRY)
+def music_task(board: Storyboard, chains: dict[str, ClipChain], backend: MusicBackend, out_dir: Path,
+               store: CatalogStore) -> AudioTrack:  # fmt: skip
+    """Score the film, timed to the clips actually made."""
+    return audio.score_film(board, _timeline(board, chains), backend, out_dir, store)
+
+
+@task(name="mix", cache_policy=NONE)
+def mix_task(board: Storyboard, chains: dict[str, ClipChain], lines: list[NarrationLine], music: AudioTrack,
+             shot_effects: dict[str, AudioTrack], out_dir: Path, store: CatalogStore,
+             target_lufs: float) -> tuple[mix.MixResult, AudioTrack]:  # fmt: skip
+    """Lay the effects on the timeline, then mix narration over ducked music over effects."""
+    timeline = _timeline(board, chains)
+    effects = audio.lay_effects(board, timeline, shot_effects, out_dir, store)
+    spoken = narrate.line_times(board, lines, {k: c.num_frames for k, c in chains.items()})
+    result = mix.mix_film(
+        seconds=timeline.seconds, sample_rate=AUDIO_SAMPLE_RATE, narration=[(t, line.path) for t, line in spoken],
+        music=music.path, effects=effects.path, out_dir=out_dir, store=store, target_lufs=target_lufs,
+    )  # fmt: skip
+    get_run_logger().info("mix: %.1f LUFS (target %.1f), music ducked %.1f dB under speech",
+                          result.lufs, target_lufs, result.ducking.music_db)  # fmt: skip
+    return result, effects
 
 
 @task(name="stitch", cache_policy=NONE)
-def stitch_task(board: Storyboard, chains: dict[str, ClipChain], mix: AudioTrack, out_dir: Path,
-                strategy: str, storyboard_json: Path) -> Film:  # fmt: skip
-    """Join the clips and the mix into the film, with subtitles, poster and contact sheet."""
-    return stitch.stitch_film(board, chains, mix.path, out_dir, strategy=strategy, storyboard_json=storyboard_json)
+def stitch_task(board: Storyboard, chains: dict[str, ClipChain], lines: list[NarrationLine], sound: mix.MixResult,
+                out_dir: Path, options: FilmOptions, storyboard_json: Path) -> Film:  # fmt: skip
+    """Join the clips and the mix into the film, with subtitles timed by the speech, poster, contact sheet, stems."""
+    spoken = narrate.line_times(board, lines, {k: c.num_frames for k, c in chains.items()})
+    cues = subtitles.speech_cues(spoken, _timeline(board, chains))
+    film = stitch.stitch_film(board, chains, sound.mix.path, out_dir, strategy=options.stitch,
+                              storyboard_json=storyboard_json, cues=cues,
+                              burn_subtitles=options.burn_subtitles)  # fmt: skip
+    stems = {kind: _place_stem(track.path, out_dir / "stems" / f"{kind}.wav") for kind, track in sound.stems.items()}
+    return film.model_copy(update={"stems": stems, "loudness_lufs": round(sound.lufs, 2)})
+
+
+def _place_stem(source: Path, beside: Path) -> Path:
+    """The stem beside the film under a plain name: a hard link to the cached WAV (a copy if links fail)."""
+    import shutil
+
+    from storyflow.media import atomic_path
+
+    with atomic_path(beside) as tmp:
+        tmp.unlink()
+        try:
+            os.link(source, tmp)
+        except OSError:
+            shutil.copyfile(source, tmp)
+    return beside
+
+
+def _timeline(board: Storyboard, chains: dict[str, ClipChain]):
+    return film_timeline(board, {shot_id: chain.num_frames for shot_id, chain in chains.items()})
 
 
 # ---------------------------------------------------------------- flow
@@ -130,6 +201,9 @@ def film_flow(options: FilmOptions) -> dict[str, Any]:
     timings: dict[str, float] = {}
     home = Path(options.home).resolve()
 
+    def timed(stage: str, since: float) -> None:
+        timings[stage] = time.perf_counter() - since
+
     # 1. inputs: the story and the backends (options were validated before the flow started)
     story = read_story(options.story)
     if options.seed is not None:
@@ -137,22 +211,29 @@ def film_flow(options: FilmOptions) -> dict[str, Any]:
     llm = load_backend("llm", options.llm, options.llm_options)
     video = load_backend("video", options.video_backend, options.video_options)
     music = load_backend("music", options.music_backend, options.music_options)
+    speech = load_backend("speech", options.speech_backend, options.speech_options)
+    effects = load_backend("effects", options.effects_backend, options.effects_options)
     out_dir = home / story.slug
 
     catalog = Catalog.open(options.catalog_url or f"sqlite:///{home / 'catalog.db'}", home)
     params = options.model_dump(exclude={"catalog_url"})  # a database URL may hold a password
     run_id = catalog.start_run(options.story, params, prefect_flow_run_id=str(flow_run.id))
+    store = CatalogStore(catalog, run_id=run_id)
     story_id = board_id = None
     try:
         story_id = catalog.record_story(story)
 
-        # 2. plan
+        # 2. plan, then speak the narration (it may stretch shots) and record the fitted storyboard
         t = time.perf_counter()
-        board = plan_task(story, llm)
-        timings["plan"] = time.perf_counter() - t
+        planned = plan_task(story, llm)
+        timed("plan", t)
+        t = time.perf_counter()
+        board, lines = narrate_task(planned, speech, out_dir, store, options.narration_fit)
+        timed("narrate", t)
         board_id = catalog.record_storyboard(story_id, board, llm=llm.label, options=llm.options_dict(),
                                              wall_s=timings["plan"])  # fmt: skip
         shot_rows = catalog.record_shots(board_id, board)
+        store.attach_storyboard(board_id)
         storyboard_json = out_dir / "storyboard.json"
         atomic_write_text(storyboard_json, plan.storyboard_json(board))
         progress.report("plan", title=board.title, shots=len(board.shots), seconds=film_timeline(board).seconds,
@@ -161,47 +242,65 @@ def film_flow(options: FilmOptions) -> dict[str, Any]:
         # 3. rewrite every shot into a prompt, all at once
         t = time.perf_counter()
         prompt_futures = [rewrite_task.submit(shot, board, llm) for shot in board.shots]
-        prompts = {f.result().shot_id: f.result() for f in prompt_futures}
-        timings["rewrite"] = time.perf_counter() - t
-        prompt_rows = {
+        prompts = {future.result().shot_id: future.result() for future in prompt_futures}
+        timed("rewrite", t)
+        store.attach_prompts({
             shot_id: catalog.record_prompt(shot_rows[shot_id], prompt, wall_s=timings["rewrite"] / len(prompts))
             for shot_id, prompt in prompts.items()
+        })  # fmt: skip
+
+        # 4. generate: chains in parallel, a continuing shot after the one it continues. Shots
+        #    are submitted level by level (every chain's first shot, then every second...):
+        #    a task waiting for the shot it continues holds a worker, so it queues behind the
+        #    independent work instead of in front of it.
+        t = time.perf_counter()
+        generating: dict[str, PrefectFuture] = {}
+        chains_of_shots = board.chains()
+        for level in range(max(len(chain) for chain in chains_of_shots)):
+            for chain in chains_of_shots:
+                if level < len(chain):
+                    shot = chain[level]
+                    previous = generating[chain[level - 1].id] if level else None
+                    generating[shot.id] = generate_task.submit(shot, prompts[shot.id], board, video, out_dir,
+                                                               store, previous)  # fmt: skip
+        chains = {shot.id: generating[shot.id].result() for shot in board.shots}
+        timed("generate", t)
+
+        # 5. sound: every shot's effects from its clips, music on the real timeline, the mix
+        t = time.perf_counter()
+        effecting = {
+            shot.id: effects_task.submit(shot, chains[shot.id], board, prompts[shot.id], effects, out_dir, store)
+            for shot in board.shots
         }
-        store = CatalogStore(catalog, run_id=run_id, storyboard_id=board_id, prompt_ids=prompt_rows)
+        music_track = music_task(board, chains, music, out_dir, store)
+        shot_effects = {shot_id: future.result() for shot_id, future in effecting.items()}
+        sound, effects_bed = mix_task(board, chains, lines, music_track, shot_effects, out_dir, store,
+                                      options.target_lufs)  # fmt: skip
+        timed("audio", t)
 
-        # 4. generate: chains run in parallel; inside a chain, each shot waits for the one it continues
-        t = time.perf_counter()
-        futures: dict[str, PrefectFuture] = {}
-        for chain in board.chains():
-            previous = None
-            for shot in chain:
-                previous = generate_task.submit(shot, prompts[shot.id], board, video, out_dir, store, previous)
-                futures[shot.id] = previous
-        chains = {shot_id: future.result() for shot_id, future in futures.items()}
-        timings["generate"] = time.perf_counter() - t
-
-        # 5. sound, then 6. stitch
-        t = time.perf_counter()
-        tracks = audio_task(board, chains, music, out_dir, store)
-        timings["audio"] = time.perf_counter() - t
+        # 6. stitch
         progress.report("stitch", strategy=options.stitch)
         t = time.perf_counter()
-        film = stitch_task(board, chains, tracks[-1], out_dir, options.stitch, storyboard_json)
-        timings["stitch"] = time.perf_counter() - t
+        film = stitch_task(board, chains, lines, sound, out_dir, options, storyboard_json)
+        timed("stitch", t)
 
         # 7. record: the film row only after every file is in place
         t = time.perf_counter()
         clips = [clip for shot in board.shots for clip in chains[shot.id].clips]
-        film_id = catalog.record_film(film, storyboard_id=board_id, run_id=run_id,
-                                      clip_keys=[c.cache_key for c in clips],
-                                      audio_keys=[track.cache_key for track in tracks])  # fmt: skip
+        tracks = [music_track, *shot_effects.values(), effects_bed, sound.mix, *sound.stems.values()]
+        film_id = catalog.record_film(
+            film, storyboard_id=board_id, run_id=run_id, clip_keys=[c.cache_key for c in clips],
+            audio_keys=list(dict.fromkeys(track.cache_key for track in tracks)),
+            narration_keys=[line.cache_key for line in lines],
+        )  # fmt: skip
         generated = sum(not clip.reused for clip in clips)
-        timings["record"] = time.perf_counter() - t
+        timed("record", t)
         timings["total"] = time.perf_counter() - started
         timings["orchestration"] = timings["total"] - sum(
-            timings[k] for k in ("plan", "rewrite", "generate", "audio", "stitch", "record")
+            timings[k] for k in ("plan", "narrate", "rewrite", "generate", "audio", "stitch", "record")
         )
-        summary = film_summary(board, prompts, chains, film, film_id, run_id, catalog, options, timings, story)
+        summary = film_summary(board, prompts, chains, lines, sound, film, film_id, run_id, catalog, options,
+                               timings, story)  # fmt: skip
         catalog.finish_run(run_id, "completed", story_id=story_id, storyboard_id=board_id, film_id=film_id,
                            clips_generated=generated, clips_reused=len(clips) - generated,
                            timings=timings)  # fmt: skip
@@ -219,6 +318,8 @@ def film_summary(
     board: Storyboard,
     prompts: dict[str, ShotPrompt],
     chains: dict[str, ClipChain],
+    lines: list[NarrationLine],
+    sound: mix.MixResult,
     film: Film,
     film_id: int,
     run_id: int,
@@ -228,33 +329,42 @@ def film_summary(
     story: Story,
 ) -> dict[str, Any]:
     """The run's summary: what `--json` prints and summary.json keeps beside the film."""
-    timeline = film_timeline(board, {shot_id: chain.num_frames for shot_id, chain in chains.items()})
-    shots = []
+    timeline = _timeline(board, chains)
+    spoken = {line.shot_id: (t, line) for t, line in narrate.line_times(
+        board, lines, {k: c.num_frames for k, c in chains.items()})}  # fmt: skip
+    shots, seams = [], []
     for shot in board.shots:
         chain = chains[shot.id]
         start, end = timeline.span_seconds(shot.id)
+        segments = []
+        for c in chain.clips:
+            segments.append({
+                "path": str(c.path), "strategy": c.strategy, "seconds": round(c.seconds, 3), "reused": c.reused,
+                "parent_sha256": c.parent_sha256, "end_parent_sha256": c.end_parent_sha256,
+                "prompt": c.prompt, "seam": c.seam.model_dump() if c.seam else None,
+                "end_seam": c.end_seam.model_dump() if c.end_seam else None, "drift": c.drift,
+            })  # fmt: skip
+            for where, score in (("into", c.seam), ("loop", c.end_seam)):
+                if score is not None:
+                    seams.append({"shot": shot.id, "segment": c.segment, "at": where, **score.model_dump(),
+                                  "visible": score.visible})  # fmt: skip
+        narration = None
+        if shot.id in spoken:
+            at, line = spoken[shot.id]
+            narration = {"text": line.text, "starts_at": round(at, 3), "ends_at": round(at + line.seconds, 3),
+                         "rate_wpm": line.rate, "voice": line.voice, "reused": line.reused}  # fmt: skip
         shots.append({
-            "id": shot.id,
-            "camera": shot.camera.value,
-            "seconds": round(chain.num_frames / board.fps, 3),
-            "starts_at": round(start, 3),
-            "ends_at": round(end, 3),
-            "continues_previous": shot.continues_previous,
-            "transition": shot.transition.value,
-            "characters": list(shot.characters),
-            "mood": shot.mood,
-            "narration": shot.narration,
+            "id": shot.id, "camera": shot.camera.value, "seconds": round(chain.num_frames / board.fps, 3),
+            "starts_at": round(start, 3), "ends_at": round(end, 3), "continues_previous": shot.continues_previous,
+            "loop": shot.loop, "transition": shot.transition.value, "characters": list(shot.characters),
+            "mood": shot.mood, "narration": shot.narration, "spoken": narration,
             "prompt": prompts[shot.id].prompt,
-            "segments": [
-                {"path": str(c.path), "strategy": c.strategy, "seconds": round(c.seconds, 3),
-                 "reused": c.reused, "parent_sha256": c.parent_sha256}  # fmt: skip
-                for c in chain.clips
-            ],
+            "prompt_changes": [{"at": c.at, "prompt": c.prompt} for c in prompts[shot.id].changes],
+            "segments": segments,
             "clips_generated": sum(not c.reused for c in chain.clips),
             "clips_reused": sum(c.reused for c in chain.clips),
-        })
-    generated = sum(s["clips_generated"] for s in shots)
-    reused = sum(s["clips_reused"] for s in shots)
+        })  # fmt: skip
+    visible = [s for s in seams if s["visible"]]
     summary = {
         "title": board.title,
         "story": str(Path(story.source).resolve()),
@@ -262,8 +372,8 @@ def film_summary(
         "film_id": film_id,
         "run_id": run_id,
         "shots": shots,
-        "clips_generated": generated,
-        "clips_reused": reused,
+        "clips_generated": sum(s["clips_generated"] for s in shots),
+        "clips_reused": sum(s["clips_reused"] for s in shots),
         "duration_s": round(film.duration_s, 3),
         "width": film.width,
         "height": film.height,
@@ -272,7 +382,24 @@ def film_summary(
         "llm": options.llm,
         "video_backend": options.video_backend,
         "music_backend": options.music_backend,
+        "speech_backend": options.speech_backend,
+        "effects_backend": options.effects_backend,
         "stitch": film.stitch_strategy,
+        "seams": {
+            "count": len(seams),
+            "max_ratio": max((s["ratio"] for s in seams), default=None),
+            "median_ratio": _median([s["ratio"] for s in seams]),
+            "warn_ratio": SEAM_WARN_RATIO,
+            "visible": visible,
+        },
+        "sound": {
+            "loudness_lufs": round(sound.lufs, 2),
+            "target_lufs": sound.target_lufs,
+            "true_peak_dbtp": round(sound.true_peak_dbtp, 2),
+            "music_ducked_db": sound.ducking.music_db,
+            "narration_lines": len(lines),
+        },
+        "stems": {kind: str(path) for kind, path in film.stems.items()},
         "wall_s": round(timings["total"], 3),
         "timings": {k: round(v, 3) for k, v in timings.items()},
         "catalog": catalog.display_url,
@@ -282,15 +409,24 @@ def film_summary(
         "storyboard": str(film.storyboard_json),
         "prefect_flow_run_id": str(flow_run.id),
     }
+    for seam in visible:
+        log.warning("visible seam in shot %s (segment %d, %s): jump %.1f is %.1fx the motion around it",
+                    seam["shot"], seam["segment"], seam["at"], seam["jump"], seam["ratio"])  # fmt: skip
     atomic_write_text(film.path.parent / "summary.json", _json(summary))
     return summary
+
+
+def _median(values: list[float]) -> float | None:
+    import statistics
+
+    return round(statistics.median(values), 3) if values else None
 
 
 def _publish(summary: dict[str, Any]) -> None:
     """A markdown table of the shots, shown on the flow run's page in the Prefect UI."""
     rows = "\n".join(
         f"| {s['id']} | {s['camera']} | {s['seconds']:.1f} | {len(s['segments'])} | {s['clips_generated']} | "
-        f"{s['clips_reused']} | {s['narration'][:60].replace('|', '/')} |"
+        f"{s['clips_reused']} | {_seam_ratios(s)} | {s['narration'][:60].replace('|', '/')} |"
         for s in summary["shots"]
     )
     create_markdown_artifact(
@@ -298,11 +434,17 @@ def _publish(summary: dict[str, Any]) -> None:
         markdown=(
             f"# {summary['title']}\n\n{summary['duration_s']:.1f} s, {summary['width']}x{summary['height']} "
             f"@ {summary['fps']} fps, {summary['clips_generated']} clips generated, "
-            f"{summary['clips_reused']} reused.\n\n`{summary['film']}`\n\n"
-            "| shot | camera | s | segments | generated | reused | narration |\n|---|---|---|---|---|---|---|\n" + rows
+            f"{summary['clips_reused']} reused; sound {summary['sound']['loudness_lufs']:.1f} LUFS.\n\n"
+            f"`{summary['film']}`\n\n"
+            "| shot | camera | s | segments | generated | reused | seams | narration |\n"
+            "|---|---|---|---|---|---|---|---|\n" + rows
         ),
         description=f"storyflow film: {summary['title']}",
     )
+
+
+def _seam_ratios(shot: dict[str, Any]) -> str:
+    return ", ".join(f"{seg['seam']['ratio']:.2f}" for seg in shot["segments"] if seg["seam"]) or "-"
 
 
 def _json(data: Any) -> str:

@@ -1,9 +1,12 @@
-"""Clips and storyboard -> the film's sound.
+"""Clips and storyboard -> the film's music and effects, timed to the picture.
 
-For now the film's sound is its score: one music cue per shot, following the shot's
-mood, timed from the same timeline the stitcher uses, so the music changes exactly
-where the picture cuts. The mix is written as a WAV exactly as long as the film.
-Narration, effects from the picture and loudness-normalised mixing plug in here.
+- music: one cue per shot, following the shot's mood, from the same timeline the
+  stitcher uses, so the score changes exactly where the picture does;
+- effects: each shot's clips go to an effects backend (video-to-audio: the sound is
+  derived from the picture), one call per shot, cached by the clips' hashes; the shots'
+  effects are then laid on the film's timeline, crossfading where the pictures do.
+
+Narration is spoken earlier (narrate.py, it can stretch shots); mix.py balances the three.
 """
 
 from __future__ import annotations
@@ -12,10 +15,10 @@ import time
 from pathlib import Path
 
 from storyflow import progress
-from storyflow.backends.base import MusicBackend, MusicCue
+from storyflow.backends.base import EffectsBackend, EffectsRequest, MusicBackend, MusicCue
 from storyflow.cache import GenerationStore, cache_key
 from storyflow.media import AUDIO_SAMPLE_RATE, sha256_file, write_wav
-from storyflow.models import AudioTrack, Storyboard
+from storyflow.models import AudioTrack, ClipChain, Shot, Storyboard, Transition
 from storyflow.timeline import Timeline
 
 
@@ -60,47 +63,107 @@ def score_film(
 
     started = time.perf_counter()
     samples = backend.compose(cues, timeline.seconds, board.seed, sample_rate)
-    track = _save_track("music", samples, sample_rate, key, out_dir, backend.label, backend.options_dict(), started)
+    track = save_track("music", samples, sample_rate, key, out_dir, backend.label, backend.options_dict(), started)
     store.save_audio(track)
     progress.report("audio", kind="music", reused=False)
     return track
 
 
-def mix_film(tracks: list[AudioTrack], seconds: float, out_dir: Path, store: GenerationStore) -> AudioTrack:
-    """Sum the tracks into the film's mix, exactly `seconds` long, peaking at -1 dBFS at most."""
+def shot_effects(
+    shot: Shot,
+    chain: ClipChain,
+    board: Storyboard,
+    prompt: str,
+    backend: EffectsBackend,
+    out_dir: Path,
+    store: GenerationStore,
+    sample_rate: int = AUDIO_SAMPLE_RATE,
+) -> AudioTrack:
+    """Effects for one shot, derived from its clips (or reused while the clips are unchanged)."""
+    index = board.shots.index(shot)
+    cut_in = index == 0 or board.shots[index - 1].transition is Transition.CUT
+    request = EffectsRequest(
+        clips=tuple(clip.path for clip in chain.clips), fps=board.fps, num_frames=chain.num_frames,
+        prompt=prompt, sound_cue=shot.sound_cue, camera=shot.camera.value, cut_in=cut_in,
+        seed=board.seed, sample_rate=sample_rate,
+    )  # fmt: skip
+    key = cache_key(
+        "effects", backend=backend.label, options=backend.options_dict(),
+        clips=[clip.sha256 for clip in chain.clips], fps=board.fps, num_frames=chain.num_frames,
+        prompt=prompt, sound_cue=shot.sound_cue, camera=shot.camera.value, cut_in=cut_in,
+        seed=board.seed, sample_rate=sample_rate,
+    )  # fmt: skip
+    found = store.find_audio(key)
+    if found is not None:
+        progress.report("audio", kind=f"effects {shot.id}", reused=True)
+        return found
+    started = time.perf_counter()
+    samples = backend.render(request)
+    track = save_track(
+        "effects", samples, sample_rate, key, out_dir, backend.label, backend.options_dict(), started, name=shot.id
+    )
+    store.save_audio(track)
+    progress.report("audio", kind=f"effects {shot.id}", reused=False)
+    return track
+
+
+def lay_effects(
+    board: Storyboard, timeline: Timeline, shots: dict[str, AudioTrack], out_dir: Path, store: GenerationStore
+) -> AudioTrack:
+    """The shots' effects on the film's timeline: equal-power crossfades where pictures overlap,
+    fades where the picture dips to black, silence under the title card."""
     import numpy as np
 
     from storyflow.media import read_wav
 
-    key = cache_key("mix", inputs=sorted(t.sha256 for t in tracks), seconds=round(seconds, 4))
+    key = cache_key(
+        "effects-bed", shots=[shots[s.id].sha256 for s in board.shots],
+        placements=[(p.start, p.frames, p.overlap_in, p.overlap_out, p.fade_in, p.fade_out) for p in timeline.placements],
+        fps=timeline.fps, total=timeline.total_frames,
+    )  # fmt: skip
     found = store.find_audio(key)
     if found is not None:
         return found
-
     started = time.perf_counter()
-    sample_rate = tracks[0].sample_rate
-    total = round(seconds * sample_rate)
-    mix = np.zeros((total, 2), dtype=np.float32)
-    for track in tracks:
-        samples, rate = read_wav(track.path)
-        if samples.shape[1] == 1:
-            samples = np.repeat(samples, 2, axis=1)
-        n = min(total, len(samples))
-        mix[:n] += samples[:n]
-    peak = float(np.abs(mix).max()) if total else 0.0
-    ceiling = 10 ** (-1 / 20)
-    if peak > ceiling:
-        mix *= ceiling / peak
-    track = _save_track("mix", mix, sample_rate, key, out_dir, "storyflow mix", {}, started)
+    rate = next(iter(shots.values())).sample_rate
+    bed = np.zeros((round(timeline.seconds * rate), 2), dtype=np.float32)
+    for place in timeline.placements:
+        samples, _ = read_wav(shots[place.shot_id].path)
+        start = round(place.start / timeline.fps * rate)
+        samples = samples[: max(0, len(bed) - start)] * _envelope(len(samples), place, timeline.fps, rate)[:, None]
+        bed[start : start + len(samples)] += samples
+    track = save_track("effects", bed, rate, key, out_dir, "storyflow timeline", {}, started)
     store.save_audio(track)
     return track
 
 
-def _save_track(
-    kind: str, samples, sample_rate: int, key: str, out_dir: Path, backend: str, options: dict, started: float
+def _envelope(n: int, place, fps: int, rate: int):
+    """A shot's gain over its samples: equal-power ramps over crossfades, linear over fades."""
+    import numpy as np
+
+    env = np.ones(n, dtype=np.float32)
+    for frames, at_start, power in (
+        (place.overlap_in, True, True), (place.overlap_out, False, True),
+        (place.fade_in, True, False), (place.fade_out, False, False),
+    ):  # fmt: skip
+        k = min(n, round(frames / fps * rate))
+        if k <= 0:
+            continue
+        ramp = np.linspace(0.0, 1.0, k, dtype=np.float32)
+        ramp = np.sin(ramp * np.pi / 2) if power else ramp
+        if at_start:
+            env[:k] *= ramp
+        else:
+            env[n - k :] *= ramp[::-1]
+    return env
+
+
+def save_track(
+    kind: str, samples, sample_rate: int, key: str, out_dir: Path, backend: str, options: dict, started: float,
+    name: str = "",
 ) -> AudioTrack:
-    """Write samples as audio/<kind>-<key>.wav and describe the file as an AudioTrack."""
-    path = out_dir / "audio" / f"{kind}-{key[:12]}.wav"
+    """Write samples as out_dir/audio/<kind>[-<name>]-<key12>.wav and describe the file as an AudioTrack."""
+    path = out_dir / "audio" / f"{kind}{'-' + name if name else ''}-{key[:12]}.wav"
     write_wav(path, samples, sample_rate)
     return AudioTrack(
         kind=kind,

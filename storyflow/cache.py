@@ -12,7 +12,7 @@ import hashlib
 import json
 from typing import TYPE_CHECKING, Any, Protocol
 
-from storyflow.models import AudioTrack, Clip
+from storyflow.models import AudioTrack, Clip, NarrationLine
 
 if TYPE_CHECKING:
     from storyflow.catalog import Catalog
@@ -49,6 +49,10 @@ class GenerationStore(Protocol):
 
     def save_audio(self, track: AudioTrack) -> None: ...
 
+    def find_narration(self, cache_key: str) -> NarrationLine | None: ...
+
+    def save_narration(self, line: NarrationLine) -> None: ...
+
 
 class NoStore:
     """Generate everything and remember nothing: for stage tests and one-off renders."""
@@ -65,15 +69,35 @@ class NoStore:
     def save_audio(self, track: AudioTrack) -> None:
         return None
 
+    def find_narration(self, cache_key: str) -> NarrationLine | None:
+        return None
+
+    def save_narration(self, line: NarrationLine) -> None:
+        return None
+
 
 class CatalogStore:
-    """The catalog as a GenerationStore for one run: new rows point at this run and prompt."""
+    """The catalog as a GenerationStore for one run: new rows point at this run.
 
-    def __init__(self, catalog: Catalog, *, run_id: int, storyboard_id: int, prompt_ids: dict[str, int]) -> None:
+    Narration is spoken while the storyboard is still being fitted to it, so lines made
+    before `attach_storyboard` wait here and are recorded the moment the storyboard is.
+    """
+
+    def __init__(self, catalog: Catalog, *, run_id: int) -> None:
         self.catalog = catalog
         self.run_id = run_id
+        self.storyboard_id: int | None = None
+        self.prompt_ids: dict[str, int] = {}  # shot id -> prompt row
+        self._waiting: list[NarrationLine] = []
+
+    def attach_storyboard(self, storyboard_id: int) -> None:
         self.storyboard_id = storyboard_id
-        self.prompt_ids = prompt_ids  # shot id -> prompt row
+        waiting, self._waiting = self._waiting, []
+        for line in waiting:
+            self.save_narration(line)
+
+    def attach_prompts(self, prompt_ids: dict[str, int]) -> None:
+        self.prompt_ids = prompt_ids
 
     def find_clip(self, cache_key: str) -> Clip | None:
         return self.catalog.find_clip(cache_key)
@@ -85,4 +109,18 @@ class CatalogStore:
         return self.catalog.find_audio(cache_key)
 
     def save_audio(self, track: AudioTrack) -> None:
-        self.catalog.record_audio(track, storyboard_id=self.storyboard_id, run_id=self.run_id)
+        self.catalog.record_audio(track, storyboard_id=self._storyboard(), run_id=self.run_id)
+
+    def find_narration(self, cache_key: str) -> NarrationLine | None:
+        return self.catalog.find_narration(cache_key)
+
+    def save_narration(self, line: NarrationLine) -> None:
+        if self.storyboard_id is None:
+            self._waiting.append(line)
+        else:
+            self.catalog.record_narration(line, storyboard_id=self.storyboard_id, run_id=self.run_id)
+
+    def _storyboard(self) -> int:
+        if self.storyboard_id is None:
+            raise RuntimeError("record the storyboard (attach_storyboard) before audio tracks")
+        return self.storyboard_id

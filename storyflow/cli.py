@@ -58,28 +58,47 @@ def film(
     ] = None,
     llm_option: LLMOptionsOpt = None,
     music_backend: Annotated[str | None, typer.Option("--music-backend", help="Music backend.")] = None,
+    speech_backend: Annotated[str | None, typer.Option("--speech-backend", help="Narration (TTS) backend.")] = None,
+    voice: Annotated[str | None, typer.Option("--voice", help="Narrator voice, e.g. en-gb or en-us+f3.")] = None,
+    speech_option: Annotated[
+        list[str] | None, typer.Option("--speech-option", help="Speech backend option KEY=VALUE (repeatable).")
+    ] = None,
+    narration_fit: Annotated[
+        str | None, typer.Option("--narration-fit", help="A line longer than its shot: stretch the shot, or pace.")
+    ] = None,
+    effects_backend: Annotated[str | None, typer.Option("--effects-backend", help="Sound effects backend.")] = None,
+    loudness: Annotated[float | None, typer.Option("--loudness", help="Target loudness in LUFS (-16).")] = None,
+    burn_subtitles: Annotated[
+        bool | None, typer.Option("--burn-subtitles/--no-burn-subtitles", help="Draw subtitles into the picture.")
+    ] = None,
     stitch: Annotated[str | None, typer.Option("--stitch", help="smart (stream copy) or moviepy.")] = None,
     concurrency: Annotated[int | None, typer.Option("--concurrency", help="Shots generated at once.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Make a film from a story: plan, prompt, generate, score, stitch, record."""
+    """Make a film from a story: plan, narrate, prompt, generate, score, mix, stitch, record."""
     from storyflow.backends.registry import load_backend, parse_option_pairs
     from storyflow.config import load_settings
     from storyflow.story import read_story
 
     started = time.perf_counter()
     settings = load_settings(
-        video_backend=video_backend, llm=llm, music_backend=music_backend, stitch=stitch,
-        max_concurrency=concurrency,
+        video_backend=video_backend, llm=llm, music_backend=music_backend, speech_backend=speech_backend,
+        effects_backend=effects_backend, voice=voice, narration_fit=narration_fit, target_lufs=loudness,
+        burn_subtitles=burn_subtitles, stitch=stitch, max_concurrency=concurrency,
     )  # fmt: skip
     # 1. validate everything before anything is written or Prefect starts
     read_story(story)
     video_options = parse_option_pairs(video_option, "--video-option")
     llm_options = parse_option_pairs(llm_option, "--llm-option")
+    speech_options = parse_option_pairs(speech_option, "--speech-option")
+    if settings.voice:
+        speech_options.setdefault("voice", settings.voice)
     for kind, name, options in (
         ("llm", settings.llm, llm_options),
         ("video", settings.video_backend, video_options),
         ("music", settings.music_backend, {}),
+        ("speech", settings.speech_backend, speech_options),
+        ("effects", settings.effects_backend, {}),
     ):
         load_backend(kind, name, options).check_available()
 
@@ -90,9 +109,11 @@ def film(
 
     options = FilmOptions(
         story=str(story), llm=settings.llm, llm_options=llm_options, video_backend=settings.video_backend,
-        video_options=video_options, music_backend=settings.music_backend, seed=seed,
-        home=str(settings.home.resolve()), catalog_url=settings.catalog_url,
-        max_concurrency=settings.max_concurrency, stitch=settings.stitch,
+        video_options=video_options, music_backend=settings.music_backend, speech_backend=settings.speech_backend,
+        speech_options=speech_options, effects_backend=settings.effects_backend,
+        narration_fit=settings.narration_fit, target_lufs=settings.target_lufs,
+        burn_subtitles=settings.burn_subtitles, seed=seed, home=str(settings.home.resolve()),
+        catalog_url=settings.catalog_url, max_concurrency=settings.max_concurrency, stitch=settings.stitch,
     )  # fmt: skip
     progress.set_reporter(_TerminalProgress())
     try:
@@ -132,8 +153,11 @@ def plan_command(story: StoryArg, llm: LLMOpt = None, seed: SeedOpt = None, llm_
     for shot in board.shots:
         link = "↳ " if shot.continues_previous else "  "
         who = ", ".join(shot.characters) or "-"
+        notes = ([f"{len(shot.prompt_changes)} change(s) at " + ", ".join(f"{c.at:g}s" for c in shot.prompt_changes)]
+                 if shot.prompt_changes else []) + (["loop"] if shot.loop else [])  # fmt: skip
+        extra = f"  [{'; '.join(notes)}]" if notes else ""
         print(f"{link}{shot.id}  {shot.camera.value:<15} {shot.duration:5.1f} s  {shot.mood:<11} "
-              f"{shot.transition.value:<9} {who:<16} {_clip(shot.narration or shot.action, 60)}")  # fmt: skip
+              f"{shot.transition.value:<9} {who:<16} {_clip(shot.narration or shot.action, 60)}{extra}")  # fmt: skip
 
 
 @app.command()
@@ -142,8 +166,16 @@ def provenance(
     as_json: JsonOpt = False,
 ) -> None:
     """Show how a file was made, back to the story: prompts, models, seeds, parents."""
-    from storyflow.catalog import Catalog
     from storyflow.catalog.provenance import format_provenance
+
+    with _open_catalog(file) as catalog:
+        tree = catalog.provenance(file)
+    print(json.dumps(tree, indent=2, default=str) if as_json else format_provenance(tree))
+
+
+def _open_catalog(file: Path) -> Any:
+    """The catalog that knows `file`: refuses early, with the fix, when there is none yet."""
+    from storyflow.catalog import Catalog
     from storyflow.config import load_settings
 
     settings = load_settings()
@@ -155,9 +187,20 @@ def provenance(
             f"no catalog at {catalog_file}",
             fix="make a film first (make film STORY=...), or set STORYFLOW_HOME to the folder that holds catalog.db",
         )
-    with Catalog.open(settings.resolved_catalog_url, settings.home.resolve()) as catalog:
-        tree = catalog.provenance(file)
-    print(json.dumps(tree, indent=2, default=str) if as_json else format_provenance(tree))
+    return Catalog.open(settings.resolved_catalog_url, settings.home.resolve())
+
+
+@app.command()
+def shots(
+    film: Annotated[Path, typer.Argument(help="A film storyflow made (or its poster, subtitles, stems).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """List a film's shots and their segments: path, parent, strategy, seconds, seam score."""
+    from storyflow.catalog import format_shots
+
+    with _open_catalog(film) as catalog:
+        tree = catalog.film_shots(film)
+    print(json.dumps(tree, indent=2, default=str) if as_json else format_shots(tree))
 
 
 @app.command()
@@ -278,7 +321,11 @@ class _TerminalProgress:
         if event == "clip":
             what = "reused   " if f["reused"] else f"generated in {f['wall_s']:.1f} s"
             part = f" [{f['segment'] + 1}/{f['segments']}]" if f["segments"] > 1 else ""
-            return f"  {f['shot']}{part:<7} {f['strategy']:<15} {f['seconds']:4.1f} s  {what}"
+            seam = f"  seam {f['seam']:.2f}" if f.get("seam") is not None else ""
+            drift = "  drift corrected" if f.get("drift") else ""
+            return f"  {f['shot']}{part:<7} {f['strategy']:<15} {f['seconds']:4.1f} s  {what}{seam}{drift}"
+        if event == "narration":
+            return f"  {f['shot']:<14} narration {f['seconds']:.1f} s {'reused' if f['reused'] else 'spoken'}"
         if event == "audio":
             return f"  {f['kind']:<14} {'reused' if f['reused'] else 'composed'}"
         if event == "stitch":
@@ -294,10 +341,18 @@ def _print_film_summary(summary: dict[str, Any]) -> None:
         state = f"{shot['clips_generated']} generated" if shot["clips_generated"] else "reused"
         print(f" {link}{shot['id']}  {shot['camera']:<15} {shot['seconds']:5.1f} s  "
               f"{len(shot['segments'])} seg  {state:<12} {_clip(shot['narration'], 50)}")  # fmt: skip
+    seams, sound = summary["seams"], summary["sound"]
     print(f"\nclips: {summary['clips_generated']} generated, {summary['clips_reused']} reused; "
           f"{summary['stitch']}; {summary['wall_s']:.1f} s")  # fmt: skip
+    if seams["count"]:
+        print(f"seams: {seams['count']}, median ratio {seams['median_ratio']:.2f}, max {seams['max_ratio']:.2f}"
+              + (f"; {len(seams['visible'])} VISIBLE" if seams["visible"] else "; none visible"))  # fmt: skip
+    print(f"sound: {sound['loudness_lufs']:.1f} LUFS (target {sound['target_lufs']:g}), "
+          f"{sound['narration_lines']} narration lines, music ducked {sound['music_ducked_db']:g} dB under speech")
     for key in ("film", "subtitles", "poster", "contact_sheet", "catalog"):
         print(f"  {key:<14} {summary[key]}")
+    if summary["stems"]:
+        print(f"  {'stems':<14} {Path(next(iter(summary['stems'].values()))).parent}/")
 
 
 def _clip(text: str, width: int) -> str:

@@ -27,6 +27,20 @@ class Settings(BaseSettings):
     llm: str = "embedded"
     video_backend: str = "animatic"
     music_backend: str = "procedural"
+    speech_backend: str = "espeak"
+    effects_backend: str = "procedural"
+
+    # Narration: the voice (a speech-backend voice name; empty keeps the backend's default)
+    # and what happens when a line is longer than its shot: "stretch" lengthens the shot
+    # (more extension segments), "pace" first speaks faster (up to 1.3x), then stretches.
+    voice: str = ""
+    narration_fit: str = "stretch"
+
+    # The film's sound is normalised to this integrated loudness (LUFS, ITU-R BS.1770).
+    target_lufs: float = Field(default=-16.0, ge=-40.0, le=-6.0)
+
+    # Draw the subtitles into the picture too (re-encodes every frame).
+    burn_subtitles: bool = False
 
     # How many shots are generated at once. A backend may lower it (its max_concurrency).
     max_concurrency: int = Field(default=2, ge=1, le=64)
@@ -43,6 +57,13 @@ class Settings(BaseSettings):
     def _known_stitch(cls, value: str) -> str:
         if value not in ("smart", "moviepy"):
             raise ValueError("stitch must be 'smart' or 'moviepy'")
+        return value
+
+    @field_validator("narration_fit")
+    @classmethod
+    def _known_fit(cls, value: str) -> str:
+        if value not in ("stretch", "pace"):
+            raise ValueError("narration_fit must be 'stretch' or 'pace'")
         return value
 
     @property

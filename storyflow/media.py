@@ -26,6 +26,11 @@ if TYPE_CHECKING:
 
 AUDIO_SAMPLE_RATE = 48_000
 
+# mkstemp makes owner-only files; finished files get the usual permissions instead.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+FILE_MODE = 0o666 & ~_UMASK
+
 
 def ffmpeg_exe() -> str:
     import imageio_ffmpeg
@@ -68,6 +73,7 @@ def partial_path(final: Path) -> Path:
         dir=final.parent, prefix=f".{final.stem}.", suffix=f".partial{final.suffix}"
     )
     os.close(fd)
+    os.chmod(name, FILE_MODE)
     return Path(name)
 
 

@@ -107,6 +107,31 @@ def _draw_centered(draw: ImageDraw.ImageDraw, lines, face, line_h, cx, cy, fill)
         draw.text((cx, top + (i + 0.5) * line_h), line, font=face, fill=fill, anchor="mm")
 
 
+# ---------------------------------------------------------------- burned-in subtitles
+
+
+def draw_subtitle(frame: np.ndarray, text: str) -> np.ndarray:
+    """A subtitle (one or two lines) drawn into a frame: white on a translucent dark box, in
+    the lower part of the picture but above where previz captions sit."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    h, w = frame.shape[:2]
+    size = max(10, h // 20)
+    face = font(size)
+    lines = text.split("\n")
+    line_h = size * 1.25
+    box_w = max(face.getlength(line) for line in lines) + size
+    box_h = len(lines) * line_h + size * 0.4
+    bottom = h * 0.86
+    image = Image.fromarray(frame).convert("RGBA")
+    overlay = Image.new("RGBA", image.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(overlay)
+    draw.rectangle([(w - box_w) / 2, bottom - box_h, (w + box_w) / 2, bottom], fill=(0, 0, 0, 150))
+    _draw_centered(draw, lines, face, line_h, w / 2, bottom - box_h / 2, (255, 255, 255, 255))
+    return np.asarray(Image.alpha_composite(image, overlay).convert("RGB"), dtype=np.uint8).copy()
+
+
 # ---------------------------------------------------------------- title card
 
 

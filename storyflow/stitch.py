@@ -697,8 +697,15 @@ def stitch_film(
     *,
     strategy: str = "smart",
     storyboard_json: Path,
+    cues: list | None = None,
+    burn_subtitles: bool = False,
 ) -> Film:
-    """Join the shots into out_dir/<slug>.mp4 and write its subtitles, poster and contact sheet."""
+    """Join the shots into out_dir/<slug>.mp4 and write its subtitles, poster and contact sheet.
+
+    `cues`: subtitles timed by the spoken narration (subtitles.speech_cues); without them
+    each shot's narration is timed to the shot. `burn_subtitles` also draws them into the
+    picture, which re-encodes every frame.
+    """
     from storyflow import subtitles
 
     began = time.perf_counter()
@@ -742,8 +749,9 @@ def stitch_film(
 
             # 3b. subtitles, poster and contact sheet (moved into place with the film)
             made = {
-                "subtitles": subtitles.write_srt(
-                    board, timeline, folder / beside["subtitles"].name
+                "subtitles": subtitles.write_cues(
+                    cues if cues is not None else subtitles.narration_cues(board, timeline),
+                    folder / beside["subtitles"].name,
                 ),
                 **_write_stills(board, timeline, chains, folder, beside),
             }
@@ -771,6 +779,9 @@ def stitch_film(
                     )
                 if normalised:
                     how += f"; {normalised} clip(s) normalised"
+                if burn_subtitles:
+                    _burn_subtitles(partial, subtitles.parse_srt(made["subtitles"]), board, folder)
+                    how += "; subtitles burned in (every frame re-encoded)"
                 info = _verify(partial, board, timeline, strategy)
         for name, path in made.items():
             media.commit_partial(path, beside[name])
@@ -785,6 +796,28 @@ def stitch_film(
         storyboard_json=Path(storyboard_json), num_frames=info.num_frames, fps=board.fps,
         width=info.width, height=info.height, stitch_strategy=how, wall_s=wall,
     )  # fmt: skip
+
+
+def _burn_subtitles(film: Path, cues: list[tuple[float, float, str]], board: Storyboard, folder: Path) -> None:
+    """Draw the cues into every frame of `film` (replaced in place), keeping its sound as is."""
+    from storyflow import stills
+
+    picture = folder / "burned-picture.mp4"
+
+    def frames() -> Iterator[np.ndarray]:
+        for index, frame in enumerate(media.read_frames(film)):
+            t = (index + 0.5) / board.fps
+            text = next((text for start, end, text in cues if start <= t < end), None)
+            yield stills.draw_subtitle(frame, text) if text else frame
+
+    media.write_video(picture, frames(), board.width, board.height, board.fps)
+    burned = folder / "burned.mp4"
+    media.run_ffmpeg(
+        ["-i", str(picture), "-i", str(film), "-map", "0:v", "-map", "1:a", "-c", "copy",
+         "-movflags", "+faststart", str(burned)],
+        "burning in the subtitles",
+    )  # fmt: skip
+    os.replace(burned, film)
 
 
 def _write_stills(

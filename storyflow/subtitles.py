@@ -1,8 +1,10 @@
 """Narration -> SubRip (.srt) subtitles.
 
-Cues are plain (start, end, text) records. For now each shot's narration is timed to the
-part of the film where the shot is on screen alone (`Timeline.span_seconds`); a later
-stage can time cues from the spoken narration instead and hand them to `write_cues`.
+Cues are plain (start, end, text) records. When the narration is spoken, cues follow the
+speech (`speech_cues`): each appears with its first word and stays until its last word
+has been said (held to MIN_CUE_SECONDS when the shot has room), so the subtitles say
+exactly when the voice speaks. Without speech, each shot's narration is timed to the part
+of the film where the shot is on screen alone (`narration_cues`).
 
 Narration too long for one cue is split where a reader would pause: at sentence ends
 first, then at clause punctuation (, ; : —), and only then between words, into cues of
@@ -18,7 +20,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from storyflow.media import atomic_write_text
-from storyflow.models import Storyboard
+from storyflow.models import NarrationLine, Storyboard
 from storyflow.timeline import Timeline
 
 LINE_CHARS = 42  # the usual subtitle line length: readable at a glance
@@ -63,6 +65,43 @@ def narration_cues(board: Storyboard, timeline: Timeline) -> list[Cue]:
         start, end = timeline.span_seconds(shot.id)
         cues.extend(split_cue(start, end, text))
     return cues
+
+
+def speech_cues(spoken: list[tuple[float, NarrationLine]], timeline: Timeline) -> list[Cue]:
+    """Cues timed by the speech: `spoken` is (film time of the line's start, line) pairs.
+
+    A line is chunked like any narration; each chunk runs from its first word's start to
+    its last word's end, then is held up to MIN_CUE_SECONDS where there is room: never
+    into the next cue, never past the end of its shot's own frames.
+    """
+    timed: list[tuple[Cue, float]] = []  # (cue, the latest it may end)
+    for start, line in sorted(spoken, key=lambda pair: pair[0]):
+        _, shot_end = timeline.span_seconds(line.shot_id)
+        for first, last, chunk in _chunk_times(line, chunk_text(line.text)):
+            timed.append((Cue(start + first, start + last, "\n".join(wrap_lines(chunk))), shot_end))
+    cues = []
+    for i, (cue, shot_end) in enumerate(timed):
+        limit = min(shot_end, timed[i + 1][0].start) if i + 1 < len(timed) else shot_end
+        cues.append(cue._replace(end=max(cue.end, min(cue.start + MIN_CUE_SECONDS, limit))))
+    return cues
+
+
+def _chunk_times(line: NarrationLine, chunks: list[str]) -> list[tuple[float, float, str]]:
+    """(start, end, chunk) inside the speech, from word timings (or by length without them)."""
+    counts = [len(chunk.split()) for chunk in chunks]
+    if line.words and len(line.words) == sum(counts):
+        times, at = [], 0
+        for count, chunk in zip(counts, chunks):
+            times.append((line.words[at][0], line.words[at + count - 1][1], chunk))
+            at += count
+        return times
+    # word timings missing or split differently: share the speech by characters
+    shares = _shares([len(chunk) for chunk in chunks], line.seconds, 0.0)
+    times, at = [], 0.0
+    for share, chunk in zip(shares, chunks):
+        times.append((at, at + share, chunk))
+        at += share
+    return times
 
 
 def split_cue(start: float, end: float, text: str) -> list[Cue]:

@@ -46,7 +46,7 @@ def test_cues_cover_the_film_and_meet_mid_crossfade():
     assert abs(cues[1].start - (p.start + p.overlap_in / 2) / tl.fps) < 1 / tl.fps
 
 
-def test_score_is_reused_and_mix_is_exactly_film_length(tmp_path):
+def test_score_is_reused_until_a_mood_changes(tmp_path):
     b = board(["calm", "tense"])
     tl = film_timeline(b)
     store = AudioMemoryStore()
@@ -56,8 +56,33 @@ def test_score_is_reused_and_mix_is_exactly_film_length(tmp_path):
     assert again.path == first.path and again.sha256 == first.sha256
     changed = audio.score_film(board(["calm", "eerie"]), tl, music, tmp_path, store)
     assert changed.cache_key != first.cache_key
-    mix = audio.mix_film([first], tl.seconds, tmp_path, store)
-    samples, rate = media.read_wav(mix.path)
+    samples, rate = media.read_wav(first.path)
+    assert len(samples) == round(tl.seconds * rate) and np.sqrt((samples**2).mean()) > 0.01
+
+
+def test_effects_follow_each_shots_clips_and_land_on_the_timeline(tmp_path):
+    from storyflow.backends.registry import load_backend as load
+    from storyflow.models import ClipChain
+    from tests.test_generate import make_board, prompt, shot
+    from storyflow.generate import generate_chain
+
+    b = make_board(shot(1, 2.0), shot(2, 2.0)).model_copy(update={"title_card": True})
+    video, foley = load("video", "animatic"), load("effects", "procedural")
+    store = AudioMemoryStore()
+    texts = {"s01": "Mara walks on a beach at noon", "s02": "a storm over a dark city at night, rain"}
+    chains = {s.id: generate_chain(s, prompt(s.id, texts[s.id]), b, video, tmp_path, store) for s in b.shots}
+    tracks = {s.id: audio.shot_effects(s, chains[s.id], b, "waves on a beach", foley, tmp_path, store)
+              for s in b.shots}  # fmt: skip
+    again = audio.shot_effects(b.shots[0], chains["s01"], b, "waves on a beach", foley, tmp_path, store)
+    assert again.path == tracks["s01"].path  # unchanged clips: the effects are reused
+    other = ClipChain(shot_id="s01", clips=chains["s02"].clips)  # different pictures: new effects
+    assert audio.shot_effects(b.shots[0], other, b, "waves on a beach", foley, tmp_path, store).cache_key != again.cache_key
+
+    tl = film_timeline(b, {k: c.num_frames for k, c in chains.items()})
+    bed = audio.lay_effects(b, tl, tracks, tmp_path, store)
+    samples, rate = media.read_wav(bed.path)
     assert len(samples) == round(tl.seconds * rate)
-    assert np.abs(samples).max() <= 10 ** (-1 / 20) + 1e-3
-    assert np.sqrt((samples**2).mean()) > 0.01
+    title = samples[: int(tl.title_frames / tl.fps * rate)]
+    shots = samples[int(tl.title_frames / tl.fps * rate) :]
+    assert np.abs(title).max() == 0  # nothing under the title card
+    assert np.sqrt((shots**2).mean()) > 1e-3  # the shots have their effects

@@ -59,6 +59,7 @@ def test_wrong_frame_size_and_odd_sizes_are_refused(tmp_path):
 def test_atomic_write_replaces_whole_files_only(tmp_path):
     target = tmp_path / "note.txt"
     media.atomic_write_text(target, "first")
+    assert target.stat().st_mode & 0o777 == media.FILE_MODE  # readable like any file, not owner-only
     with pytest.raises(ValueError), media.atomic_path(target) as tmp:
         tmp.write_text("half-writ")
         raise ValueError("crash")

@@ -57,9 +57,9 @@ def test_task_runs_carry_the_shot_id(flow_run):
     summary, runs = flow_run
     names = {run.name for run in runs}
     for shot in summary["shots"]:
-        assert f"generate-{shot['id']}" in names
-        assert f"rewrite-{shot['id']}" in names
-    assert {"plan", "audio", "stitch"} <= {name.split("-")[0] for name in names}
+        for stage in ("rewrite", "generate", "effects"):
+            assert f"{stage}-{shot['id']}" in names
+    assert {"plan", "narrate", "music", "mix", "stitch"} <= {name.split("-")[0] for name in names}
     assert all(run.state.is_completed() for run in runs)
 
 
@@ -86,7 +86,8 @@ def test_generation_is_fanned_out_but_bounded_and_chains_keep_their_order(flow_r
 
 def test_the_run_is_recorded_with_timings(flow_run):
     summary, _ = flow_run
-    assert set(summary["timings"]) >= {"plan", "rewrite", "generate", "audio", "stitch", "record", "orchestration"}
+    assert set(summary["timings"]) >= {"plan", "narrate", "rewrite", "generate", "audio", "stitch", "record",
+                                       "orchestration"}  # fmt: skip
     assert summary["timings"]["generate"] > 0
     assert Path(summary["film"]).exists()
     assert (Path(summary["film"]).parent / "summary.json").exists()
