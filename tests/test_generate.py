@@ -127,3 +127,49 @@ def test_a_backend_that_returns_too_few_frames_fails_and_leaves_no_file(tmp_path
     with pytest.raises(GenerationError, match="returned 11 frames for shot s01, expected 12"):
         generate_chain(s, prompt("s01"), make_board(s), ShortBackend(), tmp_path, NoStore())
     assert not [p for p in tmp_path.rglob("*") if p.is_file()]
+
+
+def chain_colours(chain):
+    from storyflow.seams import colour_stats
+
+    return [colour_stats(list(media.read_frames(clip.path))) for clip in chain.clips]
+
+
+def test_a_six_segment_chain_does_not_drift(tmp_path, animatic):
+    long = shot(1, 24.0, camera=CameraMove.STATIC)  # 6 segments of 4 s, each continuing the last
+    chain = generate_chain(long, prompt("s01", "Mara stands on a beach at noon, static shot"), make_board(long),
+                           animatic, tmp_path, NoStore())  # fmt: skip
+    assert [c.strategy for c in chain.clips] == ["text_to_video"] + ["continue_video"] * 5
+    colours = chain_colours(chain)
+    assert max(abs(a - b) for a, b in zip(colours[0], colours[-1])) < 2.0  # mean RGB levels
+    assert all(not c.seam.visible for c in chain.clips[1:])
+
+
+class DriftingBackend(VideoBackend):
+    """Like a real model's continuation: each new clip starts from the tail, a little brighter."""
+
+    name = "drifting"
+
+    @property
+    def capabilities(self):
+        return VideoCapabilities(max_clip_seconds=1, extend_from_video=True)
+
+    def generate(self, request):
+        if request.conditioning is None:
+            base = np.full((request.height, request.width, 3), 90, np.uint8)
+            base[:, : request.width // 3] = 160
+        else:
+            base = request.conditioning[-1]
+        brighter = np.clip(base.astype(int) + 10, 0, 255).astype(np.uint8)  # the creep
+        return GeneratedVideo(frames=(brighter for _ in range(request.num_frames)))
+
+
+def test_the_drift_guard_holds_colour_across_a_drifting_chain(tmp_path, caplog):
+    long = shot(1, 6.0)  # 6 continuations of 1 s
+    board = make_board(long)
+    with caplog.at_level("WARNING", logger="storyflow.generate"):
+        chain = generate_chain(long, prompt("s01"), board, DriftingBackend(), tmp_path, NoStore())
+    colours = chain_colours(chain)
+    assert max(abs(a - b) for a, b in zip(colours[0], colours[-1])) < 3.0  # without the guard: +50 levels
+    assert all("corrected colour drift" in c.drift for c in chain.clips[1:])
+    assert "corrected colour drift" in caplog.text

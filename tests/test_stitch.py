@@ -576,3 +576,32 @@ def test_decode_range_gives_the_same_frames_as_decoding_from_the_start(tmp_path:
         expected = everything[start : start + count]
         assert len(frames) == len(expected)
         assert all(np.array_equal(a, b) for a, b in zip(frames, expected)), (start, count)
+
+
+def test_subtitles_follow_given_cues_and_can_be_burned_in(clips_dir: Path, tmp_path: Path) -> None:
+    from storyflow.subtitles import Cue, parse_srt
+
+    board = make_board([(24, Transition.CUT), (24, Transition.CUT)], title_card=False)
+    chains = {
+        "s01": make_chain(clips_dir, "s01", (40, 60, 90), [24]),
+        "s02": make_chain(clips_dir, "s02", (90, 40, 40), [24]),
+    }
+    cues = [Cue(0.5, 1.5, "Spoken first"), Cue(2.5, 3.5, "Spoken second")]
+    wav = make_mix(tmp_path / "mix.wav", board, chains)
+    plain = stitch_film(board, chains, wav, tmp_path / "plain", storyboard_json=tmp_path / "s.json", cues=cues)
+    burned = stitch_film(board, chains, wav, tmp_path / "burned", storyboard_json=tmp_path / "s.json", cues=cues,
+                         burn_subtitles=True)  # fmt: skip
+    assert [c[:2] for c in parse_srt(plain.subtitles)] == [(0.5, 1.5), (2.5, 3.5)]  # the speech's times
+    a, b = decode(plain.path), decode(burned.path)
+    assert len(a) == len(b) == 48
+    assert burned.num_frames == 48 and media.probe(burned.path).audio_codec == "aac"
+    band = slice(int(H * 0.6), int(H * 0.9))
+
+    def changed(t: float) -> float:
+        """How much burning changed the lower band of the frame at `t` (0-255 levels)."""
+        k = int(t * FPS)
+        return float(np.abs(b[k][band].astype(int) - a[k][band].astype(int)).mean())
+
+    assert changed(1.0) > 10 and changed(3.0) > 10  # a box and text while each cue is up
+    assert changed(2.0) < 2 and changed(3.9) < 2  # nothing between or after the cues
+    assert "burned in" in burned.stitch_strategy
