@@ -65,7 +65,7 @@ class FilmOptions(BaseModel):
     speech_options: dict[str, Any] = {}
     effects_backend: str = "procedural"
     effects_options: dict[str, Any] = {}
-    narration_fit: str = "stretch"  # or "pace"
+    narration_fit: str = "auto"  # "stretch", "pace", or "auto": pace when the story sets a length
     target_lufs: float = -16.0
     burn_subtitles: bool = False
     seed: int | None = None  # overrides the story's seed

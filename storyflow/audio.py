@@ -23,17 +23,16 @@ from storyflow.timeline import Timeline
 
 
 def music_cues(board: Storyboard, timeline: Timeline) -> list[MusicCue]:
-    """One cue per shot, over the part of the film where that shot is on screen.
-
-    The title card (if any) carries the first shot's mood; a crossfade's overlap is
-    split in the middle so neighbouring cues meet where the picture is half-way across.
-    """
+    """One cue per shot, over the part of the film the shot owns (crossfades split at the middle,
+    where neighbouring cues meet); the title card carries the first shot's mood."""
     cues = []
-    fps = timeline.fps
-    for i, (shot, place) in enumerate(zip(board.shots, timeline.placements)):
-        start = 0 if i == 0 else place.start + place.overlap_in // 2
-        end = timeline.total_frames if i == len(board.shots) - 1 else place.end - place.overlap_out // 2
-        cues.append(MusicCue(start=start / fps, end=end / fps, mood=shot.mood, shot_id=shot.id))
+    for i, shot in enumerate(board.shots):
+        start, end = timeline.span_seconds(shot.id)
+        if i == 0:
+            start = 0.0
+        if i == len(board.shots) - 1:
+            end = timeline.seconds
+        cues.append(MusicCue(start=start, end=end, mood=shot.mood, shot_id=shot.id))
     return cues
 
 

@@ -64,7 +64,7 @@ def film(
         list[str] | None, typer.Option("--speech-option", help="Speech backend option KEY=VALUE (repeatable).")
     ] = None,
     narration_fit: Annotated[
-        str | None, typer.Option("--narration-fit", help="A line longer than its shot: stretch the shot, or pace.")
+        str | None, typer.Option("--narration-fit", help="Line longer than its shot: stretch, pace, or auto.")
     ] = None,
     effects_backend: Annotated[str | None, typer.Option("--effects-backend", help="Sound effects backend.")] = None,
     loudness: Annotated[float | None, typer.Option("--loudness", help="Target loudness in LUFS (-16).")] = None,

@@ -32,9 +32,10 @@ class Settings(BaseSettings):
 
     # Narration: the voice (a speech-backend voice name; empty keeps the backend's default)
     # and what happens when a line is longer than its shot: "stretch" lengthens the shot
-    # (more extension segments), "pace" first speaks faster (up to 1.3x), then stretches.
+    # (more extension segments), "pace" first speaks faster (up to 1.3x), then stretches;
+    # "auto" paces when the story asks for a film length, else stretches.
     voice: str = ""
-    narration_fit: str = "stretch"
+    narration_fit: str = "auto"
 
     # The film's sound is normalised to this integrated loudness (LUFS, ITU-R BS.1770).
     target_lufs: float = Field(default=-16.0, ge=-40.0, le=-6.0)
@@ -62,8 +63,8 @@ class Settings(BaseSettings):
     @field_validator("narration_fit")
     @classmethod
     def _known_fit(cls, value: str) -> str:
-        if value not in ("stretch", "pace"):
-            raise ValueError("narration_fit must be 'stretch' or 'pace'")
+        if value not in ("auto", "stretch", "pace"):
+            raise ValueError("narration_fit must be 'auto', 'stretch' or 'pace'")
         return value
 
     @property

@@ -48,7 +48,8 @@ def generate_chain(
         shot.frames(fps), fps, caps, continues_previous=continuing,
         change_frames=[round(change.at * fps) for change in shot.prompt_changes], loop=shot.loop,
     )  # fmt: skip
-    seed = derive_seed(board.seed, prompt.prompt)
+    # A continuing shot keeps its chain's seed: the same world, seen on from the same moment.
+    seed = previous.last.seed if continuing else derive_seed(board.seed, prompt.prompt)
     subjects = tuple(board.character(name) for name in shot.characters)
 
     # 2. make or reuse each segment, each conditioned on the one before

@@ -115,6 +115,7 @@ class Shot(Frozen):
     continues_previous: bool = False
     prompt_changes: tuple[PromptChange, ...] = ()  # evolving prompt, in time order
     loop: bool = False  # the shot's last frame leads back to its first
+    fixed_duration: bool = False  # the story wrote its length ("[12s]"): fitting leaves it alone
 
     def frames(self, fps: int) -> int:
         return round(self.duration * fps)
@@ -132,6 +133,7 @@ class Storyboard(Frozen):
     fps: int
     seed: int
     title_card: bool = True
+    target_seconds: float | None = None  # the film length the story asks for, if any
     planner: str = ""  # "<backend> <version>"
 
     def shot(self, shot_id: str) -> Shot:

@@ -128,6 +128,7 @@ def _with_story_facts(board: Storyboard, story: Story) -> Storyboard:
         "fps": story.fps,
         "seed": story.seed,
         "title_card": story.title_card,
+        "target_seconds": story.duration,
     }
     changed = [name for name, value in facts.items() if getattr(board, name) != value]
     if changed:

@@ -97,6 +97,10 @@ def drift_correction(reference: np.ndarray, new: np.ndarray) -> ColourMatch | No
     """
     import numpy as np
 
+    # a reference that itself changes (a flash, a cut inside the parent) is no reference
+    ref_frames = reference.reshape(len(reference), -1, 3).mean(axis=1)
+    if np.abs(ref_frames - ref_frames.mean(axis=0)).max() > DRIFT_LEVELS:
+        return None
     ref = reference.reshape(-1, 3).astype(np.float64)
     cur = new.reshape(-1, 3).astype(np.float64)
     ref_mean, cur_mean = ref.mean(axis=0), cur.mean(axis=0)

@@ -53,9 +53,10 @@ class Timeline:
         raise KeyError(shot_id)
 
     def span_seconds(self, shot_id: str) -> tuple[float, float]:
-        """The part of the film where the shot is on screen and not shared with a neighbour."""
+        """The part of the film that belongs to the shot: its frames, each crossfade split at
+        its middle (where a cut would be). Its narration, subtitles and music cue live here."""
         p = self.placement(shot_id)
-        return (p.start + p.overlap_in) / self.fps, (p.end - p.overlap_out) / self.fps
+        return (p.start + p.overlap_in / 2) / self.fps, (p.end - p.overlap_out / 2) / self.fps
 
 
 def film_timeline(board: Storyboard, shot_frames: dict[str, int] | None = None) -> Timeline:

@@ -83,3 +83,27 @@ def test_lines_are_reused_and_placed_after_the_shots_first_visible_frame(tmp_pat
     for at, line in placed:
         assert at == pytest.approx(timeline.span_seconds(line.shot_id)[0] + narrate.LEAD_IN_S)
     assert len(first[0].words) == 3  # word timings travel with the line (subtitles use them)
+
+
+def test_with_a_target_length_the_line_is_paced_and_quiet_shots_give_time_back(tmp_path, voice):
+    b = board("A long walk along the old sea wall in the evening light.", "", "", seconds=3.0,
+              transition=Transition.CUT)  # fmt: skip
+    b = b.model_copy(update={"target_seconds": 9.0})
+    planned = film_timeline(b).seconds
+    fitted, (line,) = narrate.narrate(b, voice, tmp_path, LineStore())  # fit="auto": pace, a target is set
+    assert line.rate > voice.rate  # spoken faster than the voice's own pace...
+    assert line.rate <= voice.rate * narrate.MAX_PACE + 1e-6  # ...within the limit
+    fits(fitted, [line])
+    assert film_timeline(fitted).seconds == pytest.approx(planned, abs=1 / 12)  # the film keeps its length
+    grown = fitted.shots[0].duration - 3.0
+    assert grown > 0  # the narrated shot grew...
+    quiet = [s.duration for s in fitted.shots[1:]]
+    assert sum(quiet) == pytest.approx(6.0 - grown) and min(quiet) >= narrate.MIN_SHOT_S  # ...the quiet ones gave way
+
+
+def test_a_written_length_stands_unless_the_speech_needs_more(tmp_path, voice):
+    b = board("Short.", "", seconds=3.0, transition=Transition.CUT)
+    fixed = b.shots[1].model_copy(update={"duration": 1.0, "fixed_duration": True})
+    b = b.model_copy(update={"shots": (b.shots[0], fixed), "target_seconds": 4.0})
+    fitted, _ = narrate.narrate(b, voice, tmp_path, LineStore())
+    assert fitted.shots[1].duration == 1.0  # "[1s]" in the story, kept although below MIN_SHOT_S

@@ -244,5 +244,5 @@ def test_plan_instructions_give_the_schema_camera_moves_and_characters(story):
     assert all(move.value in text for move in CameraMove)
     for character in story.characters:
         assert f"{character.name} ({character.description})" in text
-    assert "1/24 s" in text and "45.0 s" in text  # whole frames and the target length
+    assert "1/24 s" in text and "48.0 s" in text  # whole frames and the target length
     assert "`prompt_changes`" in text and "[at 4s]" in text and "`loop`" in text  # evolving shots and loops

@@ -63,7 +63,7 @@ def board(
     )
 
 
-def test_one_cue_per_narrated_shot_timed_to_its_visible_span(tmp_path: Path) -> None:
+def test_one_cue_per_narrated_shot_timed_to_the_span_it_owns(tmp_path: Path) -> None:
     # 3 s shots at 10 fps; shot 1 crossfades into shot 2 (5 frames), shot 2 cuts to shot 3
     b = board(
         ["Dawn breaks.", "", "The gulls wake."],
@@ -73,9 +73,9 @@ def test_one_cue_per_narrated_shot_timed_to_its_visible_span(tmp_path: Path) -> 
     cues = parse_srt(path)
 
     assert [text for _, _, text in cues] == ["Dawn breaks.", "The gulls wake."]  # shot 2 is silent
-    # shot 1 is alone on screen until the crossfade starts at 2.5 s; shot 3 starts after
-    # shot 2 (which began at 2.5 s and ran 3 s) and runs 3 s
-    assert cues[0][:2] == pytest.approx((0.0, 2.5))
+    # shot 1 owns the film until the middle of its crossfade into shot 2 (2.5-3.0 s); shot 3
+    # starts after shot 2 (which began at 2.5 s and ran 3 s) and runs 3 s
+    assert cues[0][:2] == pytest.approx((0.0, 2.75))
     assert cues[1][:2] == pytest.approx((5.5, 8.5))
 
 

@@ -29,7 +29,7 @@ def test_crossfades_overlap_and_shorten_the_film():
     assert [p.start for p in tl.placements] == [0, 36, 72]
     assert tl.total_frames == 144 - 24
     assert tl.placements[1].overlap_in == 12 and tl.placements[1].overlap_out == 12
-    assert tl.span_seconds("s02") == (2.0, 3.0)
+    assert tl.span_seconds("s02") == (1.75, 3.25)  # each crossfade split at its middle
 
 
 def test_crossfade_never_takes_more_than_half_a_short_shot():

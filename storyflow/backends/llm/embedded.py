@@ -76,6 +76,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from storyflow.backends.base import LLMBackend
+from storyflow.durations import fit_to_target, with_frames
 from storyflow.backends.llm.embedded_rules import (
     CAMERA_PHRASES,
     CHANGE_HOLD_SECONDS,
@@ -285,10 +286,11 @@ def plan_story(story: Story, planner: str = "embedded 1") -> Storyboard:
         fps=story.fps,
         seed=story.seed,
         title_card=story.title_card,
+        target_seconds=story.duration,
         planner=planner,
     )
     if story.duration is not None:
-        written = {shot.id for shot, draft in zip(shots, drafts, strict=True) if draft.length is not None}
+        written = {shot.id for shot in board.shots if shot.fixed_duration}
         board = fit_to_duration(board, story.duration, fixed=written)
     return board
 
@@ -512,6 +514,7 @@ def _describe_shots(drafts: list[_Draft], story: Story) -> list[Shot]:
                 continues_previous=continues[k],
                 prompt_changes=changes,
                 loop=draft.loop,
+                fixed_duration=draft.length is not None,
             )
         )
     return shots
@@ -597,31 +600,19 @@ def fit_to_duration(board: Storyboard, target: float, fixed: Collection[str] = (
     fps = board.fps
     target_frames = round(target * fps)
     frames = [shot.frames(fps) for shot in board.shots]
-    free = [i for i, shot in enumerate(board.shots) if shot.id not in fixed]
     floors = [_shortest_frames(shot, fps) for shot in board.shots]
     # 1. the written lengths alone may already be too long for the target
-    shortest = [floors[i] if i in free else count for i, count in enumerate(frames)]
-    too_long = bool(fixed) and film_timeline(_with_frames(board, shortest)).total_frames > target_frames
+    shortest = [count if shot.id in fixed else floor for shot, count, floor in zip(board.shots, frames, floors)]
+    too_long = bool(fixed) and film_timeline(with_frames(board, shortest)).total_frames > target_frames
     if too_long:
-        written = sum(count for i, count in enumerate(frames) if i not in free)
+        written = sum(count for shot, count in zip(board.shots, frames) if shot.id in fixed)
         log.warning(
             "the shots with a written length ([Ns]) last %.2f s together; with the title card and the other "
             "shots at their shortest (%.1f s each), the film cannot last the %.2f s asked for",
             written / fps, MIN_FITTED_SECONDS, target,
         )
-    # 2. scale the free shots. The timeline adds the title card and takes off crossfade
-    # overlaps; those change only when shots get very short, so a few rounds always settle.
-    for _ in range(8):
-        total = film_timeline(_with_frames(board, frames)).total_frames
-        if total == target_frames or not free:
-            break
-        wanted = sum(frames[i] for i in free) + target_frames - total
-        fitted = _apportion([frames[i] for i in free], wanted, [floors[i] for i in free])
-        if fitted == [frames[i] for i in free]:
-            break
-        for i, count in zip(free, fitted, strict=True):
-            frames[i] = count
-    board = _with_frames(board, frames)
+    # 2. scale the free shots
+    board = fit_to_target(board, target, floors, fixed)
     reached = film_timeline(board).total_frames
     if reached != target_frames and not too_long:
         log.warning(
@@ -638,33 +629,6 @@ def _shortest_frames(shot: Shot, fps: int) -> int:
     if shot.prompt_changes:
         seconds = max(seconds, shot.prompt_changes[-1].at + CHANGE_HOLD_SECONDS)
     return max(1, math.ceil(seconds * fps - 1e-9))
-
-
-def _with_frames(board: Storyboard, frames: list[int]) -> Storyboard:
-    shots = tuple(
-        shot.model_copy(update={"duration": count / board.fps}) for shot, count in zip(board.shots, frames, strict=True)
-    )
-    return board.model_copy(update={"shots": shots})
-
-
-def _apportion(weights: list[int], total: int, floors: list[int]) -> list[int]:
-    """Split `total` frames in proportion to `weights` (largest remainders), none below its floor."""
-    pinned: dict[int, int] = {}
-    while True:
-        free = [i for i in range(len(weights)) if i not in pinned]
-        budget = total - sum(pinned.values())
-        if not free or budget <= sum(floors[i] for i in free):
-            return [pinned.get(i, floors[i]) for i in range(len(weights))]
-        weight = sum(weights[i] for i in free)
-        exact = {i: weights[i] * budget / weight for i in free}
-        share = {i: int(exact[i]) for i in free}
-        by_remainder = sorted(free, key=lambda i: (-(exact[i] - share[i]), i))
-        for i in by_remainder[: budget - sum(share.values())]:
-            share[i] += 1
-        too_short = [i for i in free if share[i] < floors[i]]
-        if not too_short:
-            return [pinned.get(i, share.get(i, 0)) for i in range(len(weights))]
-        pinned.update({i: floors[i] for i in too_short})
 
 
 # ---------------------------------------------------------------- prompt text

@@ -98,7 +98,9 @@ class AnimaticBackend(VideoBackend):
     """Procedural previz: scenery, figures and camera moves from the prompt's words."""
 
     name = "animatic"
-    version = "1"
+    # The version is part of every clip's cache key: bump it whenever the frames change.
+    # 2: continuing shots dissolve in place; no lightning flash next to a seam.
+    version = "2"
     description = "embedded procedural previz renderer: no weights, no GPU, deterministic"
 
     class Options(BackendOptions):
@@ -238,7 +240,12 @@ def _clip_frames(request: ClipRequest, scene: Scene, options: AnimaticBackend.Op
     # 1. a given tail stands at the moment just before this clip's first frame
     if request.strategy in STARTS_ON_GIVEN + CONTINUES_GIVEN:
         given = np.ascontiguousarray(request.conditioning[-1])
-        seams.append(Seam(renderer, given, anchor=first - 1, clip_frames=count))
+        # A continuation's given frame is this shot, seen a moment ago: its difference moves
+        # with the camera. A continuing shot starts from another shot's picture, framed by
+        # another camera move: moving that picture with the new camera would fling it about
+        # (an FPV drone's speed), so it dissolves in place.
+        follow = request.strategy in CONTINUES_GIVEN
+        seams.append(Seam(renderer, given, anchor=first - 1, clip_frames=count, follow_camera=follow))
         metadata["seam"] = seams[-1].describe()
     # 2. a given head stands at the moment just after its last frame (frame 0 again in a loop)
     if request.end_conditioning is not None:
@@ -262,8 +269,9 @@ class Seam:
     continuations cannot drift, because every clip ends on what the prompt looks like.
     """
 
-    def __init__(self, renderer: ShotRenderer, given: np.ndarray, anchor: int, clip_frames: int):
-        self.renderer, self.anchor = renderer, anchor
+    def __init__(self, renderer: ShotRenderer, given: np.ndarray, anchor: int, clip_frames: int,
+                 follow_camera: bool = True):  # fmt: skip
+        self.renderer, self.anchor, self.follow_camera = renderer, anchor, follow_camera
         # The reference leaves out lightning: a flash that happens to fall on the anchor frame
         # would otherwise be "corrected" away into a second of darkness after the seam.
         residual = given.astype(np.float32) - renderer.frame(anchor, flashes=False).astype(np.float32)
@@ -315,6 +323,8 @@ class Seam:
 
     def _detail_at(self, k: int) -> np.ndarray:
         """The residual's detail moved the way the camera moved the figures' plane since the anchor."""
+        if not self.follow_camera:
+            return self.detail
         move = self.renderer.figure_matrix(k) @ np.linalg.inv(self.renderer.figure_matrix(self.anchor))
         if np.allclose(move, np.eye(3), atol=1e-4):
             return self.detail
@@ -397,15 +407,15 @@ class ShotRenderer:
         ]
         self.weather = Weather(scene, self.width, self.height, self.grade)
         self.flock = Flock(scene, self.width, self.height, self.grade)
-        # No flash where this clip must meet given frames: a seam joins pictures, and a
-        # flash on it would read as a jump (the flash still comes, just after the seam).
+        # No flash near a place where clips meet: a seam joins pictures, and a flash on it
+        # reads as a jump (and gets "corrected" into darkness). Every clip end may be joined
+        # (the next segment, a continuing shot, a loop); a clip start is joined unless it is
+        # the shot's own first frame made from the prompt alone.
         quiet_frames = round(SEAM_DETAIL_SECONDS * request.fps)
         first, end = request.shot_offset_frames, request.shot_offset_frames + request.num_frames
-        quiet = []
-        if request.strategy in STARTS_ON_GIVEN + CONTINUES_GIVEN:
+        quiet = [range(end - quiet_frames, end)]
+        if first > 0 or request.strategy != "text_to_video":
             quiet.append(range(first, first + quiet_frames))
-        if request.strategy in LEADS_INTO_GIVEN:
-            quiet.append(range(end - quiet_frames, end))
         self.lightning = Lightning(scene, request.fps, self.width, self.height, quiet=tuple(quiet))
         self.tilt_shift = TiltShift(self.width, self.height) if self.move is CameraMove.TILT_SHIFT else None
         self.labels = [label_sprite(f.name, self.width, self.height) for f in scene.figures] if options.labels else []
