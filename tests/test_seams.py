@@ -53,3 +53,10 @@ def test_drift_is_detected_and_corrected_only_beyond_codec_noise():
 def test_seam_needs_frames_on_both_sides():
     with pytest.raises(ValueError):
         seams.seam_score([], moving_bar(2))
+
+
+def test_a_flash_in_the_reference_is_no_reason_to_correct():
+    calm = np.stack(moving_bar(2))
+    flashed = calm.copy()
+    flashed[-1] = np.clip(flashed[-1].astype(int) + 80, 0, 255).astype(np.uint8)  # the parent ends on a flash
+    assert seams.drift_correction(flashed, calm) is None
