@@ -138,6 +138,7 @@ def plan_normalization(
     # 2. static gain to the target, then the limiter under the ceiling; repeat while limiting cost loudness
     gain_db = target_lufs - before
     peaks = _true_peaks(data)  # computed once: a static gain scales them
+    after = before
     for round_ in range(max(1, rounds)):
         if round_:
             gain_db += target_lufs - after  # make up what the limiter took

@@ -335,6 +335,8 @@ class Film(Frozen):
     wall_s: float = 0.0
     stems: dict[str, Path] = {}  # "narration", "music", "effects" -> WAV beside the film
     loudness_lufs: float | None = None  # integrated loudness of the film's sound, measured
+    credentials: dict[str, Any] = {}  # C2PA: who signed it (never a key)
+    reused: bool = False  # an identical film made earlier, found intact
 
     @property
     def duration_s(self) -> float:

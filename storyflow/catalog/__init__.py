@@ -6,6 +6,8 @@
         ...
         print(format_provenance(catalog.provenance("outputs/lighthouse/lighthouse.mp4")))
         print(format_shots(catalog.film_shots("outputs/lighthouse/lighthouse.mp4")))
+        print(format_run_detail(catalog.run_detail(run_id)))
+        print(format_verify(catalog.verify()))
 
 Importing this package is cheap: SQLAlchemy and Alembic load on first use.
 """
@@ -15,11 +17,21 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from storyflow.catalog.listing import format_shots
+    from storyflow.catalog.integrity import format_verify
+    from storyflow.catalog.listing import format_run_detail, format_shots
     from storyflow.catalog.provenance import format_provenance
     from storyflow.catalog.store import Catalog, canonical_json, canonical_sha256, open_catalog
 
-__all__ = ["Catalog", "canonical_json", "canonical_sha256", "format_provenance", "format_shots", "open_catalog"]
+__all__ = [
+    "Catalog",
+    "canonical_json",
+    "canonical_sha256",
+    "format_provenance",
+    "format_run_detail",
+    "format_shots",
+    "format_verify",
+    "open_catalog",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -31,8 +43,12 @@ def __getattr__(name: str) -> Any:
         from storyflow.catalog.provenance import format_provenance
 
         return format_provenance
-    if name == "format_shots":
-        from storyflow.catalog.listing import format_shots
+    if name in ("format_shots", "format_run_detail"):
+        from storyflow.catalog import listing
 
-        return format_shots
+        return getattr(listing, name)
+    if name == "format_verify":
+        from storyflow.catalog.integrity import format_verify
+
+        return format_verify
     raise AttributeError(f"module 'storyflow.catalog' has no attribute {name!r}")

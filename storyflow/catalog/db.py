@@ -88,7 +88,7 @@ def make_engine(url: str, *, foreign_keys: bool = True, busy_timeout_s: float = 
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
         if file is not None:
-            cursor.execute("PRAGMA journal_mode = WAL")
+            _switch_to_wal(cursor, busy_timeout_s)
         cursor.execute(f"PRAGMA foreign_keys = {'ON' if foreign_keys else 'OFF'}")
         cursor.close()
 
@@ -99,6 +99,28 @@ def make_engine(url: str, *, foreign_keys: bool = True, busy_timeout_s: float = 
         connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     return engine
+
+
+def _switch_to_wal(cursor: Any, timeout_s: float) -> None:
+    """PRAGMA journal_mode = WAL, retried while another process holds the new file.
+
+    Switching the journal mode needs the file to itself, and SQLite answers "database is
+    locked" at once instead of waiting for the busy timeout when a second process is
+    creating the same new catalog. The mode is stored in the file, so this only ever waits
+    on a brand-new catalog.
+    """
+    import sqlite3
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def writer(engine: Engine) -> Engine:

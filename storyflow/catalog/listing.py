@@ -1,10 +1,16 @@
-"""What a film is made of, shot by shot: the data and the table behind `storyflow shots FILM`.
+"""Listings: what a film is made of shot by shot (`storyflow shots FILM`), and what a run
+generated versus reused (`storyflow catalog run ID`).
 
 `film_shots(catalog, path)` finds the film (by path or by content, like provenance) and
 returns a JSON-able tree: the film, then its shots in order, each with the segments the film
 plays (path, parent, end parent, strategy, seconds, seam score, drift) and the narration
 lines it speaks. `format_shots(tree)` renders it as a table, one line per segment, with
 seams that show marked VISIBLE.
+
+`run_detail(catalog, run_id)` lists the rows a run made (clips, narration lines, audio
+tracks, films: every row whose run_id is the run) and the rows its film links to that
+another run made (reused). Storyboards and prompts carry no run id, so they are not
+listed; the run's `generations` tally counts them. `format_run_detail` renders it.
 """
 
 from __future__ import annotations
@@ -15,7 +21,17 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 
 from storyflow.catalog.provenance import Walk, find_file, seam_dict, short
-from storyflow.catalog.schema import ClipRow, FilmClipRow, FilmRow
+from storyflow.catalog.schema import (
+    AudioRow,
+    ClipRow,
+    FilmAudioRow,
+    FilmClipRow,
+    FilmNarrationRow,
+    FilmRow,
+    NarrationRow,
+    RunRow,
+    StoryboardRow,
+)
 from storyflow.errors import CatalogError
 from storyflow.models import SEAM_WARN_RATIO
 
@@ -202,3 +218,106 @@ def _relative(path: str, home: Path) -> str:
         return Path(path).relative_to(home).as_posix()
     except ValueError:
         return path
+
+
+# ---------------------------------------------------------------- storyflow catalog run ID
+
+
+def run_detail(catalog: Catalog, run_id: int) -> dict:
+    """The run, what it generated (rows with its run id) and what its film reused (rows an other run made)."""
+    from storyflow.catalog.store import run_dict
+
+    with catalog._session(write=False) as s:
+        run = s.get(RunRow, run_id)
+        if run is None:
+            raise CatalogError(
+                f"no run #{run_id} in the catalog {catalog.display_url}",
+                fix="pick a run id from `storyflow catalog runs`",
+            )
+
+        # 1. generated: every row that names this run as its maker
+        generated = [_clip_item(c) for c in s.scalars(
+            select(ClipRow).where(ClipRow.run_id == run_id).order_by(ClipRow.shot_key, ClipRow.segment, ClipRow.id))]
+        generated += [_narration_item(n) for n in s.scalars(
+            select(NarrationRow).where(NarrationRow.run_id == run_id).order_by(NarrationRow.shot_key, NarrationRow.id))]
+        generated += [_audio_item(a) for a in s.scalars(
+            select(AudioRow).where(AudioRow.run_id == run_id).order_by(AudioRow.id))]
+        made_films = list(s.scalars(select(FilmRow).where(FilmRow.run_id == run_id).order_by(FilmRow.id)))
+        generated += [_film_item(f) for f in made_films]  # fmt: skip
+
+        # 2. reused: the film the run ended with (if another run made it), and what its films play
+        films = {f.id: f for f in made_films}
+        if run.film_id is not None and run.film_id not in films:
+            films[run.film_id] = s.get(FilmRow, run.film_id)
+        reused = [_film_item(f) for f in films.values() if f is not None and f.run_id != run_id]
+        for film_id in sorted(i for i, f in films.items() if f is not None):
+            reused += [_clip_item(c) for c in s.scalars(
+                select(ClipRow).join(FilmClipRow, FilmClipRow.clip_id == ClipRow.id)
+                .where(FilmClipRow.film_id == film_id).order_by(FilmClipRow.position)) if c.run_id != run_id]
+            reused += [_narration_item(n) for n in s.scalars(
+                select(NarrationRow).join(FilmNarrationRow, FilmNarrationRow.narration_id == NarrationRow.id)
+                .where(FilmNarrationRow.film_id == film_id).order_by(NarrationRow.shot_key, NarrationRow.id))
+                if n.run_id != run_id]
+            reused += [_audio_item(a) for a in s.scalars(
+                select(AudioRow).join(FilmAudioRow, FilmAudioRow.audio_id == AudioRow.id)
+                .where(FilmAudioRow.film_id == film_id).order_by(AudioRow.id)) if a.run_id != run_id]  # fmt: skip
+        reused = list({(item["table"], item["id"]): item for item in reused}.values())  # once each
+
+        board = s.get(StoryboardRow, run.storyboard_id) if run.storyboard_id is not None else None
+        return {
+            "run": run_dict(run),
+            "storyboard": None if board is None else {
+                "id": board.id, "sha256": short(board.sha256), "shots": len(board.data.get("shots", []))},
+            "generations": run.generations,
+            "generated": generated,
+            "reused": reused,
+            "counts": {"generated": _count(generated), "reused": _count(reused)},
+        }  # fmt: skip
+
+
+def _clip_item(clip: ClipRow) -> dict:
+    return {"kind": "clip", "table": "clips", "id": clip.id, "shot_key": clip.shot_key, "segment": clip.segment,
+            "path": clip.path, "sha256": short(clip.sha256), "made_by_run": clip.run_id}  # fmt: skip
+
+
+def _narration_item(line: NarrationRow) -> dict:
+    return {"kind": "narration", "table": "narration_lines", "id": line.id, "shot_key": line.shot_key,
+            "path": line.path, "sha256": short(line.sha256), "made_by_run": line.run_id}  # fmt: skip
+
+
+def _audio_item(track: AudioRow) -> dict:
+    # an audio track of kind "narration" is the film-length narration stem, not one spoken line
+    kind = "narration stem" if track.kind == "narration" else track.kind
+    return {"kind": kind, "table": "audio_tracks", "id": track.id, "path": track.path,
+            "sha256": short(track.sha256), "made_by_run": track.run_id}  # fmt: skip
+
+
+def _film_item(film: FilmRow) -> dict:
+    return {"kind": "film", "table": "films", "id": film.id, "path": film.path, "sha256": short(film.sha256),
+            "made_by_run": film.run_id}  # fmt: skip
+
+
+def _count(items: list[dict]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for item in items:
+        counts[item["kind"]] = counts.get(item["kind"], 0) + 1
+    return counts
+
+
+def format_run_detail(detail: dict) -> str:
+    """What a run generated and reused, one line per row, paths relative to the output folder."""
+    run = detail["run"]
+    out = [f"run #{run['id']}  {run['status']}  {run['story_source']}  started {run['started_at']}"]
+    tally = detail.get("generations") or {}
+    if tally:
+        out.append("generations: " + ", ".join(f"{kind} {n['made']} made / {n['reused']} reused"
+                                              for kind, n in tally.items()))  # fmt: skip
+    for what in ("generated", "reused"):
+        items = detail[what]
+        counts = ", ".join(f"{n} {kind}" for kind, n in detail["counts"][what].items())
+        out.append(f"{what}: {len(items)}" + (f" ({counts})" if counts else ""))
+        for item in items:
+            where = f"{item.get('shot_key', '')} {item.get('segment', '')}".strip()
+            by = f"  made by run #{item['made_by_run']}" if what == "reused" and item["made_by_run"] else ""
+            out.append(f"  {item['kind']:<15} {where:<7} {item['sha256']}  {item['path']}{by}")
+    return "\n".join(out) + "\n"

@@ -2,7 +2,8 @@
 
     story (hash) -> storyboard -> shot -> prompt version -> clips (with their parents,
                  seams and drift) and narration lines -> audio tracks -> film (loudness,
-                 stems), and the run that made it
+                 stems, cache key, C2PA credentials), and the run that made it (with what
+                 it generated versus reused)
 
 `provenance(catalog, path)` finds the file by its path, or failing that by its content
 (sha256), so a moved or copied file still resolves, and returns a JSON-able tree.
@@ -183,6 +184,8 @@ class Walk:
             "num_frames": film.num_frames,
             "stitch": film.stitch_strategy,
             "loudness_lufs": film.loudness_lufs,
+            "cache_key": film.cache_key,
+            "credentials": film.credentials,  # C2PA: signer, issuer, self_made_ca, manifest_label
             "wall_s": film.wall_s,
             "cost_usd": sum(costs) if costs else None,
             "created": film.created_at.isoformat(),
@@ -209,9 +212,10 @@ class Walk:
         prompt = clip.prompt_row
         shot = prompt.shot
         board = shot.storyboard
+        # IN, not DISTINCT: PostgreSQL cannot compare films' JSON columns for DISTINCT
         films = self.s.scalars(
-            select(FilmRow).join(FilmClipRow, FilmClipRow.film_id == FilmRow.id)
-            .where(FilmClipRow.clip_id == clip.id).distinct().order_by(FilmRow.id)
+            select(FilmRow).where(FilmRow.id.in_(select(FilmClipRow.film_id).where(FilmClipRow.clip_id == clip.id)))
+            .order_by(FilmRow.id)
         ).all()  # fmt: skip
         return {
             "kind": "clip",
@@ -637,6 +641,25 @@ def _film(out: _Lines, film: dict) -> None:
         out.add(1, f"{name.replace('_', ' ')} {item['path']}{sha}")
     for stem in film.get("stems", []):
         out.add(1, f"{stem['kind']} stem {stem['path']}  sha256 {short(stem['sha256'])}")
+    if film.get("cache_key"):
+        out.add(1, f"cache key {short(film['cache_key'])}")
+    out.add(1, format_credentials(film.get("credentials")))
+
+
+def format_credentials(credentials: dict | None) -> str:
+    """'content credentials (C2PA): signed by X, issued by Y, manifest Z', saying when only this machine trusts them."""
+    if not credentials:
+        return "content credentials (C2PA): none recorded"
+    parts = [f"signed by {credentials.get('signer') or '?'}"]
+    if credentials.get("issuer"):
+        parts.append(f"issued by {credentials['issuer']}")
+    if credentials.get("manifest_label"):
+        parts.append(f"manifest {credentials['manifest_label']}")
+    if credentials.get("trusted_note"):
+        parts.append(credentials["trusted_note"])
+    elif credentials.get("self_made_ca"):
+        parts.append("by storyflow's own local CA: untrusted outside this machine")
+    return "content credentials (C2PA): " + ", ".join(parts)
 
 
 def _used_by(out: _Lines, films: list[dict]) -> None:
@@ -654,6 +677,9 @@ def _run(out: _Lines, run: dict | None) -> None:
         f"run #{run['id']}  {run['status']}  on {run['hostname']} (pid {run['pid']})  started {run['started_at']}  "
         f"{run['clips_generated']} clips generated, {run['clips_reused']} reused",
     )
+    if run.get("generations"):
+        tally = ", ".join(f"{kind} {n['made']} made / {n['reused']} reused" for kind, n in run["generations"].items())
+        out.add(1, f"generations: {tally}")
     if timings:
         out.add(1, f"timings: {timings}")
     if run["error"]:

@@ -142,6 +142,8 @@ class PromptRow(Base):
     template: Mapped[str] = mapped_column(Text)
     template_sha256: Mapped[str] = mapped_column(String(64))
     llm: Mapped[str] = mapped_column(Text)
+    # an evolving shot's later prompts: [{"at": seconds, "prompt": text}, ...]
+    changes: Mapped[list | None] = mapped_column(JSON)
     wall_s: Mapped[float] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -170,6 +172,8 @@ class RunRow(Base):
     error: Mapped[str | None] = mapped_column(Text)
     timings: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     prefect_flow_run_id: Mapped[str | None] = mapped_column(String(64))
+    # What the run made versus found made: {"clip": {"made": 2, "reused": 7}, "film": {...}, ...}
+    generations: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class ClipRow(Base):
@@ -285,12 +289,20 @@ class FilmRow(Base):
     contact_sheet_path: Mapped[str] = mapped_column(Text)
     contact_sheet_sha256: Mapped[str] = mapped_column(SHA256)
     storyboard_json_path: Mapped[str] = mapped_column(Text)
+    storyboard_json_sha256: Mapped[str | None] = mapped_column(SHA256)  # null for films recorded before 0003
     num_frames: Mapped[int]
     fps: Mapped[int]
     width: Mapped[int]
     height: Mapped[int]
     stitch_strategy: Mapped[str] = mapped_column(Text)
     loudness_lufs: Mapped[float | None] = mapped_column(Float)  # integrated loudness of its sound, measured
+    # The hash of everything the film is made from; not unique: a film remade under the same
+    # key (its files went missing or changed) is a new row, and several runs may reuse one row.
+    cache_key: Mapped[str | None] = mapped_column(String(128), index=True)
+    # C2PA Content Credentials it carries: signer, issuer, self_made_ca, manifest_label (never a key)
+    credentials: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Its stems by name: {"music": {"path": ..., "sha256": ..., "bytes": ...}}; null before 0003
+    stems: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     wall_s: Mapped[float] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

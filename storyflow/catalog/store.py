@@ -3,8 +3,9 @@
 Every method is one short transaction. Writers take SQLite's write lock up front and wait
 (busy timeout) for another writer instead of failing, so two runs can share one catalog.
 A row that points at a file is written only after the caller has put the file in place;
-on reuse (find_clip, find_narration, find_audio) the file's sha256 is checked again and a
-missing or changed file is reported as a miss, never trusted.
+on reuse (find_clip, find_narration, find_audio, find_film) the file's sha256 is checked again
+and a missing or changed file is reported as a miss, never trusted. `verify` checks every row
+against its file and every file against the rows (see storyflow.catalog.integrity).
 
 Paths are stored relative to STORYFLOW_HOME (posix) when inside it, absolute otherwise,
 so a whole output folder can be moved with its catalog; the API hands back absolute Paths.
@@ -13,15 +14,14 @@ so a whole output folder can be moved with its catalog; the API hands back absol
 from __future__ import annotations
 
 import functools
-import itertools
 import json
 import logging
 import os
-import re
 import socket
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, SecretBytes, SecretStr
@@ -51,8 +51,19 @@ from storyflow.catalog.schema import (
 )
 from storyflow.errors import CatalogError
 from storyflow.media import sha256_file
-from storyflow.models import AudioTrack, Clip, Film, NarrationLine, SeamScore, ShotPrompt, Story, Storyboard
+from storyflow.models import (
+    AudioTrack,
+    Clip,
+    Film,
+    NarrationLine,
+    SeamScore,
+    ShotPrompt,
+    Story,
+    Storyboard,
+    TimedPrompt,
+)
 from storyflow.processes import process_alive
+from storyflow.redaction import PRIVATE_KEY_PEM, looks_secret, mask_url_passwords, redact, secret_values
 
 log = logging.getLogger("storyflow.catalog")
 T = TypeVar("T")
@@ -76,39 +87,9 @@ def canonical_sha256(value: Any) -> str:
 
 # ---------------------------------------------------------------- secrets guard
 
-# Words that make a key name a secret. "token" is matched as a whole word, so
-# "max_tokens" (an ordinary LLM option) passes while "hf_token" and "access_token" do not.
-_SECRET_WORDS = {"token", "secret", "password", "passwd", "apikey", "credential", "credentials"}
-_SECRET_PAIRS = {("api", "key"), ("access", "key"), ("private", "key"), ("auth", "key")}
-_MIN_SECRET_LENGTH = 8
-
-
-def looks_secret(name: str) -> bool:
-    """True for names like api_key, OPENAI_API_KEY, apiKey, hf_token, client_secret, password."""
-    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name)
-    words = [w for w in re.split(r"[^A-Za-z0-9]+", spaced.lower()) if w]
-    if any(word in _SECRET_WORDS for word in words):
-        return True
-    return any(pair in _SECRET_PAIRS for pair in itertools.pairwise(words))
-
-
-# The password in a URL such as postgresql://user:password@host/db (a catalog URL in run params).
-_URL_PASSWORD = re.compile(r"(\b[a-zA-Z][\w+.-]*://[^:/@\s]*:)([^@\s]+)(@)")
-
-
-def mask_url_passwords(text: str) -> str:
-    """`text` with the password of every URL in it replaced by ***, as SQLAlchemy shows URLs."""
-    return _URL_PASSWORD.sub(r"\1***\3", text)
-
-
-def _secret_values() -> list[str]:
-    """Values of environment variables named like secrets (OPENAI_API_KEY, HF_TOKEN, ...)."""
-    return [v for k, v in os.environ.items() if looks_secret(k) and len(v) >= _MIN_SECRET_LENGTH]
-
-
 def guard_secrets(value: Any, where: str) -> Any:
     """A JSON-able copy of `value`; CatalogError if it holds anything that looks like a secret."""
-    secrets = _secret_values()
+    secrets = secret_values()
 
     def refuse(what: str) -> CatalogError:
         return CatalogError(
@@ -126,7 +107,8 @@ def guard_secrets(value: Any, where: str) -> Any:
             out = {}
             for key, sub in item.items():
                 name = f"{at}.{key}" if at else str(key)
-                if looks_secret(str(key)):
+                # a switch or an unset value holds no secret ("credentials": True signs the film)
+                if looks_secret(str(key)) and not (sub is None or isinstance(sub, bool)):
                     raise refuse(f"option {name!r}")
                 out[str(key)] = walk(sub, name)
             return out
@@ -135,17 +117,12 @@ def guard_secrets(value: Any, where: str) -> Any:
         if isinstance(item, str):
             if any(secret in item for secret in secrets):
                 raise refuse(f"the value of {at or 'a value'!r} (it contains a secret environment variable's value)")
+            if PRIVATE_KEY_PEM.search(item):
+                raise refuse(f"the value of {at or 'a value'!r} (it holds a private key)")
             return mask_url_passwords(item)  # a database URL is worth keeping, its password is not
         return to_jsonable_python(item)
 
     return walk(value if value is not None else {}, "")
-
-
-def redact(text: str) -> str:
-    """`text` with the value of every secret-named environment variable replaced by ***."""
-    for secret in _secret_values():
-        text = text.replace(secret, "***")
-    return mask_url_passwords(text)
 
 
 # ---------------------------------------------------------------- errors
@@ -165,6 +142,24 @@ def _database_errors(method: Callable[..., T]) -> Callable[..., T]:
             else:
                 fix = "rerun with --debug for details; `storyflow catalog verify` checks the catalog"
             raise CatalogError(f"catalog error in {method.__name__}: {first_line}", fix=fix) from exc
+
+    return wrapper
+
+
+def _retry_on_conflict(method: Callable[..., T]) -> Callable[..., T]:
+    """Run a recording method once more if a concurrent writer inserted the same row first.
+
+    SQLite's up-front write lock serialises writers; PostgreSQL lets two transactions both
+    miss a row and both insert it, and the loser's unique constraint fails. Its whole
+    transaction was rolled back, so running the method again finds the winner's row.
+    """
+
+    @functools.wraps(method)
+    def wrapper(self: Catalog, *args: Any, **kwargs: Any) -> T:
+        try:
+            return method(self, *args, **kwargs)
+        except IntegrityError:
+            return method(self, *args, **kwargs)
 
     return wrapper
 
@@ -285,14 +280,19 @@ class Catalog:
         error: str | None = None,
         timings: dict | None = None,
         prefect_flow_run_id: str | None = None,
+        generations: dict | None = None,
     ) -> None:
-        """Record how a run ended: status, what it made, what it reused, its error and timings."""
+        """Record how a run ended: status, what it made, what it reused, its error and timings.
+
+        `generations` tallies every kind of generation: {"clip": {"made": 2, "reused": 7}, ...}.
+        """
         if status not in RUN_STATUSES or status == "running":
             raise CatalogError(
                 f"unknown final run status {status!r}",
                 fix=f"use one of {', '.join(s for s in RUN_STATUSES if s != 'running')}",
             )
         timings = guard_secrets(timings, "run timings") if timings is not None else None
+        generations = check_generations(generations) if generations is not None else None
         with self._session() as s:
             run = s.get(RunRow, run_id)
             if run is None:
@@ -306,6 +306,8 @@ class Catalog:
             run.clips_reused = clips_reused
             run.error = redact(error) if error else None
             run.timings = timings
+            if generations is not None:
+                run.generations = generations
             if prefect_flow_run_id:
                 run.prefect_flow_run_id = prefect_flow_run_id
 
@@ -396,6 +398,7 @@ class Catalog:
             return Storyboard.model_validate(row.data) if row is not None else None
 
     @_database_errors
+    @_retry_on_conflict
     def record_shots(self, storyboard_id: int, board: Storyboard) -> dict[str, int]:
         """Row ids of the board's shots, by shot id ("s01" -> 7); each shot recorded once."""
         with self._session() as s:
@@ -444,6 +447,7 @@ class Catalog:
                 template=prompt.template,
                 template_sha256=prompt.template_sha256,
                 llm=prompt.llm,
+                changes=[change.model_dump(mode="json") for change in prompt.changes] or None,
                 wall_s=float(wall_s),
                 created_at=utcnow(),
             )
@@ -465,6 +469,7 @@ class Catalog:
                 template=row.template,
                 template_sha256=row.template_sha256,
                 llm=row.llm,
+                changes=tuple(TimedPrompt.model_validate(change) for change in row.changes or ()),
             )
 
     # ------------------------------------------------------------ clips
@@ -503,6 +508,7 @@ class Catalog:
         )
 
     @_database_errors
+    @_retry_on_conflict
     def record_clip(self, clip: Clip, *, prompt_id: int, run_id: int | None, cost_usd: float | None = None) -> int:
         """Record a generated clip (its file must be in place) and its files row; the clip's row id."""
         # 1. check inputs before taking the write lock: no secrets, and the file is really there
@@ -596,6 +602,7 @@ class Catalog:
         )
 
     @_database_errors
+    @_retry_on_conflict
     def record_narration(self, line: NarrationLine, *, storyboard_id: int, run_id: int | None) -> int:
         """Record a spoken narration line (its file must be in place) and its files row; the line's row id."""
         # 1. check inputs before taking the write lock: the file is really there
@@ -665,6 +672,7 @@ class Catalog:
         )
 
     @_database_errors
+    @_retry_on_conflict
     def record_audio(self, track: AudioTrack, *, storyboard_id: int, run_id: int | None) -> int:
         """Record a generated audio track (its file must be in place) and its files row; the track's row id."""
         options = guard_secrets(track.options, f"options of {track.backend}")
@@ -704,6 +712,60 @@ class Catalog:
     # ------------------------------------------------------------ films
 
     @_database_errors
+    def find_film(self, cache_key: str) -> Film | None:
+        """The newest film recorded under `cache_key` whose every file is intact (reused=True), else None.
+
+        Every file is checked against its recorded sha256: the mp4, subtitles, poster, contact
+        sheet, storyboard JSON and each stem. A film with a missing or changed file is skipped
+        (with a warning naming the file), so the caller stitches it again.
+        """
+        found = self._intact_film(cache_key)
+        return found[1] if found is not None else None
+
+    @_database_errors
+    def film_id(self, cache_key: str) -> int | None:
+        """The row id of the film find_film(cache_key) returns, or None."""
+        found = self._intact_film(cache_key)
+        return found[0] if found is not None else None
+
+    def _intact_film(self, cache_key: str) -> tuple[int, Film] | None:
+        """(row id, Film) of the newest film under `cache_key` with every file intact, or None."""
+        with self._session(write=False) as s:
+            rows = s.scalars(select(FilmRow).where(FilmRow.cache_key == cache_key).order_by(FilmRow.id.desc())).all()
+            candidates = []
+            for row in rows:
+                owned = s.scalars(select(FileRow).where(FileRow.owner_table == "films", FileRow.owner_id == row.id))
+                candidates.append((row, row.storyboard.data.get("slug", ""), list(owned)))
+        for row, slug, owned in candidates:
+            files, stems = film_files(row, owned)
+            what = f"film #{row.id}"
+            if all(self._file_intact(f.stored, f.sha256, f.bytes, f"{what} {f.kind}") for f in files):
+                return row.id, Film(
+                    slug=slug,
+                    path=self.absolute_path(row.path),
+                    sha256=row.sha256,
+                    subtitles=self.absolute_path(row.subtitles_path),
+                    poster=self.absolute_path(row.poster_path),
+                    contact_sheet=self.absolute_path(row.contact_sheet_path),
+                    storyboard_json=self.absolute_path(row.storyboard_json_path),
+                    num_frames=row.num_frames,
+                    fps=row.fps,
+                    width=row.width,
+                    height=row.height,
+                    stitch_strategy=row.stitch_strategy,
+                    wall_s=row.wall_s,
+                    stems={name: self.absolute_path(stored) for name, stored in stems.items()},
+                    loudness_lufs=row.loudness_lufs,
+                    credentials=row.credentials or {},
+                    reused=True,
+                )
+        if candidates:
+            log.warning("film %s: none of its %d recorded film(s) is intact; it will be stitched again",
+                        cache_key[:12], len(candidates))  # fmt: skip
+        return None
+
+    @_database_errors
+    @_retry_on_conflict
     def record_film(
         self,
         film: Film,
@@ -713,14 +775,37 @@ class Catalog:
         clip_keys: list[str],
         audio_keys: list[str],
         narration_keys: Iterable[str] = (),
+        cache_key: str | None = None,
+        credentials: dict | None = None,
     ) -> int:
         """Record a stitched film, the clips, tracks and narration lines it plays, and the files beside it.
 
         `audio_keys` name every track the film carries, its stems included (kinds narration,
         music, effects, mix); the stem files in `film.stems` are recorded as files of kind
-        "stem" unless they are those tracks' own files already.
+        "stem" unless they are those tracks' own files already. `cache_key` is the hash of
+        what the film is made from (find_film looks it up); `credentials` the facts about its
+        C2PA manifest (signer, issuer, self_made_ca, manifest_label), never a key (default:
+        film.credentials). A film found by find_film (reused=True) recorded again under its
+        key is not a new film: the run is pointed at the existing row, whose id is returned.
         """
-        # 1. every file must be in place; hash the ones the Film record carries no hash for
+        # 1. a reused film is the row it was found as (find_film checked its files): point the run at it
+        if cache_key and getattr(film, "reused", False):
+            with self._session() as s:
+                same = s.scalar(
+                    select(FilmRow)
+                    .where(FilmRow.cache_key == cache_key, FilmRow.sha256 == film.sha256,
+                           FilmRow.path == self.stored_path(film.path))
+                    .order_by(FilmRow.id.desc()).limit(1)
+                )  # fmt: skip
+                if same is not None:
+                    if run_id is not None:
+                        _require(s, RunRow, run_id, "run", "start_run").film_id = same.id
+                    return same.id
+
+        # 2. check inputs before taking the write lock: no secrets, every file in place, hashed
+        if credentials is None:
+            credentials = getattr(film, "credentials", None) or None
+        credentials = guard_secrets(credentials, "film credentials") if credentials is not None else None
         outputs = {
             "film": (film.path, film.sha256),
             "subtitles": (film.subtitles, None),
@@ -732,13 +817,13 @@ class Catalog:
         for kind, (path, sha256) in outputs.items():
             size = _size_of(path, f"the film's {kind.replace('_', ' ')}")
             files[kind] = (self.stored_path(path), sha256 or sha256_file(path), size)
-        stems = [
-            (self.stored_path(path), sha256_file(path), _size_of(path, f"the film's {name} stem"))
+        stems = {
+            name: (self.stored_path(path), sha256_file(path), _size_of(path, f"the film's {name} stem"))
             for name, path in sorted(film.stems.items())
-        ]
+        }
 
         with self._session() as s:
-            # 2. the rows it points at
+            # 3. the rows it points at
             _require(s, StoryboardRow, storyboard_id, "storyboard", "record_storyboard")
             if run_id is not None:
                 run = _require(s, RunRow, run_id, "run", "start_run")
@@ -747,7 +832,7 @@ class Catalog:
             narration_ids = _ids_by_key(
                 s, NarrationRow, list(dict.fromkeys(narration_keys)), "narration line", "record_narration"
             )
-            # 3. the film, then what it is made of
+            # 4. the film, then what it is made of
             row = FilmRow(
                 storyboard_id=storyboard_id,
                 run_id=run_id,
@@ -760,12 +845,17 @@ class Catalog:
                 contact_sheet_path=files["contact_sheet"][0],
                 contact_sheet_sha256=files["contact_sheet"][1],
                 storyboard_json_path=files["storyboard"][0],
+                storyboard_json_sha256=files["storyboard"][1],
                 num_frames=film.num_frames,
                 fps=film.fps,
                 width=film.width,
                 height=film.height,
                 stitch_strategy=film.stitch_strategy,
                 loudness_lufs=film.loudness_lufs,
+                cache_key=cache_key,
+                credentials=credentials,
+                stems={name: {"path": stored, "sha256": sha, "bytes": size}
+                       for name, (stored, sha, size) in stems.items()},  # fmt: skip
                 wall_s=float(film.wall_s),
                 created_at=utcnow(),
             )
@@ -776,7 +866,7 @@ class Catalog:
             s.add_all(FilmNarrationRow(film_id=row.id, narration_id=nid) for nid in narration_ids)
             for kind, (stored, sha256, size) in files.items():
                 self._record_file(s, stored, sha256, size, kind, "films", row.id)
-            for stored, sha256, size in stems:
+            for stored, sha256, size in stems.values():
                 # a stem that is a track's own file stays that track's: its provenance is the track's
                 owned = s.scalar(select(FileRow.owner_table).where(FileRow.path == stored))
                 if owned not in ("audio_tracks", "narration_lines"):
@@ -804,7 +894,7 @@ class Catalog:
 
     @_database_errors
     def films(self) -> list[dict]:
-        """Every film, newest first: id, title, path, duration, size, when, which run."""
+        """Every film, newest first: id, title, path, duration, size, when, which run, cache key, credentials."""
         with self._session(write=False) as s:
             rows = s.execute(
                 select(FilmRow, StoryRow.title)
@@ -825,16 +915,40 @@ class Catalog:
                     "storyboard_id": film.storyboard_id,
                     "run_id": film.run_id,
                     "created_at": film.created_at.isoformat(),
+                    "cache_key": film.cache_key,
+                    "credentials": film.credentials,
+                    "loudness_lufs": film.loudness_lufs,
+                    # the names `storyflow catalog films` prints
+                    "created": film.created_at.isoformat(),
+                    "duration": film.num_frames / film.fps,
                 }
                 for film, title in rows
             ]
 
     @_database_errors
     def runs(self, limit: int = 20) -> list[dict]:
-        """The newest `limit` runs: status, story, counts of clips generated and reused, timings."""
+        """The newest `limit` runs: status, story, what they generated and reused (per kind), timings."""
         with self._session(write=False) as s:
             rows = s.scalars(select(RunRow).order_by(RunRow.id.desc()).limit(limit)).all()
             return [run_dict(run) for run in rows]
+
+    @_database_errors
+    def run_detail(self, run_id: int) -> dict:
+        """One run (as runs() gives it) with what it generated and what its film reused from earlier runs."""
+        from storyflow.catalog.listing import run_detail
+
+        return run_detail(self, run_id)
+
+    @_database_errors
+    def verify(self, repair: bool = False) -> dict:
+        """Check every row against its file and every file under home against the rows; repair=True fixes.
+
+        See storyflow.catalog.integrity for the rules (what is storyflow's own metadata, what cascades).
+        The caller holds the output folder's lock exclusively (storyflow.locks.hold(home)) while repairing.
+        """
+        from storyflow.catalog.integrity import verify
+
+        return verify(self, repair=repair)
 
     # ------------------------------------------------------------ helpers
 
@@ -876,13 +990,15 @@ class Catalog:
             for row in s.scalars(stale):
                 s.delete(row)
 
-    def _file_intact(self, stored: str, sha256: str, size: int, what: str) -> bool:
-        """True if the file exists with the recorded size and sha256; warn (and say why) if not."""
+    def _file_intact(self, stored: str, sha256: str | None, size: int | None, what: str) -> bool:
+        """True if the file exists with the recorded size and sha256 (where recorded); warn (and say why) if not."""
         path = self.absolute_path(stored)
         if not path.is_file():
             log.warning("%s: %s is missing; it will be made again", what, path)
             return False
-        if path.stat().st_size != size or sha256_file(path) != sha256:
+        if sha256 is None:
+            return True  # recorded before its hash was kept: existence is all that can be checked
+        if (size is not None and path.stat().st_size != size) or sha256_file(path) != sha256:
             log.warning("%s: %s changed since it was recorded (sha256 no longer %s); it will be made again",
                         what, path, sha256[:12])  # fmt: skip
             return False
@@ -890,6 +1006,52 @@ class Catalog:
 
 
 # ---------------------------------------------------------------- module helpers
+
+
+@dataclass(frozen=True)
+class FilmFile:
+    """One file of a film row, with the hash (and size, where known) it was recorded with."""
+
+    kind: str  # "film", "subtitles", "poster", "contact_sheet", "storyboard" or "<name> stem"
+    stored: str
+    sha256: str | None  # None: recorded before 0003 kept it (a storyboard JSON), so unknown
+    bytes: int | None
+
+
+def film_files(row: FilmRow, owned: Iterable[FileRow]) -> tuple[list[FilmFile], dict[str, str]]:
+    """Every file a film row points at, and its stems by name (stored paths).
+
+    Sizes come from the film's own files rows where they still describe the same content.
+    Films recorded before 0003 have no `stems` column: their stems are the files rows of kind
+    "stem", named by file name (stems/music.wav -> "music").
+    """
+    by_path = {f.path: f for f in owned}
+
+    def size(stored: str, sha256: str | None) -> int | None:
+        record = by_path.get(stored)
+        return record.bytes if record is not None and record.sha256 == sha256 else None
+
+    storyboard_sha = row.storyboard_json_sha256
+    if storyboard_sha is None and row.storyboard_json_path in by_path:
+        storyboard_sha = by_path[row.storyboard_json_path].sha256
+    files = [
+        FilmFile(kind, stored, sha, size(stored, sha))
+        for kind, stored, sha in (
+            ("film", row.path, row.sha256),
+            ("subtitles", row.subtitles_path, row.subtitles_sha256),
+            ("poster", row.poster_path, row.poster_sha256),
+            ("contact_sheet", row.contact_sheet_path, row.contact_sheet_sha256),
+            ("storyboard", row.storyboard_json_path, storyboard_sha),
+        )
+    ]
+    if row.stems is not None:
+        stems = {name: entry["path"] for name, entry in row.stems.items()}
+        files += [FilmFile(f"{name} stem", e["path"], e["sha256"], e["bytes"]) for name, e in row.stems.items()]
+    else:
+        recorded = sorted((f for f in owned if f.kind == "stem"), key=lambda f: f.path)
+        stems = {PurePosixPath(f.path).stem: f.path for f in recorded}
+        files += [FilmFile(f"{PurePosixPath(f.path).stem} stem", f.path, f.sha256, f.bytes) for f in recorded]
+    return files, stems
 
 
 def open_catalog(settings: Any | None = None) -> Catalog:
@@ -921,8 +1083,25 @@ def run_dict(run: RunRow) -> dict:
         "clips_reused": run.clips_reused,
         "error": run.error,
         "timings": run.timings,
+        "generations": run.generations,
         "prefect_flow_run_id": run.prefect_flow_run_id,
     }
+
+
+def check_generations(generations: dict) -> dict:
+    """A run's tally as stored: {kind: {"made": n, "reused": n}}; CatalogError naming what is malformed."""
+    checked: dict[str, dict[str, int]] = {}
+    for kind, tally in generations.items():
+        counts = tally if isinstance(tally, dict) else {}
+        if set(counts) != {"made", "reused"} or not all(
+            isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in counts.values()
+        ):
+            raise CatalogError(
+                f"generations[{kind!r}] is {tally!r}, not a tally of what was made and reused",
+                fix='pass generations as {"clip": {"made": 2, "reused": 7}, ...}: whole numbers, 0 or more',
+            )
+        checked[str(kind)] = {"made": counts["made"], "reused": counts["reused"]}
+    return checked
 
 
 def seam_of(row: ClipRow, which: str = "seam") -> SeamScore | None:

@@ -446,6 +446,11 @@ def test_secret_environment_values_are_refused_anywhere_and_redacted_from_errors
     clip = recorded.clip("s01", 0, b"frames" * 20, options={"headers": f"Authorization: Bearer {SECRET}"})
     with pytest.raises(CatalogError):
         cat.record_clip(clip, prompt_id=recorded.prompt_ids["s01"], run_id=recorded.run_id)
+    # a switch or an unset value under a secret-sounding name holds no secret: kept
+    switches = cat.start_run("stories/x.md", {"credentials": True, "api_key": None})
+    assert cat.runs()[0]["id"] == switches and cat.runs()[0]["params"] == {"credentials": True, "api_key": None}
+    with pytest.raises(CatalogError):
+        cat.start_run("stories/x.md", {"credentials": "a-signing-password"})
     # ordinary options whose names merely contain a secret-ish word are fine
     fine = recorded.clip("s01", 1, b"frames" * 21, options={"max_tokens": 300, "tokenizer": "bpe", "key_frames": 2})
     cat.record_clip(fine, prompt_id=recorded.prompt_ids["s01"], run_id=recorded.run_id)
@@ -456,7 +461,7 @@ def test_secret_environment_values_are_refused_anywhere_and_redacted_from_errors
     assert cat.runs()[0]["params"] == {"catalog_url": "postgresql+psycopg://film:***@db.local/catalog"}
     # an error message quoting the key is stored redacted
     cat.finish_run(recorded.run_id, "failed", error=f"401 Unauthorized for key {SECRET}")
-    assert cat.runs()[1]["error"] == "401 Unauthorized for key ***"
+    assert {r["id"]: r for r in cat.runs()}[recorded.run_id]["error"] == "401 Unauthorized for key ***"
     cat.close()
     for file in recorded.home.glob("catalog.db*"):
         assert SECRET.encode() not in file.read_bytes() and b"hunter2-db-pass" not in file.read_bytes()
@@ -526,3 +531,16 @@ def test_canonical_sha256_ignores_key_order_but_not_content() -> None:
     assert canonical_sha256({"a": 1}) != canonical_sha256({"a": 2})
     board = make_board(make_story())
     assert canonical_sha256(board) == canonical_sha256(Storyboard.model_validate_json(board.model_dump_json()))
+
+
+def test_a_reused_prompt_keeps_its_timed_changes(storyflow_home):
+    """Without them a reused evolving prompt would give every later segment a new cache key."""
+    from storyflow.models import TimedPrompt
+
+    rec = Recorded(storyflow_home)
+    shot_id = rec.board.shots[0].id
+    evolving = ShotPrompt(shot_id=shot_id, prompt="a figure of water", template="shot_prompt.j2",
+                          changes=(TimedPrompt(at=4.0, prompt="a figure of water, lightning"),))  # fmt: skip
+    rec.catalog.record_prompt(rec.shot_ids[shot_id], evolving, wall_s=0.1, cache_key="rewrite-evolving")
+    found = rec.catalog.find_prompt("rewrite-evolving")
+    assert found == evolving and found.prompt_at(5.0) == "a figure of water, lightning"

@@ -1,8 +1,9 @@
 """Migrations: named and ordered; a catalog made at any revision opens, upgrades and keeps its data.
 
 Every test walks the revisions it finds in storyflow/catalog/migrations/versions, so a new
-0002_... is covered without touching this file. Runs on SQLite files; set
-STORYFLOW_TEST_POSTGRES_URL (an empty database you may wipe) to run them on PostgreSQL too.
+0002_... is covered without touching this file. Runs on SQLite files and on the session's
+real PostgreSQL server (the `postgres_url` fixture; skipped where no server can be started,
+except in CI, which requires it); STORYFLOW_TEST_POSTGRES_URL points them at another one.
 """
 
 from __future__ import annotations
@@ -22,22 +23,23 @@ from storyflow.catalog import Catalog, migrations
 from storyflow.catalog.db import make_engine
 from storyflow.catalog.schema import Base
 from storyflow.errors import CatalogError
-from storyflow.models import SeamScore, Story
+from storyflow.models import Film, SeamScore, Story
 from tests.catalog.test_catalog import make_board, make_clip, make_story, write_media
 
 VERSIONS = migrations.MIGRATIONS_DIR / "versions"
 POSTGRES_URL = os.environ.get("STORYFLOW_TEST_POSTGRES_URL", "")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"] if POSTGRES_URL else ["sqlite"])
+@pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path):
     """An empty database: a new SQLite file, or the wiped PostgreSQL database."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'catalog.db'}"
         return
-    _wipe(POSTGRES_URL)
-    yield POSTGRES_URL
-    _wipe(POSTGRES_URL)
+    url = POSTGRES_URL or request.getfixturevalue("postgres_url")
+    _wipe(url)
+    yield url
+    _wipe(url)
 
 
 def _wipe(url: str) -> None:
@@ -265,3 +267,95 @@ def test_a_catalog_from_a_newer_storyflow_is_refused_with_a_fix(db_url: str, tmp
         Catalog.open(db_url, tmp_path / "home")
     assert "9999" in info.value.message and "upgrade storyflow" in info.value.fix
     assert _current(db_url) == "9999"  # left as it was
+
+
+def _write_film_as_0002(db_url: str, home: Path) -> dict:
+    """On top of the 0001 rows: a film as storyflow 0002 wrote it (raw SQL, frozen), with its files on disk."""
+    story, clip_path, clip_sha = _write_rows_as_0001(db_url, home)
+    migrations.upgrade(db_url, "0002")
+    folder = home / "lighthouse"
+    files = {kind: write_media(folder / name, f"{kind} of the 0002 film".encode() * 20)
+             for kind, name in (("film", "lighthouse.mp4"), ("subtitles", "lighthouse.srt"), ("poster", "poster.png"),
+                                ("contact_sheet", "sheet.png"), ("storyboard", "storyboard.json"))}  # fmt: skip
+    stored = {kind: path.relative_to(home).as_posix() for kind, (path, _) in files.items()}
+    now = datetime(2026, 2, 3, 4, 5, 6, tzinfo=UTC)
+    rows = [
+        ("films", dict(id=1, storyboard_id=1, run_id=1, path=stored["film"], sha256=files["film"][1],
+                       subtitles_path=stored["subtitles"], subtitles_sha256=files["subtitles"][1],
+                       poster_path=stored["poster"], poster_sha256=files["poster"][1],
+                       contact_sheet_path=stored["contact_sheet"], contact_sheet_sha256=files["contact_sheet"][1],
+                       storyboard_json_path=stored["storyboard"], num_frames=24, fps=12, width=160, height=90,
+                       stitch_strategy="smart: 1 copied", loudness_lufs=-15.5, wall_s=0.7, created_at=now)),
+        ("film_clips", dict(film_id=1, position=0, clip_id=1)),
+        *(("files", dict(id=10 + i, path=stored[kind], sha256=sha, bytes=path.stat().st_size, kind=kind,
+                         owner_table="films", owner_id=1, created_at=now))
+          for i, (kind, (path, sha)) in enumerate(files.items())),
+    ]  # fmt: skip
+    engine = make_engine(db_url)
+    with engine.begin() as conn:
+        for table, row in rows:
+            columns, values = ", ".join(row), ", ".join(f":{column}" for column in row)
+            conn.execute(text(f"INSERT INTO {table} ({columns}) VALUES ({values})"), row)
+        conn.execute(text("UPDATE runs SET film_id = 1 WHERE id = 1"))
+        if engine.dialect.name == "postgresql":
+            for table in ("films", "files"):
+                conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), 100)"))
+    engine.dispose()
+    return {"story": story, "clip": (clip_path, clip_sha), "files": files}
+
+
+def test_0003_adds_the_film_cache_and_run_generations_to_a_catalog_holding_0002_data(
+    db_url: str, tmp_path: Path
+) -> None:
+    """0002 -> 0003 keeps every film and run as it was; the new columns read as "not recorded"."""
+    home = tmp_path / "home"
+    old = _write_film_as_0002(db_url, home)
+    migrations.upgrade(db_url, "0003")
+    assert _current(db_url) == "0003"
+
+    # 1. the new columns are there, empty; the film's own values are untouched
+    engine = make_engine(db_url)
+    schema = inspect(engine)
+    film_columns = {c["name"] for c in schema.get_columns("films")}
+    assert {"cache_key", "credentials", "stems", "storyboard_json_sha256"} <= film_columns
+    assert "generations" in {c["name"] for c in schema.get_columns("runs")}
+    assert "ix_films_cache_key" in {index["name"] for index in schema.get_indexes("films")}
+    with engine.connect() as conn:
+        film = conn.execute(text("SELECT path, sha256, loudness_lufs, cache_key, credentials, stems, "
+                                 "storyboard_json_sha256 FROM films")).one()  # fmt: skip
+        generations = conn.execute(text("SELECT generations FROM runs")).scalar()
+    engine.dispose()
+    assert film == ("lighthouse/lighthouse.mp4", old["files"]["film"][1], -15.5, None, None, None, None)
+    assert generations is None
+
+    # 2. the upgraded catalog checks the old film by its files rows, and finds everything intact
+    with Catalog.open(db_url, home) as catalog:
+        report = catalog.verify()
+        assert report["ok"], report
+        assert report["checked_files"] == 6  # the 0001 clip and the film's five files
+        assert catalog.runs()[0]["generations"] is None
+        tree = catalog.provenance(old["files"]["poster"][0])
+        assert tree["id"] == 1 and tree["cache_key"] is None and tree["credentials"] is None
+        # a film recorded before 0003 has no cache key: never offered for reuse by a key
+        assert catalog.find_film("any-key") is None
+        # 3. and records the new fields: a film under a key, with credentials, found again intact
+        film = Film(slug="lighthouse", path=old["files"]["film"][0], sha256=old["files"]["film"][1],
+                    subtitles=old["files"]["subtitles"][0], poster=old["files"]["poster"][0],
+                    contact_sheet=old["files"]["contact_sheet"][0], storyboard_json=old["files"]["storyboard"][0],
+                    num_frames=24, fps=12, width=160, height=90, stitch_strategy="smart: 1 copied",
+                    loudness_lufs=-15.5)  # fmt: skip
+        signed = {"signer": "CN=me", "self_made_ca": False}
+        film_id = catalog.record_film(film, storyboard_id=1, run_id=1, clip_keys=["old-key"], audio_keys=[],
+                                      cache_key="film-key", credentials=signed)  # fmt: skip
+        assert film_id > 1 and catalog.film_id("film-key") == film_id
+        assert catalog.find_film("film-key").credentials == signed
+        catalog.finish_run(1, "completed", generations={"film": {"made": 1, "reused": 0}})
+        assert catalog.runs()[0]["generations"] == {"film": {"made": 1, "reused": 0}}
+
+    # 4. down to 0002 again: the films are kept, the new columns dropped
+    migrations.downgrade(db_url, "0002")
+    engine = make_engine(db_url)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM films")).scalar() == 2
+    assert "cache_key" not in {c["name"] for c in inspect(engine).get_columns("films")}
+    engine.dispose()
