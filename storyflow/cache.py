@@ -79,13 +79,17 @@ class NoStore:
 class CatalogStore:
     """The catalog as a GenerationStore for one run: new rows point at this run.
 
+    With `force`, nothing is looked up (every generation is made again, and its new rows
+    replace the old ones under the same keys).
+
     Narration is spoken while the storyboard is still being fitted to it, so lines made
     before `attach_storyboard` wait here and are recorded the moment the storyboard is.
     """
 
-    def __init__(self, catalog: Catalog, *, run_id: int) -> None:
+    def __init__(self, catalog: Catalog, *, run_id: int, force: bool = False) -> None:
         self.catalog = catalog
         self.run_id = run_id
+        self.force = force  # trust no earlier result: every lookup misses
         self.storyboard_id: int | None = None
         self.prompt_ids: dict[str, int] = {}  # shot id -> prompt row
         self._waiting: list[NarrationLine] = []
@@ -100,19 +104,19 @@ class CatalogStore:
         self.prompt_ids = prompt_ids
 
     def find_clip(self, cache_key: str) -> Clip | None:
-        return self.catalog.find_clip(cache_key)
+        return None if self.force else self.catalog.find_clip(cache_key)
 
     def save_clip(self, clip: Clip) -> None:
         self.catalog.record_clip(clip, prompt_id=self.prompt_ids[clip.shot_id], run_id=self.run_id)
 
     def find_audio(self, cache_key: str) -> AudioTrack | None:
-        return self.catalog.find_audio(cache_key)
+        return None if self.force else self.catalog.find_audio(cache_key)
 
     def save_audio(self, track: AudioTrack) -> None:
         self.catalog.record_audio(track, storyboard_id=self._storyboard(), run_id=self.run_id)
 
     def find_narration(self, cache_key: str) -> NarrationLine | None:
-        return self.catalog.find_narration(cache_key)
+        return None if self.force else self.catalog.find_narration(cache_key)
 
     def save_narration(self, line: NarrationLine) -> None:
         if self.storyboard_id is None:

@@ -26,6 +26,8 @@ app = typer.Typer(
 )
 ui_app = typer.Typer(help="Run a local Prefect server to watch runs in the Prefect UI.", no_args_is_help=True)
 app.add_typer(ui_app, name="ui")
+catalog_app = typer.Typer(help="Look into the shot catalog: films, runs, integrity.", no_args_is_help=True)
+app.add_typer(catalog_app, name="catalog")
 
 _debug = False
 
@@ -73,9 +75,20 @@ def film(
     ] = None,
     stitch: Annotated[str | None, typer.Option("--stitch", help="smart (stream copy) or moviepy.")] = None,
     concurrency: Annotated[int | None, typer.Option("--concurrency", help="Shots generated at once.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Make everything again; reuse nothing.")] = False,
+    force_shot: Annotated[
+        list[str] | None, typer.Option("--force-shot", help="Make this shot's clips again, e.g. 3 or s03 (repeatable).")
+    ] = None,
+    credentials: Annotated[
+        bool | None, typer.Option("--credentials/--no-credentials", help="Sign the film with C2PA Content Credentials.")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Make a film from a story: plan, narrate, prompt, generate, score, mix, stitch, record."""
+    """Make a film from a story: plan, narrate, prompt, generate, score, mix, stitch, record.
+
+    Anything made before from the same inputs is reused (checked against its sha256);
+    --force and --force-shot make it again.
+    """
     from storyflow.backends.registry import load_backend, parse_option_pairs
     from storyflow.config import load_settings
     from storyflow.story import read_story
@@ -84,10 +97,11 @@ def film(
     settings = load_settings(
         video_backend=video_backend, llm=llm, music_backend=music_backend, speech_backend=speech_backend,
         effects_backend=effects_backend, voice=voice, narration_fit=narration_fit, target_lufs=loudness,
-        burn_subtitles=burn_subtitles, stitch=stitch, max_concurrency=concurrency,
+        burn_subtitles=burn_subtitles, stitch=stitch, max_concurrency=concurrency, credentials=credentials,
     )  # fmt: skip
     # 1. validate everything before anything is written or Prefect starts
     read_story(story)
+    forced_shots = [_shot_id(value) for value in force_shot or []]
     video_options = parse_option_pairs(video_option, "--video-option")
     llm_options = parse_option_pairs(llm_option, "--llm-option")
     speech_options = parse_option_pairs(speech_option, "--speech-option")
@@ -113,6 +127,7 @@ def film(
         speech_options=speech_options, effects_backend=settings.effects_backend,
         narration_fit=settings.narration_fit, target_lufs=settings.target_lufs,
         burn_subtitles=settings.burn_subtitles, seed=seed, home=str(settings.home.resolve()),
+        force=force, force_shots=forced_shots, credentials=settings.credentials,
         catalog_url=settings.catalog_url, max_concurrency=settings.max_concurrency, stitch=settings.stitch,
     )  # fmt: skip
     progress.set_reporter(_TerminalProgress())
@@ -173,13 +188,13 @@ def provenance(
     print(json.dumps(tree, indent=2, default=str) if as_json else format_provenance(tree))
 
 
-def _open_catalog(file: Path) -> Any:
-    """The catalog that knows `file`: refuses early, with the fix, when there is none yet."""
+def _open_catalog(file: Path | None = None) -> Any:
+    """The catalog (that knows `file`): refuses early, with the fix, when there is none yet."""
     from storyflow.catalog import Catalog
     from storyflow.config import load_settings
 
     settings = load_settings()
-    if not file.exists():
+    if file is not None and not file.exists():
         raise InputError(f"no such file: {file}", fix="pass the path of a file storyflow wrote under outputs/")
     catalog_file = settings.home / "catalog.db"
     if not settings.catalog_url and not catalog_file.exists():
@@ -242,6 +257,125 @@ def backends(as_json: JsonOpt = False) -> None:
                 print(f"  {'':<12} clips up to {caps['max_clip_seconds']:g} s; {', '.join(can)}")
             for key, opt in entry.get("options", {}).items():
                 print(f"  {'':<12} option {key} ({opt['type']}, default {opt['default']!r}) {opt['help']}")
+
+
+@catalog_app.command("films")
+def catalog_films(as_json: JsonOpt = False) -> None:
+    """List the films in the catalog, newest first."""
+    with _open_catalog() as catalog:
+        films = catalog.films()
+    if as_json:
+        print(json.dumps(films, indent=2, default=str))
+        return
+    for film in films:
+        print(f"#{film['id']:<4} {film.get('created', '')!s:<26} {film.get('duration', 0) or 0:6.1f} s  "
+              f"{film.get('title', '')}  {film.get('path', '')}")  # fmt: skip
+    if not films:
+        print("no films yet: make one with `make film STORY=stories/lighthouse.md`")
+
+
+@catalog_app.command("runs")
+def catalog_runs(
+    limit: Annotated[int, typer.Option(help="How many of the newest runs.")] = 20, as_json: JsonOpt = False
+) -> None:
+    """List runs: when, status, and how much each generated versus reused."""
+    with _open_catalog() as catalog:
+        runs = catalog.runs(limit)
+    if as_json:
+        print(json.dumps(runs, indent=2, default=str))
+        return
+    for run in runs:
+        made = run.get("generations") or {}
+        tally = ", ".join(f"{kind} {n['made']}+{n['reused']}r" for kind, n in made.items()) or (
+            f"clips {run.get('clips_generated', 0)} made, {run.get('clips_reused', 0)} reused")
+        print(f"#{run['id']:<4} {run.get('status', ''):<9} {run.get('started_at', '')!s:<26} "
+              f"{run.get('story_source') or ''}  {tally}")  # fmt: skip
+
+
+@catalog_app.command("run")
+def catalog_run(run_id: Annotated[int, typer.Argument(help="A run id (see `storyflow catalog runs`).")],
+                as_json: JsonOpt = False) -> None:  # fmt: skip
+    """Show what one run generated and what it reused."""
+    with _open_catalog() as catalog:
+        detail = catalog.run_detail(run_id)
+    if as_json:
+        print(json.dumps(detail, indent=2, default=str))
+        return
+    run = detail["run"]
+    print(f"run #{run['id']}  {run.get('status')}  {run.get('story_source') or ''}  started {run.get('started_at')}")
+    for what in ("generated", "reused"):
+        items = detail.get(what, [])
+        print(f"{what}: {len(items)}")
+        for item in items:
+            where = f"{item.get('shot_key', '')} {item.get('segment', '')}".strip()
+            print(f"  {item.get('kind', ''):<10} {where:<8} {item.get('path', '')}")
+
+
+@catalog_app.command("verify")
+def catalog_verify(
+    repair: Annotated[bool, typer.Option("--repair", help="Fix what is wrong: drop rows whose files are gone or "
+                                         "changed, move stray files to .orphans/, delete unfinished files.")] = False,
+    as_json: JsonOpt = False,
+) -> None:  # fmt: skip
+    """Check that every row's file is there and unchanged, and every file has a row. Exit 0 when all is well."""
+    from storyflow import locks
+    from storyflow.config import load_settings
+
+    home = load_settings().home
+    with locks.hold(home, on_wait=lambda who: sys.stderr.write(f"waiting for running films to finish ({who})\n")):
+        with _open_catalog() as catalog:
+            report = catalog.verify(repair=repair)
+            after = catalog.verify() if repair else report
+    if as_json:
+        print(json.dumps({**report, "ok_after": after["ok"]}, indent=2, default=str))
+    else:
+        _print_verify(report, repair)
+        if repair:
+            print("all is well now" if after["ok"] else "some problems remain: run `storyflow catalog verify`")
+    raise typer.Exit(0 if after["ok"] else 1)
+
+
+def _print_verify(report: dict[str, Any], repair: bool) -> None:
+    labels = {
+        "rows_without_files": "rows whose file is gone",
+        "hash_mismatches": "files changed since they were recorded",
+        "files_without_rows": "files no row claims",
+        "partial_files": "unfinished files left by a killed run",
+    }
+    if report["ok"]:
+        print("catalog and files agree: every row has its file, every file its row, all hashes match")
+        return
+    for key, label in labels.items():
+        items = report.get(key, [])
+        if items:
+            print(f"{label}: {len(items)}")
+            for item in items[:20]:
+                print(f"  {item.get('path', item) if isinstance(item, dict) else item}")
+            if len(items) > 20:
+                print(f"  ... and {len(items) - 20} more")
+    if repair:
+        print(f"repaired: {len(report.get('repaired', []))} item(s)")
+    else:
+        print("fix: run `storyflow catalog verify --repair` (it moves stray files to .orphans/, never deletes them)")
+
+
+@app.command("verify")
+def verify_credentials(
+    file: Annotated[Path, typer.Argument(help="A film (or clip) to check for C2PA Content Credentials.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Read and validate a file's C2PA Content Credentials. Exit 0 when they are present and valid."""
+    from storyflow import credentials
+    from storyflow.config import load_settings
+
+    if not file.exists():
+        raise InputError(f"no such file: {file}", fix="pass the path of a film storyflow made")
+    report = credentials.verify_media(file, home=load_settings().home)
+    if as_json:
+        print(json.dumps(report.as_record(), indent=2, default=str))
+    else:
+        print(report.describe())
+    raise typer.Exit(0 if report.has_manifest and report.valid else 1)
 
 
 @ui_app.command("start")
@@ -353,6 +487,17 @@ def _print_film_summary(summary: dict[str, Any]) -> None:
         print(f"  {key:<14} {summary[key]}")
     if summary["stems"]:
         print(f"  {'stems':<14} {Path(next(iter(summary['stems'].values()))).parent}/")
+
+
+def _shot_id(value: str) -> str:
+    """'3', 's3' or 's03' -> 's03' (shot ids are 's' and a two-digit number)."""
+    import re
+
+    match = re.fullmatch(r"s?(\d+)", value.strip().lower())
+    if not match or int(match.group(1)) < 1:
+        raise InputError(f"--force-shot expects a shot number or id, got '{value}'",
+                         fix="pass it as --force-shot 3 or --force-shot s03 (see `storyflow plan STORY`)")  # fmt: skip
+    return f"s{int(match.group(1)):02d}"
 
 
 def _clip(text: str, width: int) -> str:

@@ -43,6 +43,11 @@ class Settings(BaseSettings):
     # Draw the subtitles into the picture too (re-encodes every frame).
     burn_subtitles: bool = False
 
+    # Sign every film with C2PA Content Credentials. The certificate and key come from
+    # STORYFLOW_C2PA_CERT / STORYFLOW_C2PA_KEY (PEM files); without them storyflow makes a
+    # local signing CA under $STORYFLOW_HOME/c2pa (valid, but trusted on this machine only).
+    credentials: bool = True
+
     # How many shots are generated at once. A backend may lower it (its max_concurrency).
     max_concurrency: int = Field(default=2, ge=1, le=64)
 

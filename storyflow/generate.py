@@ -38,8 +38,13 @@ def generate_chain(
     out_dir: Path,
     store: GenerationStore,
     previous: ClipChain | None = None,
+    *,
+    force: bool = False,
 ) -> ClipChain:
-    """Make one shot's clips in order; a continuing shot starts from `previous`'s last frame."""
+    """Make one shot's clips in order; a continuing shot starts from `previous`'s last frame.
+
+    `force` makes every segment again even where an earlier one is on file.
+    """
     # 1. plan the chain from the shot's length, its prompt changes and what the backend can do
     caps = backend.capabilities
     fps = board.fps
@@ -79,7 +84,7 @@ def generate_chain(
             parent_sha256=cond_parent.sha256 if cond_parent else None, context=context,
             end_parent_sha256=end_parent.sha256 if end_parent else None, end_context=caps.context_frames,
         )  # fmt: skip
-        clip = store.find_clip(key)
+        clip = None if force else store.find_clip(key)
         if clip is not None:
             clip = clip.model_copy(update={"shot_id": shot.id, "segment": plan.index, "reused": True})
         else:

@@ -82,7 +82,7 @@ def commit_partial(tmp: Path, final: Path) -> None:
     with open(tmp, "rb+") as handle:
         os.fsync(handle.fileno())
     os.replace(tmp, final)
-    _fsync_dir(Path(final).parent)
+    fsync_dir(Path(final).parent)
 
 
 @contextlib.contextmanager
@@ -100,7 +100,7 @@ def atomic_path(final: Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
     with contextlib.suppress(OSError):
         fd = os.open(folder, os.O_RDONLY)
         try:
@@ -116,6 +116,44 @@ def atomic_write_bytes(final: Path, data: bytes) -> None:
 
 def atomic_write_text(final: Path, text: str) -> None:
     atomic_write_bytes(final, text.encode("utf-8"))
+
+
+def publish(source: Path, dest: Path) -> Path:
+    """Make `dest` show `source`'s bytes, atomically: a hard link (no copy), or a copy where links fail."""
+    import shutil
+
+    tmp = partial_path(dest)
+    try:
+        tmp.unlink()
+        try:
+            os.link(source, tmp)
+        except OSError:
+            shutil.copyfile(source, tmp)
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return dest
+
+
+def publish_text(path: Path, text: str) -> Path:
+    """Write text atomically unless the file already holds exactly it; return the path."""
+    data = text.encode("utf-8")
+    if not path.exists() or path.read_bytes() != data:
+        atomic_write_bytes(path, data)
+    return path
+
+
+def remove_partials(folder: Path) -> list[Path]:
+    """Delete the temporaries (".*.partial*") a killed process left in `folder`, recursively.
+
+    Only safe while nothing else writes there (the caller holds the folder's lock).
+    """
+    removed = []
+    for path in folder.rglob(".*.partial*"):
+        if path.is_file():
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
 
 
 def sha256_file(path: Path) -> str:

@@ -27,6 +27,15 @@ PLAN_INSTRUCTIONS = "plan_system.md"
 FRAME_TOLERANCE = 1e-6  # a duration is whole frames when round(d * fps) == d * fps within this
 
 
+def plan_cache_key(story: Story, llm: LLMBackend) -> str:
+    """What determines a plan: the LLM, its options and templates, the story's bytes and seed."""
+    from storyflow.cache import cache_key
+    from storyflow.rewrite import templates_sha256
+
+    return cache_key("plan", llm=llm.model, options=llm.options_dict(), templates=templates_sha256(),
+                     story=story.sha256, seed=story.seed)  # fmt: skip
+
+
 def plan_storyboard(story: Story, llm: LLMBackend) -> Storyboard:
     """Ask the LLM backend for a storyboard and return it once it is known to be usable."""
     board = llm.plan(story)

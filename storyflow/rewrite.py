@@ -106,6 +106,27 @@ def load_template(name: str) -> PromptTemplate:
     return PromptTemplate(name=name, text=text, sha256=hashlib.sha256(data).hexdigest(), path=path)
 
 
+def templates_sha256() -> str:
+    """One sha256 over every template in the prompts folder: an edit to any of them is a new version."""
+    digest = hashlib.sha256()
+    folder = prompts_dir()
+    for path in sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def rewrite_cache_key(shot: Shot, board: Storyboard, llm: LLMBackend) -> str:
+    """What determines a shot's prompt: the LLM, the shot, and what the storyboard says of the whole
+    film (style, characters, size). Not the story file's hash: an edit elsewhere in the story
+    must not make every shot's prompt new."""
+    from storyflow.cache import cache_key
+
+    return cache_key(
+        "rewrite", llm=llm.model, options=llm.options_dict(), templates=templates_sha256(),
+        shot=shot.model_dump(mode="json"), board=board.model_dump(mode="json", exclude={"shots", "story_sha256"}),
+    )  # fmt: skip
+
+
 def rewrite_shot(shot: Shot, board: Storyboard, llm: LLMBackend) -> ShotPrompt:
     """One shot -> its prompt through the LLM backend, checked before anything uses it."""
     result = llm.rewrite(shot, board)

@@ -40,3 +40,10 @@ def test_third_party_backends_register_through_entry_points(monkeypatch):
     monkeypatch.setattr(registry, "_entry_points", lambda: fake)
     assert "plugin-cam" in registry.backend_names("video")
     assert registry.backend_class("video", "plugin-cam").__name__ == "AnimaticBackend"
+
+
+def test_secret_looking_options_are_refused_before_anything_is_recorded():
+    with pytest.raises(BackendOptionError) as info:
+        registry.load_backend("video", "animatic", {"api_key": "sk-live-123456789"})
+    assert "looks like a secret" in str(info.value) and "sk-live" not in str(info.value)
+    assert "environment" in info.value.fix

@@ -48,6 +48,11 @@ class Backend(ABC):
         """'<name> <version>': what the catalog and the film summary record."""
         return f"{self.name} {self.version}"
 
+    @property
+    def model(self) -> str:
+        """The model and revision whose output this backend produces (part of every cache key)."""
+        return self.label
+
     def options_dict(self) -> dict[str, Any]:
         """Options as plain data for cache keys and the catalog (never secrets)."""
         return self.options.model_dump(mode="json")
@@ -123,11 +128,6 @@ class VideoBackend(Backend):
     @abstractmethod
     def capabilities(self) -> VideoCapabilities: ...
 
-    @property
-    def model(self) -> str:
-        """The model and revision whose output this backend produces (part of cache keys)."""
-        return self.label
-
     @abstractmethod
     def generate(self, request: ClipRequest) -> GeneratedVideo:
         """Make one clip of `request.num_frames` frames at the requested size."""
@@ -167,11 +167,6 @@ class SpeechBackend(Backend):
     @abstractmethod
     def speak(self, text: str, *, rate: float | None = None) -> Speech:
         """Speak `text`; `rate` (words per minute) overrides the backend's own when given."""
-
-    @property
-    def model(self) -> str:
-        """The engine and revision whose speech this backend produces (part of cache keys)."""
-        return self.label
 
     @property
     def voice(self) -> str:

@@ -73,7 +73,16 @@ def load_backend(kind: str, name: str, options: dict[str, Any] | None = None) ->
     """Build a backend from its name and raw options; option errors name the option."""
     from pydantic import ValidationError
 
+    from storyflow.redaction import looks_secret
+
     cls = backend_class(kind, name)
+    secret = next((k for k, v in (options or {}).items() if looks_secret(k) and not isinstance(v, bool | None)), None)
+    if secret is not None:
+        raise BackendOptionError(
+            f"{kind} backend '{name}': option '{secret}' looks like a secret; storyflow never takes secrets as "
+            "options (options are recorded in the catalog and shown in the Prefect UI)",
+            fix="set the key in the environment variable the backend documents (e.g. GOOGLE_API_KEY)",
+        )
     try:
         parsed = cls.Options(**(options or {}))
     except ValidationError as exc:

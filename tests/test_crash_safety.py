@@ -1,0 +1,104 @@
+"""Crash safety: runs killed with SIGKILL at random moments, then run again.
+
+Every rerun must finish the film, reuse every clip the killed run had finished (no segment
+is made twice once it was complete), and leave a catalog that `storyflow catalog verify`
+finds clean: no partial file under a final name, no row claiming work that is not there.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from storyflow.catalog import Catalog
+from tests.support import REPO, run_cli
+
+pytestmark = pytest.mark.slow
+
+STORY = """---
+title: Kill Test
+resolution: 160x90
+fps: 12
+title_card: false
+characters:
+  Ada: a small girl in a yellow raincoat
+---
+Ada walks along the harbour wall at dusk. [6s] Pan right.
+
+(continuous) She stops and looks out to sea.
+"""
+KILLS = 20
+CLIP_LINE = re.compile(r"^\s+(s\d+)(?: \[(\d+)/\d+\])?\s+\S+\s+[\d.]+ s\s+(generated|reused)", re.M)
+
+
+def clip_events(stderr: str) -> dict[tuple[str, int], str]:
+    """(shot, segment) -> 'generated' or 'reused', from the progress lines a run printed."""
+    return {(shot, int(seg or 1) - 1): what for shot, seg, what in CLIP_LINE.findall(stderr)}
+
+
+def start_film(story: Path, home: Path, cwd: Path, seed: int, api_url: str) -> subprocess.Popen:
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("STORYFLOW_", "PREFECT_"))},
+        "STORYFLOW_HOME": str(home), "HOME": str(cwd / "home"), "PREFECT_API_URL": api_url,
+        "DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PYTHONPATH": str(REPO),
+    }  # fmt: skip
+    (cwd / "home").mkdir(exist_ok=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "storyflow.cli", "film", str(story), "--seed", str(seed), "--json"],
+        cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,  # its own process group: the kill takes its ffmpeg children too
+    )  # fmt: skip
+
+
+def test_runs_killed_at_random_points_finish_on_rerun_without_redoing_finished_work(prefect_server, tmp_path):
+    story = tmp_path / "kill-test.md"
+    story.write_text(STORY)
+    home = tmp_path / "outputs"
+    rng = random.Random(20261121)
+
+    # one full run first: how long a run takes, so kills land anywhere inside one
+    started = time.perf_counter()
+    full = start_film(story, home, tmp_path, seed=1000, api_url=prefect_server)
+    _, err = full.communicate(timeout=300)
+    assert full.returncode == 0, err
+    run_seconds = time.perf_counter() - started
+
+    killed_mid_generation = 0
+    for attempt in range(KILLS):
+        seed = attempt  # a new seed each time: there is always work left to kill
+        run = start_film(story, home, tmp_path, seed=seed, api_url=prefect_server)
+        time.sleep(rng.uniform(0.2, run_seconds))
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+        _, killed_err = run.communicate(timeout=60)
+        finished_before = {key for key, what in clip_events(killed_err).items() if what == "generated"}
+        killed_mid_generation += bool(finished_before) and run.returncode != 0
+
+        rerun = run_cli(["film", str(story), "--seed", str(seed), "--json"], home=home, cwd=tmp_path,
+                        env={"PREFECT_API_URL": prefect_server})  # fmt: skip
+        assert rerun.code == 0, f"attempt {attempt}: the rerun failed:\n{rerun.stderr[-2000:]}"
+        again = clip_events(rerun.stderr)
+        remade = sorted(key for key in finished_before if again.get(key) != "reused")
+        assert remade == [], f"attempt {attempt}: finished segments made twice: {remade}"
+        assert Path(rerun.json["film"]).exists()
+
+        with Catalog.open(f"sqlite:///{home / 'catalog.db'}", home) as catalog:  # what `catalog verify` runs
+            report = catalog.verify()
+        assert report["ok"], f"attempt {attempt}: catalog verify is not clean: {report}"
+
+    # the kills really landed in the middle of the work, not only before or after it
+    assert killed_mid_generation >= 3
+    verify = run_cli(["catalog", "verify"], home=home, cwd=tmp_path)  # and the command itself agrees
+    assert verify.code == 0, verify.stdout
+    runs = run_cli(["catalog", "runs", "--limit", "200", "--json"], home=home, cwd=tmp_path)
+    statuses = [run["status"] for run in __import__("json").loads(runs.stdout)]
+    assert "running" not in statuses  # every killed run was marked crashed when the next one started
+    assert statuses.count("crashed") >= killed_mid_generation
