@@ -72,6 +72,7 @@ class FilmOptions(BaseModel):
     force: bool = False  # make everything again, trusting no earlier result
     force_shots: list[str] = []  # make these shots' clips again ("s03"), and what depends on them
     credentials: bool = True  # sign the film with C2PA Content Credentials
+    sign_clips: bool = False  # ...and every new clip too
     home: str = "outputs"
     catalog_url: str = ""
     max_concurrency: int = 2
@@ -130,9 +131,12 @@ def rewrite_task(shot: Shot, board: Storyboard, llm: LLMBackend, catalog: Catalo
 
 @task(name="generate", task_run_name="generate-{shot.id}", cache_policy=NONE, **RETRY)
 def generate_task(shot: Shot, prompt: ShotPrompt, board: Storyboard, backend: VideoBackend, out_dir: Path,
-                  store: CatalogStore, previous: ClipChain | None = None, force: bool = False) -> ClipChain:  # fmt: skip
-    """Make (or reuse) one shot's chain of clips."""
-    chain = generate.generate_chain(shot, prompt, board, backend, out_dir, store, previous, force=force)
+                  store: CatalogStore, previous: ClipChain | None = None, force: bool = False,
+                  sign_home: Path | None = None) -> ClipChain:  # fmt: skip
+    """Make (or reuse) one shot's chain of clips (signing each new one when `sign_home` is given)."""
+    finish = _clip_signer(sign_home, board.title, shot.id) if sign_home else None
+    chain = generate.generate_chain(shot, prompt, board, backend, out_dir, store, previous, force=force,
+                                    finish=finish)  # fmt: skip
     made = sum(not clip.reused for clip in chain.clips)
     seams = ", ".join(f"{clip.seam.ratio:.2f}" for clip in chain.clips if clip.seam) or "none"
     get_run_logger().info("%s: %d segment(s), %d generated, %d reused, seam ratios %s",
@@ -202,6 +206,17 @@ def _sign(film: Film, chains: dict[str, ClipChain], board: Storyboard, home: Pat
                                     generator_version=__version__)  # fmt: skip
     get_run_logger().info("signed %s: %s", film.path.name, signed.trusted_note)
     return film.model_copy(update={"sha256": signed.sha256, "credentials": signed.as_record()})
+
+
+def _clip_signer(home: Path, title: str, shot_id: str):
+    """Sign a freshly made clip with C2PA before it is hashed and recorded."""
+    from storyflow import __version__, credentials
+
+    def sign(path: Path) -> None:
+        credentials.sign_media(path, home=home, title=f"{title}, shot {shot_id}: {path.name}",
+                               generator_version=__version__)  # fmt: skip
+
+    return sign
 
 
 def publish_film(film: Film, board: Storyboard, out_dir: Path) -> dict[str, Path]:
@@ -342,8 +357,10 @@ def _make_film(story: Story, options: FilmOptions, home: Path, out_dir: Path) ->
                 if level < len(chain):
                     shot = chain[level]
                     previous = generating[chain[level - 1].id] if level else None
-                    generating[shot.id] = generate_task.submit(shot, prompts[shot.id], board, video, out_dir, store,
-                                                               previous, force=shot.id in forced)  # fmt: skip
+                    generating[shot.id] = generate_task.submit(
+                        shot, prompts[shot.id], board, video, out_dir, store, previous,
+                        force=shot.id in forced, sign_home=home if options.sign_clips else None,
+                    )  # fmt: skip
         chains = {shot.id: generating[shot.id].result() for shot in board.shots}
         for chain in chains.values():
             for clip in chain.clips:

@@ -82,6 +82,9 @@ def film(
     credentials: Annotated[
         bool | None, typer.Option("--credentials/--no-credentials", help="Sign the film with C2PA Content Credentials.")
     ] = None,
+    sign_clips: Annotated[
+        bool | None, typer.Option("--sign-clips/--no-sign-clips", help="Sign every new clip with C2PA too.")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Make a film from a story: plan, narrate, prompt, generate, score, mix, stitch, record.
@@ -98,6 +101,7 @@ def film(
         video_backend=video_backend, llm=llm, music_backend=music_backend, speech_backend=speech_backend,
         effects_backend=effects_backend, voice=voice, narration_fit=narration_fit, target_lufs=loudness,
         burn_subtitles=burn_subtitles, stitch=stitch, max_concurrency=concurrency, credentials=credentials,
+        sign_clips=sign_clips,
     )  # fmt: skip
     # 1. validate everything before anything is written or Prefect starts
     read_story(story)
@@ -127,7 +131,7 @@ def film(
         speech_options=speech_options, effects_backend=settings.effects_backend,
         narration_fit=settings.narration_fit, target_lufs=settings.target_lufs,
         burn_subtitles=settings.burn_subtitles, seed=seed, home=str(settings.home.resolve()),
-        force=force, force_shots=forced_shots, credentials=settings.credentials,
+        force=force, force_shots=forced_shots, credentials=settings.credentials, sign_clips=settings.sign_clips,
         catalog_url=settings.catalog_url, max_concurrency=settings.max_concurrency, stitch=settings.stitch,
     )  # fmt: skip
     progress.set_reporter(_TerminalProgress())
@@ -464,6 +468,8 @@ class _TerminalProgress:
             return f"  {f['kind']:<14} {'reused' if f['reused'] else 'composed'}"
         if event == "stitch":
             return f"stitching ({f['strategy']})"
+        if event == "waiting":
+            return f"waiting for {f['what']} to finish ({f['holder']}); it then reuses everything that run made"
         return ""
 
 

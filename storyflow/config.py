@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     # STORYFLOW_C2PA_CERT / STORYFLOW_C2PA_KEY (PEM files); without them storyflow makes a
     # local signing CA under $STORYFLOW_HOME/c2pa (valid, but trusted on this machine only).
     credentials: bool = True
+    # ...and every clip as it is made (each then says it was generated, by which model).
+    sign_clips: bool = False
 
     # How many shots are generated at once. A backend may lower it (its max_concurrency).
     max_concurrency: int = Field(default=2, ge=1, le=64)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -40,10 +40,12 @@ def generate_chain(
     previous: ClipChain | None = None,
     *,
     force: bool = False,
+    finish: Callable[[Path], None] | None = None,
 ) -> ClipChain:
     """Make one shot's clips in order; a continuing shot starts from `previous`'s last frame.
 
-    `force` makes every segment again even where an earlier one is on file.
+    `force` makes every segment again even where an earlier one is on file. `finish` is
+    called on each new clip file before it is hashed and recorded (to sign it, say).
     """
     # 1. plan the chain from the shot's length, its prompt changes and what the backend can do
     caps = backend.capabilities
@@ -89,7 +91,8 @@ def generate_chain(
             clip = clip.model_copy(update={"shot_id": shot.id, "segment": plan.index, "reused": True})
         else:
             clip = _generate_segment(
-                request, plan, shot, backend, out_dir, key, cond_parent, context, end_parent, caps.context_frames
+                request, plan, shot, backend, out_dir, key, cond_parent, context, end_parent, caps.context_frames,
+                finish,
             )
             store.save_clip(clip)
         _report(shot, plan, len(plans), clip)
@@ -141,6 +144,7 @@ def _generate_segment(
     context: int,
     end_parent: Clip | None,
     end_context: int,
+    finish: Callable[[Path], None] | None = None,
 ) -> Clip:
     """Call the backend once and encode exactly `plan.frames` new frames to the segment's file."""
     # 1. the frames it is conditioned on, decoded from the parents' files
@@ -173,6 +177,8 @@ def _generate_segment(
                 f"{backend.name} returned {out.frames_written} frames for shot {shot.id}, expected {plan.frames}",
                 fix="this is a backend bug; pick another backend with --video-backend",
             )
+    if finish is not None:
+        finish(path)
     wall = time.perf_counter() - started
 
     # 3. how visible its seams are, measured on the files as they will be played

@@ -173,3 +173,20 @@ def test_the_drift_guard_holds_colour_across_a_drifting_chain(tmp_path, caplog):
     assert max(abs(a - b) for a, b in zip(colours[0], colours[-1])) < 3.0  # without the guard: +50 levels
     assert all("corrected colour drift" in c.drift for c in chain.clips[1:])
     assert "corrected colour drift" in caplog.text
+
+
+def test_a_finish_hook_signs_each_new_clip_before_it_is_hashed(tmp_path, animatic):
+    from storyflow import credentials
+
+    s = shot(1, 6.0)
+    home = tmp_path / "home"
+
+    def sign(path):
+        credentials.sign_media(path, home=home, title=path.name, generator_version="test")
+
+    chain = generate_chain(s, prompt("s01"), make_board(s), animatic, tmp_path, NoStore(), finish=sign)
+    for clip in chain.clips:
+        assert media.sha256_file(clip.path) == clip.sha256  # recorded as signed
+        report = credentials.verify_media(clip.path, home=home)
+        assert report.has_manifest and report.valid
+    assert chain.clips[1].parent_sha256 == chain.clips[0].sha256  # lineage follows the signed bytes

@@ -153,3 +153,31 @@ def test_catalog_verify_repair_puts_things_right(copy):
     repaired = run("catalog", "verify", "--repair")
     assert repaired.code == 0, repaired.stdout + repaired.stderr
     assert not stray.exists() and list((home / ".orphans").rglob("stray.mp4"))
+
+
+def test_two_runs_of_the_same_story_at_once_wait_for_each_other(copy, prefect_server):
+    import subprocess
+    import sys
+
+    from tests.support import REPO
+
+    story, home, run = copy
+    story.write_text(STORY.replace("dusk", "dawn"))  # work for both to do
+    env = {
+        **{k: v for k, v in __import__("os").environ.items() if not k.startswith(("STORYFLOW_", "PREFECT_"))},
+        "STORYFLOW_HOME": str(home), "PREFECT_API_URL": prefect_server, "PYTHONPATH": str(REPO),
+        "DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    }  # fmt: skip
+    both = [
+        subprocess.Popen([sys.executable, "-m", "storyflow.cli", "film", str(story), "--json"], cwd=story.parent,
+                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        for _ in range(2)
+    ]
+    results = [p.communicate(timeout=300) for p in both]
+    assert [p.returncode for p in both] == [0, 0], [err[-1500:] for _, err in results]
+    summaries = [json.loads(out[out.index("{"):]) for out, _ in results]
+    waited = [i for i, (_, err) in enumerate(results) if "waiting for another run" in err]
+    assert len(waited) == 1  # one ran, the other waited for it...
+    assert made(summaries[waited[0]])["clip"] == 0  # ...and then reused what it made
+    assert summaries[0]["film"] == summaries[1]["film"]
+    assert run("catalog", "verify").code == 0
