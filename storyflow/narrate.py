@@ -7,9 +7,9 @@ film its shot owns (crossfades split at the middle) and ends at least TAIL_S bef
 How lines and shots are made to fit (`fit`):
 - "stretch": a shot too short for its line gets longer (the extension planner then adds
   segments); with a target film length, shots with time to spare give it back.
-- "pace": as stretch, but first the narration is spoken faster (up to MAX_PACE times the
-  voice's rate) as far as needed to keep every line inside its planned shot and the film
-  at its target length; only what is still left over stretches shots.
+- "pace": as stretch, but first lines are spoken faster (up to MAX_PACE times the voice's
+  rate): each as far as its planned shot needs, and all at least at the film's pace, the
+  slowest that keeps the film at its target length; only what is left over stretches shots.
 - "auto" (the default): "pace" when the story asks for a film length, else "stretch".
 """
 
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Literal
 from storyflow import progress
 from storyflow.backends.base import SpeechBackend
 from storyflow.cache import GenerationStore, cache_key
-from storyflow.durations import fit_to_target, with_frames
+from storyflow.durations import fit_to_target, not_over_target, with_frames
 from storyflow.media import AUDIO_SAMPLE_RATE, sha256_file, write_wav
 from storyflow.models import NarrationLine, Shot, Storyboard
 from storyflow.timeline import Timeline, film_timeline
@@ -36,10 +36,10 @@ log = logging.getLogger("storyflow.narrate")
 
 LEAD_IN_S = 0.25  # from the start of the shot's own part of the film to the first word
 TAIL_S = 0.4  # from the last word to the end of the shot's own part
-MAX_PACE = 1.3  # pacing speaks at most this much faster than the voice's own rate
+MAX_PACE = 1.3  # pacing speaks at most this much faster than the voice's own rate...
+PACE_STEP = 0.05  # ...in steps of this much
 MIN_SHOT_S = 1.5  # fitting to a target never shortens a shot below this...
 CHANGE_HOLD_S = 1.0  # ...nor a shot with timed changes below its last change plus this
-OVERRUN_WARN_S = 1.0  # a film longer than its target by more than this is worth a warning
 Fit = Literal["auto", "stretch", "pace"]
 
 
@@ -60,20 +60,32 @@ def narrate(
     lines = {shot.id: speak_line(shot, speech, speech.rate, out_dir, store) for shot in narrated}
     fitted = fit_to_speech(board, lines)
 
-    # 2. pacing: speak faster, just as much as keeping the planned shots (and the film's
-    #    length) needs; then fit again to what is left over
+    # 2. pacing: each line spoken as much faster as its own planned shot needs, and at least
+    #    at the film's pace (what keeping the target length needs); both in PACE_STEP steps,
+    #    so an edited line is re-spoken alone unless it tips the film's pace; then fit again
     if fit == "pace" and lines:
-        factor = min(MAX_PACE, _pace_needed(board, fitted, lines))
-        if factor > 1.0 + 1e-3:
-            log.info("narration paced at %.2fx the voice's rate to keep the shots' lengths", factor)
-            lines = {shot.id: speak_line(shot, speech, speech.rate * factor, out_dir, store) for shot in narrated}
+        timeline = film_timeline(board)
+        own = {shot_id: _pace_needed(line, timeline.span_seconds(shot_id)) for shot_id, line in lines.items()}
+        film_pace = _film_pace(board, lines, own)
+        plain = lines
+        while True:
+            factors = {shot_id: max(own[shot_id], film_pace) for shot_id in plain}
+            paced = [shot for shot in narrated if factors[shot.id] > 1.0]
+            lines = plain | {shot.id: speak_line(shot, speech, speech.rate * factors[shot.id], out_dir, store)
+                             for shot in paced}  # fmt: skip
             fitted = fit_to_speech(board, lines)
+            # the pace was chosen on estimates (pauses do not speed up): one step more if they fell short
+            if film_pace >= MAX_PACE - 1e-9 or not board.target_seconds or _not_over(fitted):
+                break
+            film_pace = round(film_pace + PACE_STEP, 2)
+        if paced:
+            log.info("narration paced at up to %.2fx the voice's rate to keep the shots' lengths", max(factors.values()))
 
     for before, after in zip(board.shots, fitted.shots):
         if after.duration > before.duration:
             log.info("shot %s stretched from %.2f s to %.2f s so its narration fits",
                      after.id, before.duration, after.duration)  # fmt: skip
-    if board.target_seconds and film_timeline(fitted).seconds > board.target_seconds + OVERRUN_WARN_S:
+    if board.target_seconds and not _not_over(fitted):
         log.warning("the narration needs %.1f s of film; the story asks for %.1f s (shorten the narration, "
                     "or raise the story's duration)", film_timeline(fitted).seconds, board.target_seconds)  # fmt: skip
     return fitted, [lines[shot.id] for shot in narrated]
@@ -114,22 +126,40 @@ def _floor_frames(shot: Shot, timeline: Timeline, line: NarrationLine | None, fp
     return frames
 
 
-def _pace_needed(planned: Storyboard, fitted: Storyboard, lines: dict[str, NarrationLine]) -> float:
-    """How much faster the narration must be for the fitted film to keep the planned lengths."""
-    timeline = film_timeline(planned)
-    factor = 1.0
-    for shot in planned.shots:  # every line inside its planned shot
-        line = lines.get(shot.id)
-        if line is not None:
-            start, end = timeline.span_seconds(shot.id)
-            room = max(end - start - LEAD_IN_S - TAIL_S, 0.1)
-            factor = max(factor, line.seconds / room)
-    if planned.target_seconds:  # ...or at least the film at its length, if that asks less
-        over = film_timeline(fitted).seconds - planned.target_seconds
-        speech = sum(line.seconds for line in lines.values())
-        if over > 0 and speech > over:
-            factor = min(factor, speech / (speech - over))
-    return factor
+def _pace_needed(line: NarrationLine, span: tuple[float, float]) -> float:
+    """How much faster a line must be spoken to fit its planned shot: 1, or a PACE_STEP step up to MAX_PACE.
+
+    Steps, not the exact ratio: a line edited by a word then mostly keeps its pace (and its
+    recording, and its shot's length).
+    """
+    start, end = span
+    room = max(end - start - LEAD_IN_S - TAIL_S, 0.1)
+    needed = line.seconds / room
+    if needed <= 1.0:
+        return 1.0
+    return min(MAX_PACE, math.ceil(needed / PACE_STEP - 1e-9) * PACE_STEP)
+
+
+def _not_over(board: Storyboard) -> bool:
+    """Whether the film is no longer than its target allows (see storyflow.durations)."""
+    return not_over_target(film_timeline(board).total_frames, round(board.target_seconds * board.fps))
+
+
+def _film_pace(board: Storyboard, lines: dict[str, NarrationLine], own: dict[str, float]) -> float:
+    """The slowest PACE_STEP step (1 without a target) at which the fitted film keeps its target length.
+
+    Judged on estimates (speech at k times the rate lasts 1/k as long), so only the lines
+    finally chosen are spoken. MAX_PACE when no step is enough.
+    """
+    if not board.target_seconds:
+        return 1.0
+    pace = 1.0
+    while pace < MAX_PACE - 1e-9:
+        estimated = {i: line.model_copy(update={"seconds": line.seconds / max(pace, own[i])}) for i, line in lines.items()}
+        if _not_over(fit_to_speech(board, estimated)):
+            break
+        pace = round(pace + PACE_STEP, 2)
+    return pace
 
 
 def speak_line(shot: Shot, speech: SpeechBackend, rate: float, out_dir: Path, store: GenerationStore) -> NarrationLine:

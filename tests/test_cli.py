@@ -152,6 +152,10 @@ def test_film_works_without_a_server_and_reports_to_the_ui_server_when_running(t
     alone = run_cli(["film", str(story), "--json"], home=home, cwd=tmp_path)
     assert alone.code == 0, alone.stderr
     assert Path(alone.json["film"]).exists()
+    # a short cached run shuts its temporary server down quickly: the user sees no server noise
+    again = run_cli(["film", str(story), "--json"], home=home, cwd=tmp_path)
+    assert again.code == 0 and again.json["clips_generated"] == 0
+    assert "Traceback" not in alone.stderr + again.stderr and "ERROR" not in alone.stderr + again.stderr
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

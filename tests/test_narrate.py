@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from storyflow import media, narrate
+from storyflow import durations, media, narrate
 from storyflow.backends.registry import load_backend
 from storyflow.models import Shot, StyleBible, Storyboard, Transition
 from storyflow.timeline import film_timeline
@@ -86,19 +86,40 @@ def test_lines_are_reused_and_placed_after_the_shots_first_visible_frame(tmp_pat
 
 
 def test_with_a_target_length_the_line_is_paced_and_quiet_shots_give_time_back(tmp_path, voice):
-    b = board("A long walk along the old sea wall in the evening light.", "", "", seconds=3.0,
-              transition=Transition.CUT)  # fmt: skip
-    b = b.model_copy(update={"target_seconds": 9.0})
+    b = board(LONG, "", "", seconds=4.0, transition=Transition.CUT)
+    b = b.model_copy(update={"target_seconds": 12.0})
     planned = film_timeline(b).seconds
     fitted, (line,) = narrate.narrate(b, voice, tmp_path, LineStore())  # fit="auto": pace, a target is set
     assert line.rate > voice.rate  # spoken faster than the voice's own pace...
     assert line.rate <= voice.rate * narrate.MAX_PACE + 1e-6  # ...within the limit
     fits(fitted, [line])
-    assert film_timeline(fitted).seconds == pytest.approx(planned, abs=1 / 12)  # the film keeps its length
+    assert planned == 12.0
+    assert durations.on_target(film_timeline(fitted).total_frames, 12 * 12)  # the film keeps its length (within 2%)
     grown = fitted.shots[0].duration - 3.0
-    assert grown > 0  # the narrated shot grew...
+    assert grown > 0.5  # the narrated shot grew...
     quiet = [s.duration for s in fitted.shots[1:]]
-    assert sum(quiet) == pytest.approx(6.0 - grown) and min(quiet) >= narrate.MIN_SHOT_S  # ...the quiet ones gave way
+    assert quiet[0] == quiet[1] and 8.0 - grown - 3 / 12 <= sum(quiet) < 8.0  # ...the quiet ones gave way, alike
+    assert min(quiet) >= narrate.MIN_SHOT_S
+
+
+def test_with_a_target_length_editing_one_line_leaves_the_other_shots_and_lines_alone(tmp_path, voice):
+    """Fitting is local: one edited line changes its own shot's length and recording, nothing else."""
+    texts = ["The lamps come on along the harbour.", "A gull circles the boats.", "Ada waves from the wall.",
+             "The tide turns.", "Boats knock together.", "Rain starts.", "A door slams.", "Night falls."]  # fmt: skip
+    b = board(*texts, seconds=3.0, transition=Transition.CUT).model_copy(update={"target_seconds": 24.0})
+    store = LineStore()
+    before, _ = narrate.narrate(b, voice, tmp_path, store)
+    saved = store.saved
+    edited = b.model_copy(update={"shots": (b.shots[0], b.shots[1].model_copy(update={
+        "narration": "A grey gull circles the old fishing boats."}), *b.shots[2:])})  # fmt: skip
+    after, lines = narrate.narrate(edited, voice, tmp_path, store)
+    assert store.saved - saved <= 2  # the edited line (at the voice's rate, and perhaps paced): no other
+    assert [line.reused for line in lines] == [True, False, True, True, True, True, True, True]
+    assert "grey gull" in lines[1].text
+    keep = [0, 2, 3, 4, 5, 6, 7]
+    assert [after.shots[i].duration for i in keep] == [before.shots[i].duration for i in keep]  # the rest kept theirs
+    assert after.shots[1].duration >= before.shots[1].duration  # the longer line: a longer shot, or paced
+    assert durations.on_target(film_timeline(after).total_frames, 24 * 12)
 
 
 def test_a_written_length_stands_unless_the_speech_needs_more(tmp_path, voice):

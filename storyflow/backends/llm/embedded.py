@@ -39,8 +39,9 @@ How a story is planned
 7. Durations: a length written in the paragraph ("[12s]", rule 10) wins; otherwise reading
    speed (2.6 words/s + 1 s, clamped to 2.5-12 s), raised to the last timed change + 2 s.
    With a target `duration`, the shots without a written length are scaled so the film
-   (title card included, crossfade overlaps taken off, see storyflow.timeline) lands on
-   it within a frame, no shot under 1 s nor under its last change + 2 s; if the written
+   (title card included, crossfade overlaps taken off, see storyflow.timeline) lands
+   within 2% of it (a factor from a fixed grid: an edit to one shot leaves the others'
+   lengths alone), no shot under 1 s nor under its last change + 2 s; if the written
    lengths alone leave no room for that, a warning says so. Every duration is a whole
    number of frames (a written length that is not is rounded, with a warning).
 8. Characters: the front-matter names a shot mentions; if it names none but says
@@ -76,7 +77,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from storyflow.backends.base import LLMBackend
-from storyflow.durations import fit_to_target, with_frames
+from storyflow.durations import fit_to_target, on_target, with_frames
 from storyflow.backends.llm.embedded_rules import (
     CAMERA_PHRASES,
     CHANGE_HOLD_SECONDS,
@@ -589,7 +590,7 @@ def _whole_frames(seconds: float, fps: int) -> float:
 
 
 def fit_to_duration(board: Storyboard, target: float, fixed: Collection[str] = ()) -> Storyboard:
-    """Scale the shots so the film's timeline lasts `target` seconds, to the frame if possible.
+    """Scale the shots so the film's timeline lasts `target` seconds (within storyflow.durations' tolerance).
 
     Shots named in `fixed` (a length written in the story, "[12s]") keep their length; the
     others share what is left. No shot goes under MIN_FITTED_SECONDS, nor a shot with timed
@@ -614,7 +615,7 @@ def fit_to_duration(board: Storyboard, target: float, fixed: Collection[str] = (
     # 2. scale the free shots
     board = fit_to_target(board, target, floors, fixed)
     reached = film_timeline(board).total_frames
-    if reached != target_frames and not too_long:
+    if not on_target(reached, target_frames) and not too_long:
         log.warning(
             "the storyboard lasts %.2f s, not the %.2f s asked for: %d shots need at least %.1f s each "
             "(a shot with timed changes, its last change + %.1f s)",
