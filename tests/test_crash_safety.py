@@ -106,6 +106,7 @@ def test_runs_killed_at_random_points_finish_on_rerun_without_redoing_finished_w
         assert report["ok"], f"attempt {attempt}: catalog verify is not clean: {report}"
 
     # the kills really landed in the middle of the work, not only before or after it
+    print(f"{KILLS} kills: {killed_mid_generation} after a clip was finished, {left_running} left a run 'running'")
     assert killed_mid_generation >= 3
     verify = run_cli(["catalog", "verify"], home=home, cwd=tmp_path)  # and the command itself agrees
     assert verify.code == 0, verify.stdout
