@@ -563,18 +563,7 @@ class Catalog:
             fields["parent_clip_id"] = _newest_clip_id(s, clip.parent_sha256)
             fields["end_parent_clip_id"] = _newest_clip_id(s, clip.end_parent_sha256)
             # 4. insert, or replace the row of a clip regenerated under the same key (missing or tampered file)
-            row = s.scalar(select(ClipRow).where(ClipRow.cache_key == clip.cache_key))
-            if row is not None and clip.reused and row.sha256 == clip.sha256 and row.path == stored:
-                return row.id  # a reuse: the row already says all of this
-            if row is None:
-                row = ClipRow(cache_key=clip.cache_key, **fields)
-                s.add(row)
-            else:
-                for name, value in fields.items():
-                    setattr(row, name, value)
-            s.flush()
-            self._record_file(s, stored, clip.sha256, size, "clip", "clips", row.id)
-            return row.id
+            return self._save_generation(s, ClipRow, clip.cache_key, fields, clip.reused, stored, size, "clip")
 
     # ------------------------------------------------------------ narration
 
@@ -636,18 +625,7 @@ class Catalog:
                     fix="pass the id record_storyboard returned for the storyboard the line was spoken for",
                 )
             # 3. insert, or replace the row of a line spoken again under the same key (missing or tampered file)
-            row = s.scalar(select(NarrationRow).where(NarrationRow.cache_key == line.cache_key))
-            if row is not None and line.reused and row.sha256 == line.sha256 and row.path == stored:
-                return row.id
-            if row is None:
-                row = NarrationRow(cache_key=line.cache_key, **fields)
-                s.add(row)
-            else:
-                for name, value in fields.items():
-                    setattr(row, name, value)
-            s.flush()
-            self._record_file(s, stored, line.sha256, size, "narration", "narration_lines", row.id)
-            return row.id
+            return self._save_generation(s, NarrationRow, line.cache_key, fields, line.reused, stored, size, "narration")
 
     # ------------------------------------------------------------ audio
 
@@ -696,18 +674,7 @@ class Catalog:
             _require(s, StoryboardRow, storyboard_id, "storyboard", "record_storyboard")
             if run_id is not None:
                 _require(s, RunRow, run_id, "run", "start_run")
-            row = s.scalar(select(AudioRow).where(AudioRow.cache_key == track.cache_key))
-            if row is not None and track.reused and row.sha256 == track.sha256 and row.path == stored:
-                return row.id
-            if row is None:
-                row = AudioRow(cache_key=track.cache_key, **fields)
-                s.add(row)
-            else:
-                for name, value in fields.items():
-                    setattr(row, name, value)
-            s.flush()
-            self._record_file(s, stored, track.sha256, size, "audio", "audio_tracks", row.id)
-            return row.id
+            return self._save_generation(s, AudioRow, track.cache_key, fields, track.reused, stored, size, "audio")
 
     # ------------------------------------------------------------ films
 
@@ -971,6 +938,24 @@ class Catalog:
                 if attempt == 1:
                     raise
         raise AssertionError("unreachable")
+
+    def _save_generation(
+        self, s: Session, table: type, cache_key: str, fields: dict, reused: bool, stored: str, size: int, kind: str
+    ) -> int:
+        """Insert the row for `cache_key`, or replace the row of a thing made again under the same key
+        (its file was missing or tampered with); then its files row. Returns the row id."""
+        row = s.scalar(select(table).where(table.cache_key == cache_key))
+        if row is not None and reused and row.sha256 == fields["sha256"] and row.path == stored:
+            return row.id  # a reuse: the row already says all of this
+        if row is None:
+            row = table(cache_key=cache_key, **fields)
+            s.add(row)
+        else:
+            for name, value in fields.items():
+                setattr(row, name, value)
+        s.flush()
+        self._record_file(s, stored, fields["sha256"], size, kind, table.__tablename__, row.id)
+        return row.id
 
     def _record_file(
         self, s: Session, stored: str, sha256: str, size: int, kind: str, owner: str, owner_id: int
