@@ -19,7 +19,7 @@ import numpy as np
 from bench.common import print_table, save_results, timer
 from storyflow import media
 from storyflow.backends.video.animatic import AnimaticBackend
-from storyflow.models import SEAM_WARN_RATIO, CameraMove, Character, ClipRequest
+from storyflow.core.models import SEAM_WARN_RATIO, CameraMove, Character, ClipRequest
 
 WIDTH, HEIGHT, FPS = 640, 360, 24
 FRAMES = 96  # one full 4 s clip

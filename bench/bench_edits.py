@@ -4,7 +4,7 @@ For every sample story with a target `duration`, one word is added to each parag
 turn; the story is planned and its narration spoken and fitted (the real espeak voice),
 and the shots outside the edited paragraph whose length changed are counted: each of
 those is a chain of clips made again. Two fitting rules, side by side:
-- storyflow's: on target within 2%, one scale factor from a fixed grid (storyflow.durations);
+- storyflow's: on target within 2%, one scale factor from a fixed grid (storyflow.core.durations);
 - the obvious alternative: every shot scaled so the film lands on its target to the frame.
 
 Usage: python -m bench edits
@@ -58,10 +58,10 @@ def _edits(text: str) -> list[tuple[int, str]]:
 
 def _fitted_frames(text: str, folder: Path, store: _Lines, llm, voice) -> tuple[list[tuple[str, int]], float]:
     """Each shot's (story text, frames) and the film's seconds, after planning and narration."""
-    from storyflow import narrate
-    from storyflow.plan import plan_storyboard
-    from storyflow.story import read_story
-    from storyflow.timeline import film_timeline
+    from storyflow.core.timeline import film_timeline
+    from storyflow.stages import narrate
+    from storyflow.stages.plan import plan_storyboard
+    from storyflow.stages.story import read_story
 
     path = folder / "story.md"
     path.write_text(text)
@@ -70,9 +70,9 @@ def _fitted_frames(text: str, folder: Path, store: _Lines, llm, voice) -> tuple[
 
 
 def main() -> None:
-    from storyflow import durations
     from storyflow.backends.registry import load_backend
-    from storyflow.story import read_story
+    from storyflow.core import durations
+    from storyflow.stages.story import read_story
 
     logging.getLogger("storyflow").setLevel(logging.ERROR)  # edits that tip a film past its target warn; expected
     llm, voice, store = load_backend("llm", "embedded"), load_backend("speech", "espeak"), _Lines()

@@ -1,7 +1,7 @@
 """What extension costs per second of video, and what it buys at the seams.
 
 A 12 s shot on the 4 s animatic, made through the real pipeline stage
-(storyflow.generate.generate_chain: plan, condition on the decoded parent, encode, score
+(storyflow.stages.generate.generate_chain: plan, condition on the decoded parent, encode, score
 the seams), four ways:
 
 - independent clips: three text-to-video clips, no conditioning (the obvious alternative:
@@ -44,10 +44,17 @@ def _backend(**changes):
 
 
 def rows_for(folder: Path) -> list[dict]:
-    from storyflow import seams as seams_of
-    from storyflow.cache import NoStore
-    from storyflow.generate import generate_chain
-    from storyflow.models import CameraMove, Character, Shot, ShotPrompt, StyleBible, Storyboard
+    from storyflow.catalog.door import NoStore
+    from storyflow.core.models import (
+        CameraMove,
+        Character,
+        Shot,
+        ShotPrompt,
+        Storyboard,
+        StyleBible,
+    )
+    from storyflow.stages import seams as seams_of
+    from storyflow.stages.generate import generate_chain
 
     mara = Character(name="Mara", description="a tall woman in a red raincoat")
     cases = [
@@ -89,7 +96,8 @@ def _one_encode_reference(folder: Path, independent: dict) -> dict:
     """
     import numpy as np
 
-    from storyflow import media, seams
+    from storyflow import media
+    from storyflow.stages import seams
 
     clips = sorted((folder / "independent").rglob("*.mp4"))
     frames = [frame for clip in clips for frame in media.read_frames(clip)]

@@ -31,12 +31,21 @@ STAGES = ("plan", "narrate", "rewrite", "generate", "audio", "stitch", "record")
 
 def plain_pipeline(story_path: Path, home: Path, workers: int) -> dict[str, float]:
     """The film made by calling the stages directly: no Prefect, no catalog."""
-    from storyflow import audio, generate, mix, narrate, plan, rewrite, stitch, subtitles
     from storyflow.backends.registry import load_backend
-    from storyflow.cache import NoStore
+    from storyflow.catalog.door import NoStore
+    from storyflow.core.timeline import film_timeline
     from storyflow.media import AUDIO_SAMPLE_RATE
-    from storyflow.story import read_story
-    from storyflow.timeline import film_timeline
+    from storyflow.stages import (
+        audio,
+        generate,
+        mix,
+        narrate,
+        plan,
+        rewrite,
+        stitch,
+        subtitles,
+    )
+    from storyflow.stages.story import read_story
 
     timings: dict[str, float] = {}
     started = time.perf_counter()

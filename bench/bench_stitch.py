@@ -40,7 +40,14 @@ def _make_inputs(folder: Path):
     """Clips, a storyboard per transition style, and a sine mix for each film length."""
 
     from storyflow import media
-    from storyflow.models import Clip, ClipChain, Shot, Storyboard, StyleBible, Transition
+    from storyflow.core.models import (
+        Clip,
+        ClipChain,
+        Shot,
+        Storyboard,
+        StyleBible,
+        Transition,
+    )
 
     n = SECONDS * FPS
     chains = {}
@@ -113,8 +120,8 @@ def _mix(path: Path, seconds: float) -> Path:
 def _frames_reencoded(board, chains) -> int:
     """What the smart plan re-encodes for this board (the title card included)."""
     from storyflow import media
-    from storyflow.stitch import ClipSource, RenderRun, plan_smart
-    from storyflow.timeline import film_timeline
+    from storyflow.core.timeline import film_timeline
+    from storyflow.stages.stitch import ClipSource, RenderRun, plan_smart
 
     timeline = film_timeline(board, {sid: c.num_frames for sid, c in chains.items()})
     sources = {}
@@ -128,8 +135,8 @@ def _frames_reencoded(board, chains) -> int:
 
 def main() -> None:
     from storyflow import media
-    from storyflow.stitch import stitch_film
-    from storyflow.timeline import film_timeline
+    from storyflow.core.timeline import film_timeline
+    from storyflow.stages.stitch import stitch_film
 
     logging.getLogger("storyflow").setLevel(logging.ERROR)
     rows = []

@@ -1,1 +1,8 @@
-"""Prefect flows: orchestration around the storyflow stages."""
+"""Prefect flows: the orchestration around the stages, and the local Prefect server.
+
+    film.py     one film: tasks per shot, retries, bounded concurrency, artifacts, the run's row
+    server.py   the local `prefect server start` behind `make ui`, and the temporary one
+
+Policy (retries, caching, concurrency, names, artifacts, schedules) lives here; the work
+lives in storyflow.stages. Flows may import every storyflow layer but the command line.
+"""

@@ -25,14 +25,21 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, ConfigDict
 
-from storyflow import audio, generate, locks, media, mix, narrate, plan, progress, rewrite, stitch, subtitles
-from storyflow.backends.base import EffectsBackend, LLMBackend, MusicBackend, SpeechBackend, VideoBackend
+from storyflow import media
+from storyflow.backends.base import (
+    EffectsBackend,
+    LLMBackend,
+    MusicBackend,
+    SpeechBackend,
+    VideoBackend,
+)
 from storyflow.backends.registry import load_backend
-from storyflow.cache import CatalogStore, cache_key
 from storyflow.catalog import Catalog
-from storyflow.errors import InputError, TransientError
-from storyflow.media import AUDIO_SAMPLE_RATE, atomic_write_text
-from storyflow.models import (
+from storyflow.catalog.door import CatalogStore
+from storyflow.core import locks, progress
+from storyflow.core.errors import InputError, TransientError
+from storyflow.core.hashing import cache_key
+from storyflow.core.models import (
     SEAM_WARN_RATIO,
     AudioTrack,
     ClipChain,
@@ -43,8 +50,19 @@ from storyflow.models import (
     Story,
     Storyboard,
 )
-from storyflow.story import read_story
-from storyflow.timeline import film_timeline
+from storyflow.core.timeline import film_timeline
+from storyflow.media import AUDIO_SAMPLE_RATE, atomic_write_text
+from storyflow.stages import (
+    audio,
+    generate,
+    mix,
+    narrate,
+    plan,
+    rewrite,
+    stitch,
+    subtitles,
+)
+from storyflow.stages.story import read_story
 
 log = logging.getLogger("storyflow.flow")
 
@@ -199,7 +217,8 @@ def stitch_task(board: Storyboard, chains: dict[str, ClipChain], lines: list[Nar
 
 def _sign(film: Film, chains: dict[str, ClipChain], board: Storyboard, home: Path) -> Film:
     """Embed Content Credentials: made by a generative model, from these clips, by storyflow."""
-    from storyflow import __version__, credentials
+    from storyflow import __version__
+    from storyflow.media import credentials
 
     clips = [clip.path for chain in chains.values() for clip in chain.clips]
     signed = credentials.sign_media(film.path, home=home, title=board.title, ingredients=clips,
@@ -210,7 +229,8 @@ def _sign(film: Film, chains: dict[str, ClipChain], board: Storyboard, home: Pat
 
 def _clip_signer(home: Path, title: str, shot_id: str):
     """Sign a freshly made clip with C2PA before it is hashed and recorded."""
-    from storyflow import __version__, credentials
+    from storyflow import __version__
+    from storyflow.media import credentials
 
     def sign(path: Path) -> None:
         credentials.sign_media(path, home=home, title=f"{title}, shot {shot_id}: {path.name}",

@@ -18,8 +18,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from storyflow.errors import StoryflowError
-from storyflow.processes import process_alive
+from storyflow.core.errors import StoryflowError
+from storyflow.core.processes import process_alive
 
 STATE_FILE = "server.json"
 

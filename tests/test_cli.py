@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from storyflow import media
-from storyflow.plan import load_storyboard
-from storyflow.subtitles import parse_srt
-from storyflow.timeline import film_timeline
+from storyflow.core.timeline import film_timeline
+from storyflow.stages.plan import load_storyboard
+from storyflow.stages.subtitles import parse_srt
 from tests.support import REPO, TINY_STORY, audio_rms_windows, files_under, run_cli
 
 SAMPLE = REPO / "stories" / "lighthouse.md"

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from storyflow import media
-from storyflow.loudness import integrated_lufs
-from storyflow.subtitles import parse_srt
+from storyflow.media.loudness import integrated_lufs
+from storyflow.stages.subtitles import parse_srt
 from tests.support import run_cli
 
 pytestmark = pytest.mark.slow

@@ -85,7 +85,7 @@ def test_editing_one_shot_regenerates_only_its_chain(first, copy, prefect_server
     story, home, run = copy
     _, summary = first
     # a word changed, not added: with two free shots a word more moves the target's scale a
-    # whole grid step (storyflow.durations), which re-times both
+    # whole grid step (storyflow.core.durations), which re-times both
     story.write_text(STORY.replace("A gull circles over the boats", "A gull circles over the ships"))
     edited = run("film", str(story), "--json", api=prefect_server)
     assert edited.code == 0, edited.stderr

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from storyflow.backends import registry
-from storyflow.errors import BackendOptionError, InputError, UnknownBackendError
+from storyflow.core.errors import BackendOptionError, InputError, UnknownBackendError
 
 
 def test_unknown_backend_names_the_choices_and_the_flag():

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict
 if TYPE_CHECKING:
     import numpy as np
 
-    from storyflow.models import ClipRequest, Shot, ShotPrompt, Story, Storyboard
+    from storyflow.core.models import ClipRequest, Shot, ShotPrompt, Story, Storyboard
 
 
 class BackendOptions(BaseModel):

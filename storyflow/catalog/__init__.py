@@ -1,15 +1,20 @@
-"""The shot catalog: SQLAlchemy tables, migrations, the Catalog API and provenance queries.
+"""The shot catalog: where every generation is recorded, found again, and traced back.
+
+    api.py          Catalog: the store plus its queries, behind one object; open_catalog()
+    door.py         the door the stages go through: reuse what is recorded, or make and record
+    store.py        runs, generations and their files: one short transaction per call
+    provenance.py   from any file back to its story (read-only)
+    listing.py      a film shot by shot; what a run made and reused (read-only)
+    integrity.py    do the rows and the files agree? (and the repair)
+    schema.py, db.py, migrations/   the tables, engines and sessions, named Alembic migrations
 
     from storyflow.catalog import open_catalog
     with open_catalog() as catalog:          # $STORYFLOW_HOME/catalog.db, upgraded to head
-        run_id = catalog.start_run("stories/lighthouse.md", {"seed": 7})
-        ...
-        print(format_provenance(catalog.provenance("outputs/lighthouse/lighthouse.mp4")))
-        print(format_shots(catalog.film_shots("outputs/lighthouse/lighthouse.mp4")))
-        print(format_run_detail(catalog.run_detail(run_id)))
-        print(format_verify(catalog.verify()))
+        tree = catalog.provenance("outputs/lighthouse/lighthouse.mp4")
 
-Importing this package is cheap: SQLAlchemy and Alembic load on first use.
+Everyone outside this package imports only the names below (an import-linter contract).
+The catalog may import storyflow.core and storyflow.media: never a stage, a backend,
+flows or Prefect. Importing this package is cheap: SQLAlchemy and Alembic load on first use.
 """
 
 from __future__ import annotations
@@ -17,38 +22,26 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from storyflow.catalog.api import Catalog, open_catalog
     from storyflow.catalog.integrity import format_verify
     from storyflow.catalog.listing import format_run_detail, format_shots
     from storyflow.catalog.provenance import format_provenance
-    from storyflow.catalog.store import Catalog, canonical_json, canonical_sha256, open_catalog
 
-__all__ = [
-    "Catalog",
-    "canonical_json",
-    "canonical_sha256",
-    "format_provenance",
-    "format_run_detail",
-    "format_shots",
-    "format_verify",
-    "open_catalog",
-]
+__all__ = ["Catalog", "format_provenance", "format_run_detail", "format_shots", "format_verify", "open_catalog"]
+
+_WHERE = {
+    "Catalog": "api",
+    "open_catalog": "api",
+    "format_provenance": "provenance",
+    "format_shots": "listing",
+    "format_run_detail": "listing",
+    "format_verify": "integrity",
+}
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("Catalog", "open_catalog", "canonical_json", "canonical_sha256"):
-        from storyflow.catalog import store
+    if name in _WHERE:
+        import importlib
 
-        return getattr(store, name)
-    if name == "format_provenance":
-        from storyflow.catalog.provenance import format_provenance
-
-        return format_provenance
-    if name in ("format_shots", "format_run_detail"):
-        from storyflow.catalog import listing
-
-        return getattr(listing, name)
-    if name == "format_verify":
-        from storyflow.catalog.integrity import format_verify
-
-        return format_verify
+        return getattr(importlib.import_module(f"storyflow.catalog.{_WHERE[name]}"), name)
     raise AttributeError(f"module 'storyflow.catalog' has no attribute {name!r}")

@@ -24,7 +24,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
 
-from storyflow.errors import CatalogError
+from storyflow.core.errors import CatalogError
 
 BUSY_TIMEOUT_S = 30.0
 WRITE_OPTION = "storyflow_write"  # execution option: this connection's transactions write

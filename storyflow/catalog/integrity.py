@@ -13,14 +13,14 @@ transaction, checks each claimed file and walks the output folder (STORYFLOW_HOM
 - file_rows_without_owner: a files row whose owner row (clip, track, line, film) is gone;
 - files_without_rows: a file under home that no row claims;
 - partial_files: temporaries a killed process left: files named ".*.partial*"
-  (storyflow.media.partial_path) and stitch scratch folders ".stitch-*" (storyflow.stitch);
+  (storyflow.media.partial_path) and stitch scratch folders ".stitch-*" (storyflow.stages.stitch);
 - ok: all five lists are empty.
 
 Storyflow's own metadata, never reported as a file without rows:
 - home/.prefect/ (Prefect's database), home/c2pa/ (the local signing CA and keys),
   home/.orphans/ (what earlier repairs moved aside);
 - the catalog's SQLite file (home/catalog.db or the URL's file) and its -wal, -shm, -journal;
-- lock files (".lock", "*.lock": storyflow.locks) and ".gitkeep";
+- lock files (".lock", "*.lock": storyflow.core.locks) and ".gitkeep";
 - `summary.json` in any folder holding a recorded film (at any depth: the flow writes it in
   the story's folder, above films/<key>/);
 - published copies: a file that is a hard link to, or a byte-identical copy of, a claimed
@@ -28,7 +28,7 @@ Storyflow's own metadata, never reported as a file without rows:
   as hard links to the content-addressed files the catalog records).
 
 repair=True, which must run while no film run writes to home (the CLI holds
-storyflow.locks.hold(home) exclusively):
+storyflow.core.locks.hold(home) exclusively):
 1. rows: every row claiming a missing or changed file is deleted, so the next run makes it
    again. A deleted film takes its files rows and links (film_clips, film_audio,
    film_narration) with it, and runs that named it name no film. Its other files then have
@@ -75,7 +75,7 @@ from storyflow.catalog.schema import (
 from storyflow.media import sha256_file
 
 if TYPE_CHECKING:
-    from storyflow.catalog.store import Catalog
+    from storyflow.catalog.store import Store
 
 log = logging.getLogger("storyflow.catalog")
 
@@ -83,7 +83,7 @@ ORPHANS = ".orphans"
 HOME_METADATA_FOLDERS = {".prefect", "c2pa", ORPHANS}  # top-level folders of home that are not outputs
 CATALOG_SUFFIXES = ("", "-wal", "-shm", "-journal")
 PARTIAL = re.compile(r"^\..+\.partial")  # storyflow.media.partial_path: ".<stem>.<random>.partial<suffix>"
-SCRATCH = re.compile(r"^\.stitch-")  # storyflow.stitch's scratch folder
+SCRATCH = re.compile(r"^\.stitch-")  # storyflow.stages.stitch's scratch folder
 SUMMARY = "summary.json"
 # The tables whose rows own files, and the links from films to them.
 OWNERS = {"clips": ClipRow, "audio_tracks": AudioRow, "narration_lines": NarrationRow, "films": FilmRow}
@@ -133,7 +133,7 @@ class Claims:
 # ---------------------------------------------------------------- the check
 
 
-def verify(catalog: Catalog, repair: bool = False) -> dict:
+def verify(catalog: Store, repair: bool = False) -> dict:
     """The integrity report of `catalog` against its files (JSON-able); with repair=True, also the fixes."""
     home = Path(os.path.abspath(catalog.home))
 
@@ -194,7 +194,7 @@ def verify(catalog: Catalog, repair: bool = False) -> dict:
     return report
 
 
-def read_claims(catalog: Catalog) -> Claims:
+def read_claims(catalog: Store) -> Claims:
     """Every row that points at a file, in one read transaction."""
     from storyflow.catalog.store import film_files
 
@@ -251,7 +251,7 @@ def holds_claimed_content(path_claims: Iterable[Claim], state: OnDisk) -> bool:
 
 
 def scan_home(
-    catalog: Catalog, home: Path, claims: Claims, disk: dict[Path, OnDisk]
+    catalog: Store, home: Path, claims: Claims, disk: dict[Path, OnDisk]
 ) -> tuple[list[tuple[Path, int]], list[tuple[Path, int]], dict[Path, Path], list[Path]]:
     """Files under home no row claims, leftover temporaries, published copies (copy -> the file it
     shows), and the summary.json files kept because a recorded film sits below them."""
@@ -325,7 +325,7 @@ def _published_from(
     return None
 
 
-def _catalog_files(catalog: Catalog, home: Path) -> set[Path]:
+def _catalog_files(catalog: Store, home: Path) -> set[Path]:
     """The catalog's own SQLite file (home/catalog.db and the URL's file) with its journal files."""
     bases = [home / "catalog.db"]
     database = sqlite_file(catalog.url)
@@ -335,7 +335,7 @@ def _catalog_files(catalog: Catalog, home: Path) -> set[Path]:
 
 
 def _is_bookkeeping(name: str) -> bool:
-    """Lock files (storyflow.locks) and the placeholder that keeps an empty outputs/ in git."""
+    """Lock files (storyflow.core.locks) and the placeholder that keeps an empty outputs/ in git."""
     return name == ".lock" or name.endswith(".lock") or name == ".gitkeep"
 
 
@@ -343,7 +343,7 @@ def _folder_size(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
-def _running_runs(catalog: Catalog) -> list[int]:
+def _running_runs(catalog: Store) -> list[int]:
     with catalog._session(write=False) as s:
         return list(s.scalars(select(RunRow.id).where(RunRow.status == "running").order_by(RunRow.id)))
 
@@ -352,7 +352,7 @@ def _row_name(row: Row) -> str:
     return f"{row[0]} #{row[1]}"
 
 
-def _problem(catalog: Catalog, path: Path, path_claims: list[Claim]) -> dict:
+def _problem(catalog: Store, path: Path, path_claims: list[Claim]) -> dict:
     kinds = [c.kind for c in path_claims if not c.newest] or [c.kind for c in path_claims]
     return {
         "path": catalog.stored_path(path),
@@ -373,7 +373,7 @@ def _mismatch(path_claims: list[Claim], state: OnDisk) -> dict:
 class Repair:
     """Applies the rules in the module docstring; returns the list of what it did."""
 
-    def __init__(self, catalog: Catalog, home: Path, claims: Claims, disk: dict[Path, OnDisk]) -> None:
+    def __init__(self, catalog: Store, home: Path, claims: Claims, disk: dict[Path, OnDisk]) -> None:
         self.catalog = catalog
         self.home = home
         self.claims = claims

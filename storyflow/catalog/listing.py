@@ -32,14 +32,14 @@ from storyflow.catalog.schema import (
     RunRow,
     StoryboardRow,
 )
-from storyflow.errors import CatalogError
-from storyflow.models import SEAM_WARN_RATIO
+from storyflow.core.errors import CatalogError
+from storyflow.core.models import SEAM_WARN_RATIO
 
 if TYPE_CHECKING:
-    from storyflow.catalog.store import Catalog
+    from storyflow.catalog.store import Store
 
 
-def film_shots(catalog: Catalog, path: Path) -> dict:
+def film_shots(catalog: Store, path: Path) -> dict:
     """The film at `path` shot by shot; CatalogError (with a fix) if `path` is not a film the catalog knows."""
     with catalog._session(write=False) as s:
         # 1. the film: its mp4, or any file made beside it (poster, subtitles, stems)
@@ -223,7 +223,7 @@ def _relative(path: str, home: Path) -> str:
 # ---------------------------------------------------------------- storyflow catalog run ID
 
 
-def run_detail(catalog: Catalog, run_id: int) -> dict:
+def run_detail(catalog: Store, run_id: int) -> dict:
     """The run, what it generated (rows with its run id) and what its film reused (rows an other run made)."""
     from storyflow.catalog.store import run_dict
 

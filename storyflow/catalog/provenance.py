@@ -34,12 +34,12 @@ from storyflow.catalog.schema import (
     StoryboardRow,
     StoryRow,
 )
-from storyflow.errors import CatalogError
+from storyflow.core.errors import CatalogError
+from storyflow.core.models import SEAM_WARN_RATIO
 from storyflow.media import sha256_file
-from storyflow.models import SEAM_WARN_RATIO
 
 if TYPE_CHECKING:
-    from storyflow.catalog.store import Catalog
+    from storyflow.catalog.store import Store
 
 SHORT = 12  # characters of a sha256 shown in text
 MAX_PARENTS = 10_000  # a chain longer than this is a loop in the data, not a film
@@ -54,7 +54,7 @@ def short(sha256: str | None) -> str:
 # ---------------------------------------------------------------- the walk
 
 
-def provenance(catalog: Catalog, path: Path) -> dict:
+def provenance(catalog: Store, path: Path) -> dict:
     """The provenance tree of the file at `path`; CatalogError (with a fix) if the catalog does not know it."""
     path = Path(path)
     with catalog._session(write=False) as s:
@@ -82,7 +82,7 @@ def provenance(catalog: Catalog, path: Path) -> dict:
         return tree
 
 
-def find_file(catalog: Catalog, s: Session, path: Path) -> tuple[FileRow, Path, str]:
+def find_file(catalog: Store, s: Session, path: Path) -> tuple[FileRow, Path, str]:
     """The files row for `path` (looked up by path, then by sha256), the file asked for, and how it matched."""
     candidates = [path] if path.is_absolute() else [Path.cwd() / path, catalog.home / path]
     candidates = list(dict.fromkeys(Path(os.path.abspath(c)) for c in candidates))
@@ -108,7 +108,7 @@ def find_file(catalog: Catalog, s: Session, path: Path) -> tuple[FileRow, Path, 
     return record, existing, "sha256"
 
 
-def _file_dict(catalog: Catalog, record: FileRow, asked: Path, matched_by: str) -> dict:
+def _file_dict(catalog: Store, record: FileRow, asked: Path, matched_by: str) -> dict:
     """The file asked about: where it was recorded, how it matched, and whether it is still intact."""
     if not asked.is_file():
         on_disk = "missing"
@@ -130,7 +130,7 @@ def _file_dict(catalog: Catalog, record: FileRow, asked: Path, matched_by: str) 
 class Walk:
     """Turns rows into the JSON-able pieces of a provenance tree, inside one read transaction."""
 
-    def __init__(self, catalog: Catalog, session: Session) -> None:
+    def __init__(self, catalog: Store, session: Session) -> None:
         self.catalog = catalog
         self.s = session
 
@@ -532,7 +532,7 @@ def _seconds(value: float | None) -> str:
 
 
 def _options(value: dict | None) -> str:
-    from storyflow.catalog.store import canonical_json
+    from storyflow.core.hashing import canonical_json
 
     return canonical_json(value) if value else "{}"
 

@@ -14,7 +14,6 @@ so a whole output folder can be moved with its catalog; the API hands back absol
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import os
 import socket
@@ -24,14 +23,18 @@ from datetime import timedelta
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, SecretBytes, SecretStr
-from pydantic_core import to_jsonable_python
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from storyflow.catalog import migrations
-from storyflow.catalog.db import is_sqlite, make_engine, read_session, sqlite_file, write_session
+from storyflow.catalog.db import (
+    is_sqlite,
+    make_engine,
+    read_session,
+    sqlite_file,
+    write_session,
+)
 from storyflow.catalog.schema import (
     RUN_STATUSES,
     AudioRow,
@@ -49,9 +52,9 @@ from storyflow.catalog.schema import (
     StoryRow,
     utcnow,
 )
-from storyflow.errors import CatalogError
-from storyflow.media import sha256_file
-from storyflow.models import (
+from storyflow.core.errors import CatalogError
+from storyflow.core.hashing import canonical_sha256
+from storyflow.core.models import (
     AudioTrack,
     Clip,
     Film,
@@ -62,68 +65,12 @@ from storyflow.models import (
     Storyboard,
     TimedPrompt,
 )
-from storyflow.processes import process_alive
-from storyflow.redaction import PRIVATE_KEY_PEM, looks_secret, mask_url_passwords, redact, secret_values
+from storyflow.core.processes import process_alive
+from storyflow.core.secrets import guard_secrets, redact
+from storyflow.media import sha256_file
 
 log = logging.getLogger("storyflow.catalog")
 T = TypeVar("T")
-
-# ---------------------------------------------------------------- hashing
-
-
-def canonical_json(value: Any) -> str:
-    """The one JSON text of a record or value: sorted keys, no spaces, UTF-8 kept as is."""
-    if isinstance(value, BaseModel):
-        value = value.model_dump(mode="json")
-    return json.dumps(to_jsonable_python(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def canonical_sha256(value: Any) -> str:
-    """sha256 of canonical_json(value): the content address of a record."""
-    import hashlib
-
-    return hashlib.sha256(canonical_json(value).encode("utf-8")).hexdigest()
-
-
-# ---------------------------------------------------------------- secrets guard
-
-def guard_secrets(value: Any, where: str) -> Any:
-    """A JSON-able copy of `value`; CatalogError if it holds anything that looks like a secret."""
-    secrets = secret_values()
-
-    def refuse(what: str) -> CatalogError:
-        return CatalogError(
-            f"refusing to store {what} in the catalog ({where}): it looks like a secret",
-            fix="keep API keys and tokens in environment variables and leave them out of "
-            "backend options and run parameters",
-        )
-
-    def walk(item: Any, at: str) -> Any:
-        if isinstance(item, SecretStr | SecretBytes):
-            raise refuse(f"secret value {at or 'value'!r}")
-        if isinstance(item, BaseModel):
-            item = item.model_dump(mode="python")
-        if isinstance(item, dict):
-            out = {}
-            for key, sub in item.items():
-                name = f"{at}.{key}" if at else str(key)
-                # a switch or an unset value holds no secret ("credentials": True signs the film)
-                if looks_secret(str(key)) and not (sub is None or isinstance(sub, bool)):
-                    raise refuse(f"option {name!r}")
-                out[str(key)] = walk(sub, name)
-            return out
-        if isinstance(item, list | tuple | set | frozenset):
-            return [walk(sub, f"{at}[{i}]") for i, sub in enumerate(item)]
-        if isinstance(item, str):
-            if any(secret in item for secret in secrets):
-                raise refuse(f"the value of {at or 'a value'!r} (it contains a secret environment variable's value)")
-            if PRIVATE_KEY_PEM.search(item):
-                raise refuse(f"the value of {at or 'a value'!r} (it holds a private key)")
-            return mask_url_passwords(item)  # a database URL is worth keeping, its password is not
-        return to_jsonable_python(item)
-
-    return walk(value if value is not None else {}, "")
-
 
 # ---------------------------------------------------------------- errors
 
@@ -132,7 +79,7 @@ def _database_errors(method: Callable[..., T]) -> Callable[..., T]:
     """Turn SQLAlchemy errors into a CatalogError that says what to do."""
 
     @functools.wraps(method)
-    def wrapper(self: Catalog, *args: Any, **kwargs: Any) -> T:
+    def wrapper(self: Store, *args: Any, **kwargs: Any) -> T:
         try:
             return method(self, *args, **kwargs)
         except SQLAlchemyError as exc:
@@ -155,7 +102,7 @@ def _retry_on_conflict(method: Callable[..., T]) -> Callable[..., T]:
     """
 
     @functools.wraps(method)
-    def wrapper(self: Catalog, *args: Any, **kwargs: Any) -> T:
+    def wrapper(self: Store, *args: Any, **kwargs: Any) -> T:
         try:
             return method(self, *args, **kwargs)
         except IntegrityError:
@@ -164,7 +111,7 @@ def _retry_on_conflict(method: Callable[..., T]) -> Callable[..., T]:
     return wrapper
 
 
-class Catalog:
+class Store:
     """The shot catalog: one database (any SQLAlchemy URL) and the output folder it describes."""
 
     def __init__(self, engine: Engine, url: str, home: Path) -> None:
@@ -175,7 +122,7 @@ class Catalog:
     # ------------------------------------------------------------ open / close
 
     @classmethod
-    def open(cls, url: str, home: Path) -> Catalog:
+    def open(cls, url: str, home: Path) -> Store:
         """Open (creating it if needed) the catalog at `url` and upgrade it to the newest schema."""
         from sqlalchemy.exc import DatabaseError
 
@@ -207,14 +154,14 @@ class Catalog:
         """Close every pooled connection."""
         self.engine.dispose()
 
-    def __enter__(self) -> Catalog:
+    def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
     def __repr__(self) -> str:
-        return f"Catalog({_safe_url(self.url)!r}, home={str(self.home)!r})"
+        return f"{type(self).__name__}({_safe_url(self.url)!r}, home={str(self.home)!r})"
 
     @property
     def display_url(self) -> str:
@@ -846,20 +793,6 @@ class Catalog:
     # ------------------------------------------------------------ provenance and listings
 
     @_database_errors
-    def provenance(self, path: Path | str) -> dict:
-        """How the file at `path` was made, back to the story, as a JSON-able tree."""
-        from storyflow.catalog.provenance import provenance
-
-        return provenance(self, Path(path))
-
-    @_database_errors
-    def film_shots(self, path: Path | str) -> dict:
-        """The shots of the film at `path` (or with its content), each with its segments and narration."""
-        from storyflow.catalog.listing import film_shots
-
-        return film_shots(self, Path(path))
-
-    @_database_errors
     def films(self) -> list[dict]:
         """Every film, newest first: id, title, path, duration, size, when, which run, cache key, credentials."""
         with self._session(write=False) as s:
@@ -898,24 +831,6 @@ class Catalog:
         with self._session(write=False) as s:
             rows = s.scalars(select(RunRow).order_by(RunRow.id.desc()).limit(limit)).all()
             return [run_dict(run) for run in rows]
-
-    @_database_errors
-    def run_detail(self, run_id: int) -> dict:
-        """One run (as runs() gives it) with what it generated and what its film reused from earlier runs."""
-        from storyflow.catalog.listing import run_detail
-
-        return run_detail(self, run_id)
-
-    @_database_errors
-    def verify(self, repair: bool = False) -> dict:
-        """Check every row against its file and every file under home against the rows; repair=True fixes.
-
-        See storyflow.catalog.integrity for the rules (what is storyflow's own metadata, what cascades).
-        The caller holds the output folder's lock exclusively (storyflow.locks.hold(home)) while repairing.
-        """
-        from storyflow.catalog.integrity import verify
-
-        return verify(self, repair=repair)
 
     # ------------------------------------------------------------ helpers
 
@@ -1037,15 +952,6 @@ def film_files(row: FilmRow, owned: Iterable[FileRow]) -> tuple[list[FilmFile], 
         stems = {PurePosixPath(f.path).stem: f.path for f in recorded}
         files += [FilmFile(f"{PurePosixPath(f.path).stem} stem", f.path, f.sha256, f.bytes) for f in recorded]
     return files, stems
-
-
-def open_catalog(settings: Any | None = None) -> Catalog:
-    """The catalog the settings name: STORYFLOW_CATALOG_URL, else $STORYFLOW_HOME/catalog.db."""
-    if settings is None:
-        from storyflow.config import load_settings
-
-        settings = load_settings()
-    return Catalog.open(settings.resolved_catalog_url, settings.home)
 
 
 def run_dict(run: RunRow) -> dict:

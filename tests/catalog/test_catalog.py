@@ -12,11 +12,21 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from storyflow.catalog import Catalog, canonical_sha256, migrations
-from storyflow.errors import CatalogError
+from storyflow.catalog import Catalog, migrations
+from storyflow.core.errors import CatalogError
+from storyflow.core.hashing import canonical_sha256
+from storyflow.core.models import (
+    AudioTrack,
+    CameraMove,
+    Clip,
+    Shot,
+    ShotPrompt,
+    Story,
+    Storyboard,
+    StyleBible,
+)
 from storyflow.media import atomic_write_bytes, sha256_file
-from storyflow.models import AudioTrack, CameraMove, Clip, Shot, ShotPrompt, Story, Storyboard, StyleBible
-from storyflow.story import parse_story
+from storyflow.stages.story import parse_story
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -509,7 +519,7 @@ def test_two_processes_creating_the_same_catalog_at_once_both_succeed(tmp_path: 
     home = tmp_path / "out"
     script = (
         "import sys; from pathlib import Path\n"
-        "from storyflow.catalog import Catalog; from storyflow.story import parse_story\n"
+        "from storyflow.catalog import Catalog; from storyflow.stages.story import parse_story\n"
         "catalog = Catalog.open(sys.argv[1], Path(sys.argv[2]))\n"
         "print(catalog.record_story(parse_story(b'Mara waits.', 'x.md')))"
     )
@@ -535,7 +545,7 @@ def test_canonical_sha256_ignores_key_order_but_not_content() -> None:
 
 def test_a_reused_prompt_keeps_its_timed_changes(storyflow_home):
     """Without them a reused evolving prompt would give every later segment a new cache key."""
-    from storyflow.models import TimedPrompt
+    from storyflow.core.models import TimedPrompt
 
     rec = Recorded(storyflow_home)
     shot_id = rec.board.shots[0].id

@@ -22,9 +22,9 @@ from sqlalchemy import text
 
 import tests.catalog.test_catalog as catalog_builders
 from storyflow.catalog import format_provenance, format_run_detail, format_verify
-from storyflow.errors import CatalogError
+from storyflow.core.errors import CatalogError
+from storyflow.core.models import AudioTrack, Clip, Film, NarrationLine
 from storyflow.media import sha256_file
-from storyflow.models import AudioTrack, Clip, Film, NarrationLine
 from tests.catalog.test_catalog import Recorded, make_clip, write_media
 
 SHOTS = (("s01", 0), ("s01", 1), ("s02", 0), ("s03", 0))  # s01 in two segments; s02 continues it

@@ -22,8 +22,8 @@ from sqlalchemy.exc import IntegrityError
 from storyflow.catalog import Catalog, migrations
 from storyflow.catalog.db import make_engine
 from storyflow.catalog.schema import Base
-from storyflow.errors import CatalogError
-from storyflow.models import Film, SeamScore, Story
+from storyflow.core.errors import CatalogError
+from storyflow.core.models import Film, SeamScore, Story
 from tests.catalog.test_catalog import make_board, make_clip, make_story, write_media
 
 VERSIONS = migrations.MIGRATIONS_DIR / "versions"

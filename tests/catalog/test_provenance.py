@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from storyflow.catalog import Catalog, format_provenance
-from storyflow.errors import CatalogError
-from storyflow.models import AudioTrack, Clip, Film
+from storyflow.core.errors import CatalogError
+from storyflow.core.models import AudioTrack, Clip, Film
 from tests.catalog.test_catalog import Recorded, write_media
 
 

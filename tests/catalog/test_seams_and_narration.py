@@ -11,9 +11,16 @@ import pytest
 from sqlalchemy import text
 
 from storyflow.catalog import Catalog, format_provenance, format_shots
-from storyflow.errors import CatalogError
+from storyflow.core.errors import CatalogError
+from storyflow.core.models import (
+    SEAM_WARN_RATIO,
+    AudioTrack,
+    Clip,
+    Film,
+    NarrationLine,
+    SeamScore,
+)
 from storyflow.media import sha256_file
-from storyflow.models import SEAM_WARN_RATIO, AudioTrack, Clip, Film, NarrationLine, SeamScore
 from tests.catalog.test_catalog import Recorded, make_board, make_story, write_media
 
 SMOOTH = SeamScore(jump=2.4, median=2.0, ratio=1.2)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from storyflow.models import Storyboard
+from storyflow.core.models import Storyboard
 from tests.support import REPO, TINY_STORY
 
 pytestmark = pytest.mark.prefect

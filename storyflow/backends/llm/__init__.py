@@ -1,1 +1,1 @@
-"""LLM backends: write storyboards and shot prompts."""
+"""LLM backends: write storyboards and shot prompts (one module or package per backend)."""

@@ -1,1 +1,1 @@
-"""Video backends: make clips from prompts, frames and tails of clips."""
+"""Video backends: make clips from prompts, first frames and the tails of clips (one module or package each)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from storyflow.errors import CatalogError
+from storyflow.core.errors import CatalogError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent
 MIGRATION_LOCK_ID = 0x5F0_C0DE  # PostgreSQL advisory lock key held while migrating

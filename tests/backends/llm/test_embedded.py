@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from storyflow import durations
 from storyflow.backends.llm.embedded import EmbeddedLLM
-from storyflow.errors import StoryError
-from storyflow.models import CameraMove, Storyboard, Transition
-from storyflow.plan import storyboard_json
-from storyflow.story import read_story
-from storyflow.timeline import film_timeline
+from storyflow.core import durations
+from storyflow.core.errors import StoryError
+from storyflow.core.models import CameraMove, Storyboard, Transition
+from storyflow.core.timeline import film_timeline
+from storyflow.stages.plan import storyboard_json
+from storyflow.stages.story import read_story
 
 REPO = Path(__file__).resolve().parents[3]
 LIGHTHOUSE = REPO / "stories" / "lighthouse.md"
@@ -61,8 +61,8 @@ def test_same_story_and_seed_give_identical_storyboard_json_even_in_another_proc
     # a fresh interpreter with a different hash salt must plan the very same bytes
     code = (
         "from storyflow.backends.llm.embedded import EmbeddedLLM;"
-        "from storyflow.plan import storyboard_json;"
-        "from storyflow.story import read_story;"
+        "from storyflow.stages.plan import storyboard_json;"
+        "from storyflow.stages.story import read_story;"
         f"print(storyboard_json(EmbeddedLLM().plan(read_story({str(LIGHTHOUSE)!r}))), end='')"
     )
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
@@ -366,8 +366,8 @@ def test_without_a_target_longer_narration_stays_longer_on_screen(plan):
 
 
 def test_every_mood_the_planner_writes_has_its_own_music():
-    from storyflow.backends.audio.procedural import RECIPES
-    from storyflow.backends.llm.embedded_rules import MOODS
+    from storyflow.backends.music.procedural import RECIPES
+    from storyflow.core.vocabulary import MOODS
 
     assert set(MOODS) <= set(RECIPES)  # otherwise the score would fall back to its default mood
 

@@ -17,8 +17,8 @@ from PIL import Image
 from storyflow import media
 from storyflow.backends.registry import load_backend
 from storyflow.backends.video.animatic import AnimaticBackend
-from storyflow.errors import BackendOptionError, GenerationError
-from storyflow.models import CameraMove, Character, ClipRequest
+from storyflow.core.errors import BackendOptionError, GenerationError
+from storyflow.core.models import CameraMove, Character, ClipRequest
 
 REPO = Path(__file__).resolve().parents[3]
 MARA = Character(name="Mara", description="a tall woman in a red raincoat")

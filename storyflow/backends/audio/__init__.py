@@ -1,1 +1,0 @@
-"""Audio backends: score, narration, effects."""

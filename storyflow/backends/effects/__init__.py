@@ -1,0 +1,1 @@
+"""Effects backends: sound derived from each shot's picture, video-to-audio (one module or package each)."""

@@ -1,0 +1,679 @@
+"""The embedded video backend: a procedural previz renderer (no weights, no GPU).
+
+`AnimaticBackend` draws what the prompt's words say (animatic_scene), as flat layers of
+scenery (animatic_layers) with moving figures (animatic_figures), filmed by a camera
+that performs the shot's directive with parallax (animatic_camera), graded and overlaid
+with weather, labels and the caption (animatic_effects). Same request -> same frames.
+
+Frames are rendered one at a time from their index inside the *shot*, so:
+- a clip is any run of a shot's frames: three 4 s clips of a 12 s pan join seamlessly;
+- "image_to_video" starts on the given frame and dissolves into the scene;
+- "continue_video" picks up at the next frame of the shot and fades out the difference
+  between the given tail and what the renderer would have drawn there (a `Seam`).
+A seam is anchored at one shot frame and fades with distance from it, in either
+direction, so the other ends of a clip only need another anchor:
+- "extend_backward" renders the shot's frames *before* a given head: its seam stands at
+  the head's first frame (just after the clip) and fades out toward the clip's start,
+  which is the pure render of the earlier moment (a pan's earlier position);
+- "loop_close" continues a tail (a seam at the start) and leads into the chain's first
+  frame (a seam at the end, standing at frame `shot_total_frames`, which a loop shows as
+  frame 0 again); the two blend in the middle. So that the picture does not have to
+  cross-fade a whole camera move at the wrap, the clip's *staging* (camera, figures, the
+  rhythm of their limbs) is handed over from this lap of the shot to the next one
+  (animatic_camera.ShotClock.next_lap): a pan that eases back to where it began, a zoom
+  that breathes back out, a pacing figure that drifts back to her first spot. Only the
+  closing clip knows the shot loops (the chain's earlier clips are ordinary requests), so
+  the return happens inside it.
+`end_conditioning`, when given, is honoured by every strategy (`last_frame` capability).
+
+Which frames each strategy reads:
+    text_to_video, extend_backward    start from the prompt (`conditioning` is ignored)
+    image_to_video, last_frame_i2v    start on conditioning[-1] (returned as frame 0)
+    continue_video, loop_close        continue after conditioning[-1]
+    any, when end_conditioning given  lead into end_conditioning[0] (required by
+                                      extend_backward and loop_close)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageFilter
+from pydantic import Field
+
+from storyflow.backends.base import (
+    BackendOptions,
+    GeneratedVideo,
+    VideoBackend,
+    VideoCapabilities,
+)
+from storyflow.backends.video.animatic.camera import (
+    GROUND_LINE,
+    PERSON_HEIGHT,
+    Blocking,
+    ShotClock,
+    camera_poses,
+    layer_matrices,
+    wind_sway,
+)
+from storyflow.backends.video.animatic.effects import (
+    Flock,
+    Grade,
+    Lightning,
+    TiltShift,
+    Weather,
+    caption_sprite,
+    label_sprite,
+    tag_sprite,
+)
+from storyflow.backends.video.animatic.figures import Palette, Pose, draw_figure
+from storyflow.backends.video.animatic.layers import (
+    Canvas,
+    Ctx,
+    LayerSpec,
+    horizon_of,
+    layers_for,
+)
+from storyflow.backends.video.animatic.scene import Scene, read_scene
+from storyflow.core.errors import GenerationError
+from storyflow.core.models import CameraMove, ClipRequest
+
+CAPABILITIES = VideoCapabilities(
+    max_clip_seconds=4.0,
+    text_to_video=True,
+    image_to_video=True,
+    last_frame=True,  # leads into given frames: backward extension, loops
+    extend_from_video=True,
+    extend_backward=True,
+    context_frames=1,  # a continuation reads the tail's last frame
+    seed=True,
+    native_audio=False,
+    cost_per_second=0.0,
+    max_concurrency=2,
+)
+MIN_FPS, MAX_FPS = 8, 60
+MIN_SIDE, MAX_SIDE = 16, 4096
+MAX_LAYER_PIXELS = 8_000_000  # wider layers (very long moves) are drawn at a lower density
+SEAM_DETAIL_SECONDS = 0.5  # the given frame's picture dissolves into the scene over this
+SEAM_COLOUR_SECONDS = 1.0  # its overall colour and brightness over this
+STARTS_ON_GIVEN = ("image_to_video", "last_frame_i2v")  # frame 0 is conditioning[-1]
+CONTINUES_GIVEN = ("continue_video", "loop_close")  # frame 0 follows conditioning[-1]
+LEADS_INTO_GIVEN = ("extend_backward", "loop_close")  # the frame after the last is end_conditioning[0]
+
+
+class AnimaticBackend(VideoBackend):
+    """Procedural previz: scenery, figures and camera moves from the prompt's words."""
+
+    name = "animatic"
+    # The version is part of every clip's cache key: bump it whenever the frames change.
+    # 2: continuing shots dissolve in place; no lightning flash next to a seam.
+    version = "2"
+    description = "embedded procedural previz renderer: no weights, no GPU, deterministic"
+
+    class Options(BackendOptions):
+        caption: bool = Field(True, description="burn the shot's caption into a band at the bottom")
+        labels: bool = Field(True, description="write each figure's name above it")
+        camera_tag: bool = Field(True, description="a small top-left tag naming the camera move")
+
+    @property
+    def capabilities(self) -> VideoCapabilities:
+        return CAPABILITIES
+
+    def generate(self, request: ClipRequest) -> GeneratedVideo:
+        """Render `request.num_frames` frames (plus the given first frame for image-to-video), lazily."""
+        # 1. check inputs now, before any frame is asked for
+        check_request(request)
+        options: AnimaticBackend.Options = self.options  # type: ignore[assignment]
+
+        # 2. read the scene from the words (cheap); the drawing waits for the first frame
+        scene = read_scene(request.prompt, request.subjects, request.seed)
+        # what the animatic understood; "seam" / "end_seam" are added once the first frame is drawn
+        metadata: dict[str, Any] = {
+            "scene": scene.summary(),
+            "strategy": request.strategy,
+            "shot_frames": [request.shot_offset_frames, request.shot_offset_frames + request.num_frames],
+        }
+        if request.conditioning is not None and request.strategy in ("text_to_video", "extend_backward"):
+            metadata["conditioning"] = f"ignored: {request.strategy} starts from the prompt alone"
+        if request.strategy == "loop_close":
+            metadata["loop"] = {
+                "returns_from_frame": request.shot_offset_frames,
+                "wraps_at_frame": request.shot_total_frames,
+                "staging": "camera and figures handed over to the next lap: frame 0's at the wrap",
+            }
+        return GeneratedVideo(
+            frames=_clip_frames(request, scene, options, metadata),
+            context_frames=1 if request.strategy in STARTS_ON_GIVEN else 0,
+            metadata=metadata,
+        )
+
+
+# ---------------------------------------------------------------- checking requests
+
+
+def check_request(request: ClipRequest) -> None:
+    """Raise GenerationError, naming the argument and the fix, for anything the animatic cannot render."""
+    w, h, fps, n = request.width, request.height, request.fps, request.num_frames
+    if w % 2 or h % 2:
+        raise GenerationError(f"frame size {w}x{h} has an odd side", fix="use even widths and heights, e.g. 640x360")
+    if min(w, h) < MIN_SIDE or max(w, h) > MAX_SIDE:
+        raise GenerationError(
+            f"frame size {w}x{h} is outside {MIN_SIDE}..{MAX_SIDE} pixels per side",
+            fix="pick a resolution such as 640x360 or 1920x1080",
+        )
+    if not MIN_FPS <= fps <= MAX_FPS:
+        raise GenerationError(f"fps {fps} is outside {MIN_FPS}..{MAX_FPS}", fix="set fps between 8 and 60 (24 is usual)")
+    most = math.floor(CAPABILITIES.max_clip_seconds * fps)
+    if n > most:
+        raise GenerationError(
+            f"num_frames {n} is {n / fps:.2f} s, longer than the animatic's {CAPABILITIES.max_clip_seconds:g} s clips "
+            f"({most} frames at {fps} fps)",
+            fix=f"split the shot into clips of at most {most} frames (storyflow.stages.extend.plan_segments does) and "
+            "pass shot_offset_frames and shot_total_frames so the camera move spans them",
+        )
+    offset, total = request.shot_offset_frames, request.shot_total_frames
+    if offset < 0 or total < 0:
+        raise GenerationError(
+            f"shot_offset_frames {offset} / shot_total_frames {total} is negative",
+            fix="give the clip's first frame inside its shot (0 for the first clip) and the shot's length (or 0)",
+        )
+    if total and offset + n > total:
+        raise GenerationError(
+            f"the clip's frames {offset}..{offset + n - 1} run past the shot's {total} frames",
+            fix="set shot_total_frames to the whole shot's length, or 0 when this clip is the whole shot",
+        )
+    strategy = request.strategy
+    if strategy in STARTS_ON_GIVEN + CONTINUES_GIVEN:
+        if request.conditioning is None:
+            raise GenerationError(
+                f"strategy '{strategy}' needs conditioning frames, got none",
+                fix="pass the previous clip's last frames as conditioning (N, H, W, 3) uint8, "
+                "e.g. storyflow.media.last_frames(path, 1), or use 'text_to_video'",
+            )
+        _check_frames("conditioning", request.conditioning, w, h, "storyflow.media.last_frames(path, 1)")
+    if strategy in LEADS_INTO_GIVEN and request.end_conditioning is None:
+        head = "the chain's first segment" if strategy == "loop_close" else "the clip it leads into"
+        raise GenerationError(
+            f"strategy '{strategy}' needs end_conditioning frames (the first frames of {head}), got none",
+            fix="pass them as end_conditioning (N, H, W, 3) uint8, e.g. storyflow.media.first_frames(path, 1)",
+        )
+    if request.end_conditioning is not None:
+        _check_frames("end_conditioning", request.end_conditioning, w, h, "storyflow.media.first_frames(path, 1)")
+
+    # where the given head stands in the shot: right after the clip
+    if strategy == "extend_backward" and not offset + n < total:
+        raise GenerationError(
+            f"extend_backward leads into frames that start at shot frame {offset + n}, but "
+            + (f"the shot has only {total} frames" if total else "shot_total_frames is not given"),
+            fix="place both clips in one shot: shot_offset_frames and num_frames for the new clip, and "
+            "shot_total_frames covering the clip it leads into as well (e.g. 0, 24 and 48 before a 24-frame clip)",
+        )
+    if strategy == "loop_close" and (not total or offset + n != total):
+        raise GenerationError(
+            f"loop_close must be the last clip of its shot, but its frames {offset}..{offset + n - 1} "
+            + (f"end before the shot's {total} frames" if total else "come with no shot_total_frames"),
+            fix="make the loop_close clip the chain's last segment: shot_offset_frames + num_frames == "
+            "shot_total_frames (the frame after it is the shot's frame 0 again)",
+        )
+
+
+def _check_frames(argument: str, frames: Any, w: int, h: int, example: str) -> None:
+    """Raise GenerationError naming `argument` unless `frames` is uint8 (N, h, w, 3)."""
+    if not isinstance(frames, np.ndarray) or frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) == 0:
+        shape = getattr(frames, "shape", type(frames).__name__)
+        raise GenerationError(
+            f"{argument} must be an array of frames (N, H, W, 3), got {shape}",
+            fix=f"stack the frames with numpy, e.g. {example}",
+        )
+    if frames.dtype != np.uint8:
+        raise GenerationError(f"{argument} frames are {frames.dtype}, not uint8", fix="pass 8-bit RGB frames")
+    if frames.shape[1:3] != (h, w):
+        raise GenerationError(
+            f"{argument} frames are {frames.shape[2]}x{frames.shape[1]} but the clip is {w}x{h}",
+            fix=f"resize the frames to {w}x{h} (storyflow.media.fit_frame) or request the clip at "
+            f"{frames.shape[2]}x{frames.shape[1]}",
+        )
+
+
+# ---------------------------------------------------------------- the clip
+
+
+def _clip_frames(request: ClipRequest, scene: Scene, options: AnimaticBackend.Options, metadata: dict[str, Any]) -> Iterator[np.ndarray]:
+    """The clip's frames, one at a time; seams join them to the given frames where there are some."""
+    renderer = ShotRenderer(request, scene, options)
+    first, count = request.shot_offset_frames, request.num_frames
+    seams: list[Seam] = []
+
+    # 1. a given tail stands at the moment just before this clip's first frame
+    if request.strategy in STARTS_ON_GIVEN + CONTINUES_GIVEN:
+        given = np.ascontiguousarray(request.conditioning[-1])
+        # A continuation's given frame is this shot, seen a moment ago: its difference moves
+        # with the camera. A continuing shot starts from another shot's picture, framed by
+        # another camera move: moving that picture with the new camera would fling it about
+        # (an FPV drone's speed), so it dissolves in place.
+        follow = request.strategy in CONTINUES_GIVEN
+        seams.append(Seam(renderer, given, anchor=first - 1, clip_frames=count, follow_camera=follow))
+        metadata["seam"] = seams[-1].describe()
+    # 2. a given head stands at the moment just after its last frame (frame 0 again in a loop)
+    if request.end_conditioning is not None:
+        head = np.ascontiguousarray(request.end_conditioning[0])
+        seams.append(Seam(renderer, head, anchor=first + count, clip_frames=count))
+        metadata["end_seam"] = seams[-1].describe()
+
+    if request.strategy in STARTS_ON_GIVEN:
+        yield given.copy()  # frame 0 is the given frame itself (context_frames=1: the caller drops it)
+    for k in range(first, first + count):
+        yield Seam.join_all(seams, renderer.frame(k), k)
+
+
+class Seam:
+    """Joins rendered frames to a given frame standing at shot frame `anchor`.
+
+    The difference between the given frame and what the renderer draws at `anchor` is
+    added back to nearby frames and fades with distance: its detail over half a second
+    (following the camera, so a dissolve moves with the shot), its mean colour over a
+    second. Far from the anchor the frames are the pure render: a chain of
+    continuations cannot drift, because every clip ends on what the prompt looks like.
+    """
+
+    def __init__(self, renderer: ShotRenderer, given: np.ndarray, anchor: int, clip_frames: int,
+                 follow_camera: bool = True):  # fmt: skip
+        self.renderer, self.anchor, self.follow_camera = renderer, anchor, follow_camera
+        # The reference leaves out lightning: a flash that happens to fall on the anchor frame
+        # would otherwise be "corrected" away into a second of darkness after the seam.
+        residual = given.astype(np.float32) - renderer.frame(anchor, flashes=False).astype(np.float32)
+        self.colour = residual.mean(axis=(0, 1))
+        self.detail = residual - self.colour
+        fps = renderer.clock.fps
+        self.detail_frames = max(1, min(round(SEAM_DETAIL_SECONDS * fps), clip_frames))
+        self.colour_frames = max(self.detail_frames, min(round(SEAM_COLOUR_SECONDS * fps), clip_frames))
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "anchor_frame": self.anchor,
+            "detail_fade_frames": self.detail_frames,
+            "colour_fade_frames": self.colour_frames,
+            "colour_offset": [round(float(v), 2) for v in self.colour],
+        }
+
+    @staticmethod
+    def weight(distance: int, length: int) -> float:
+        """1 at the anchor, easing to 0 at `length` frames away."""
+        return 0.5 * (1.0 + math.cos(math.pi * distance / length)) if distance < length else 0.0
+
+    def touches(self, k: int) -> bool:
+        """Whether frame `k` is near enough to the anchor to be changed."""
+        return abs(k - self.anchor) < self.colour_frames
+
+    def add_to(self, out: np.ndarray, k: int) -> None:
+        """Add this seam's share of the given frame's difference to frame `k` (float32, in place)."""
+        distance = abs(k - self.anchor)
+        detail, colour = self.weight(distance, self.detail_frames), self.weight(distance, self.colour_frames)
+        out += colour * self.colour
+        if detail > 0.0:
+            out += detail * self._detail_at(k)
+
+    def join(self, frame: np.ndarray, k: int) -> np.ndarray:
+        """Frame `k` of the render, joined to the given frame."""
+        return Seam.join_all([self], frame, k)
+
+    @staticmethod
+    def join_all(seams: list[Seam], frame: np.ndarray, k: int) -> np.ndarray:
+        """Frame `k` with every nearby seam's difference added (a clip between two anchors blends both)."""
+        near = [seam for seam in seams if seam.touches(k)]
+        if not near:
+            return frame
+        out = frame.astype(np.float32)
+        for seam in near:
+            seam.add_to(out, k)
+        return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+    def _detail_at(self, k: int) -> np.ndarray:
+        """The residual's detail moved the way the camera moved the figures' plane since the anchor."""
+        if not self.follow_camera:
+            return self.detail
+        move = self.renderer.figure_matrix(k) @ np.linalg.inv(self.renderer.figure_matrix(self.anchor))
+        if np.allclose(move, np.eye(3), atol=1e-4):
+            return self.detail
+        back = np.linalg.inv(move)
+        data = tuple(back[:2].reshape(-1))
+        h, w = self.detail.shape[:2]
+        channels = [
+            np.asarray(Image.fromarray(np.ascontiguousarray(self.detail[..., c])).transform((w, h), Image.Transform.AFFINE, data, Image.Resampling.BILINEAR))
+            for c in range(3)
+        ]
+        return np.stack(channels, axis=-1)
+
+
+# ---------------------------------------------------------------- the renderer
+
+
+@dataclass
+class LayerGroup:
+    """Neighbouring layers that move alike, drawn onto one canvas and moved as one."""
+
+    layers: list[LayerSpec]
+    matrices: np.ndarray  # world -> screen, one per frame of the renderer's span
+    base: bool  # the opaque backdrop (sky or back wall)
+    canvas: Canvas | None = None
+    rgb: Image.Image | None = None
+    alpha: Image.Image | None = None
+    content: tuple[float, float, float, float] | None = None  # world box holding something visible
+    solid_from: float | None = None  # world y below which the canvas is opaque everywhere
+
+
+class ShotRenderer:
+    """Renders any frame of one shot: layers drawn once, then per frame camera + figures + effects."""
+
+    def __init__(self, request: ClipRequest, scene: Scene, options: AnimaticBackend.Options):
+        self.width, self.height, self.scene = request.width, request.height, scene
+        total = request.shot_total_frames or request.shot_offset_frames + request.num_frames
+        # a loop's closing clip hands its camera and blocking over to the next lap (frame 0's at the wrap)
+        loop_from = request.shot_offset_frames if request.strategy == "loop_close" else None
+        self.clock = ShotClock(request.fps, total, loop_from=loop_from)
+        self.move = request.camera
+        self.blocking = Blocking(scene.figures, self.move, self.clock, self.width, self.height)
+        self.ctx = Ctx(scene, self.width, self.height, horizon_of(scene) * self.height, GROUND_LINE * self.height)
+        self.grade = Grade(scene, saturation=1.4 if self.move is CameraMove.TILT_SHIFT else 1.0)
+
+        # 1. the camera over the whole shot (and a frame either side, where seams anchor)
+        self.span = np.arange(-2, total + 2)
+        self.poses = camera_poses(self.move, self.clock, self.span, self.blocking)
+        self.figure_matrices = layer_matrices(self.poses, 1.0, self.width, self.height)
+        # A rolling camera rotates everything alike: compose a larger frame without the roll
+        # (fast axis-aligned resampling per layer), then rotate it once.
+        self.roll = self.poses.roll
+        most = float(np.abs(self.roll).max())
+        mx = math.ceil((self.width * (math.cos(most) - 1) + self.height * math.sin(most)) / 2) + 1 if most > 0 else 0
+        my = math.ceil((self.width * math.sin(most) + self.height * (math.cos(most) - 1)) / 2) + 1 if most > 0 else 0
+        self.margin = (mx, my)
+        self.work_size = (self.width + 2 * mx, self.height + 2 * my)
+        self.to_work = np.array([[1.0, 0, mx], [0, 1.0, my], [0, 0, 1.0]])
+        self.unrolled = replace(self.poses, roll=np.zeros_like(self.roll))
+        self.figure_work_matrices = self.to_work @ layer_matrices(self.unrolled, 1.0, self.width, self.height)
+
+        # 2. the layers, grouped by identical motion, each group drawn once on a canvas
+        layers = layers_for(scene)
+        self.back = self._groups(layers[:-1], base=True)
+        self.front = self._groups(layers[-1:], base=False)
+        for group in self.back + self.front:
+            self._draw(group)
+
+        # 3. figures' colours, weather, overlays
+        look = scene.look
+        self.palettes = [
+            Palette(
+                body=self.grade.colour(look.lit(f.colour, 1.0)),
+                body2=self.grade.colour(look.lit(f.colour2, 1.0)),
+                skin=self.grade.colour(look.lit(f.skin, 1.0)),
+                hair=self.grade.colour(look.lit(f.hair, 1.0)),
+                dark=self.grade.colour(look.lit((45, 40, 40), 1.0)),
+                glow=self.grade.colour(look.glow((120, 220, 255) if f.kind == "robot" else (255, 215, 130), 1.0)),
+            )
+            for f in scene.figures
+        ]
+        self.weather = Weather(scene, self.width, self.height, self.grade)
+        self.flock = Flock(scene, self.width, self.height, self.grade)
+        # No flash near a place where clips meet: a seam joins pictures, and a flash on it
+        # reads as a jump (and gets "corrected" into darkness). Every clip end may be joined
+        # (the next segment, a continuing shot, a loop); a clip start is joined unless it is
+        # the shot's own first frame made from the prompt alone.
+        quiet_frames = round(SEAM_DETAIL_SECONDS * request.fps)
+        first, end = request.shot_offset_frames, request.shot_offset_frames + request.num_frames
+        quiet = [range(end - quiet_frames, end)]
+        if first > 0 or request.strategy != "text_to_video":
+            quiet.append(range(first, first + quiet_frames))
+        self.lightning = Lightning(scene, request.fps, self.width, self.height, quiet=tuple(quiet))
+        self.tilt_shift = TiltShift(self.width, self.height) if self.move is CameraMove.TILT_SHIFT else None
+        self.labels = [label_sprite(f.name, self.width, self.height) for f in scene.figures] if options.labels else []
+        self.tag = tag_sprite(self.move.value.upper(), self.width, self.height) if options.camera_tag else None
+        self.caption = caption_sprite(request.caption, self.width, self.height) if options.caption else None
+
+    # -- set-up
+
+    def _layer_matrices(self, layer: LayerSpec) -> np.ndarray:
+        """World -> screen for one layer over the span, with the wind's sway and the water's bob."""
+        shear = None
+        if layer.sway and "wind" in self.scene.weather:
+            shear = 0.035 * layer.sway * wind_sway(self.clock, self.span, 1.0)
+        m = self.to_work @ layer_matrices(self.unrolled, layer.depth, self.width, self.height, shear, self.ctx.ground_line)
+        if layer.bob:
+            t = self.clock.time(self.span)
+            m[:, 1, 2] += layer.bob * self.ctx.u * np.sin(2 * math.pi * t / 2.3)
+        return m
+
+    def _groups(self, layers: list[LayerSpec], base: bool) -> list[LayerGroup]:
+        groups: list[LayerGroup] = []
+        for layer in layers:
+            m = self._layer_matrices(layer)
+            if groups and np.allclose(groups[-1].matrices, m, rtol=0, atol=1e-9):
+                groups[-1].layers.append(layer)
+            else:
+                groups.append(LayerGroup([layer], m, base=base and not groups))
+        return groups
+
+    def _draw(self, group: LayerGroup) -> None:
+        """Draw a group's layers onto one canvas covering every view of it in the shot."""
+        # 1. the world box every frame of the span sees through this group
+        inverse = np.linalg.inv(group.matrices)
+        ww, wh = self.work_size
+        corners = np.array([[0, 0, 1], [ww, 0, 1], [0, wh, 1], [ww, wh, 1]], float).T
+        seen = inverse @ corners  # (n, 3, 4)
+        pad = 4.0
+        x0, x1 = seen[:, 0].min() - pad, seen[:, 0].max() + pad
+        y0, y1 = seen[:, 1].min() - pad, seen[:, 1].max() + pad
+        cx, cy = self.width / 2, self.height / 2
+        x0, x1 = max(x0, cx - 12 * self.width), min(x1, cx + 12 * self.width)
+        y0, y1 = max(y0, cy - 4 * self.height), min(y1, cy + 4 * self.height)
+        density = min(1.0, math.sqrt(MAX_LAYER_PIXELS / max(1.0, (x1 - x0) * (y1 - y0))))
+
+        # 2. draw every layer, back to front
+        look = self.scene.look
+        mode = "RGB" if group.base else "RGBA"
+        canvas = Canvas((x0, y0, x1, y1), density, mode, look.sky_horizon, self.scene.world_seed)
+        for layer in group.layers:
+            layer.draw(canvas, self.ctx)
+        image = canvas.image
+        if "watercolor" in self.scene.styles:
+            image = image.filter(ImageFilter.GaussianBlur(1.2 * self.ctx.u * density))
+        image = self.grade.image(image)
+        group.canvas = canvas
+
+        # 3. keep what per-frame compositing needs
+        if group.base:
+            group.rgb = image
+            group.content = (x0, y0, x1, y1)
+            group.solid_from = y0
+            return
+        pixels = np.array(image)
+        opaque_rows = np.flatnonzero(~(pixels[..., 3] == 255).all(axis=1))
+        last_open = opaque_rows[-1] + 1 if len(opaque_rows) else 0
+        if last_open < pixels.shape[0]:
+            group.solid_from = y0 + (last_open + 1) / density
+        solid = pixels[..., 3] > 0
+        if solid.any():  # transparent pixels take the layer's mean colour: no dark fringes when resampled
+            pixels[~solid, :3] = pixels[solid, :3].mean(axis=0).astype(np.uint8)
+        image = Image.fromarray(pixels)
+        group.rgb, group.alpha = image.convert("RGB"), image.getchannel("A")
+        box = group.alpha.getbbox()
+        if box is not None:
+            l, t, r, b = box
+            group.content = (x0 + l / density, y0 + t / density, x0 + r / density, y0 + b / density)
+
+    # -- per frame
+
+    def _index(self, k: int) -> int:
+        return int(np.clip(k - self.span[0], 0, len(self.span) - 1))
+
+    def figure_matrix(self, k: int) -> np.ndarray:
+        """World -> screen for the figures' plane (depth 1) at shot frame `k`."""
+        return self.figure_matrices[self._index(k)]
+
+    def frame(self, k: int, flashes: bool = True) -> np.ndarray:
+        """Shot frame `k` as uint8 (H, W, 3); `flashes=False` leaves out lightning (a seam's reference)."""
+        i = self._index(k)
+        # 1. scenery behind the figures; what a nearer opaque flat hides is never resampled
+        hidden_below = []
+        limit = self.work_size[1]
+        for group in reversed(self.back):
+            hidden_below.append(limit)
+            m = group.matrices[i]
+            if group.solid_from is not None and m[1, 0] == 0:
+                limit = min(limit, max(0, math.ceil(m[1, 1] * group.solid_from + m[1, 2]) + 1))
+        image: Image.Image | None = None
+        for group, bottom in zip(self.back, reversed(hidden_below)):
+            image = self._composite(group, group.matrices[i], image, bottom)
+        assert image is not None
+
+        # 2. the figures, the foreground, the camera's roll, weather, overlays
+        anchors = self._figures(image, k)
+        for group in self.front:
+            image = self._composite(group, group.matrices[i], image)
+        if self.work_size != (self.width, self.height):
+            image, anchors = self._roll(image, float(self.roll[i]), anchors)
+        t = k / self.clock.fps
+        m = self.figure_matrices[i]
+        shift = (m[0, 0] * self.width / 2 + m[0, 1] * self.height / 2 + m[0, 2] - self.width / 2,
+                 m[1, 0] * self.width / 2 + m[1, 1] * self.height / 2 + m[1, 2] - self.height / 2)  # fmt: skip
+        self.flock.draw(image, t, shift)
+        self.weather.draw(image, t, shift)
+        if flashes:
+            image = self.lightning.apply(image, k)
+        if self.tilt_shift is not None:
+            image = self.tilt_shift.apply(image)
+        self._overlays(image, anchors)
+        return np.array(image)
+
+    def _roll(self, image: Image.Image, roll: float, anchors: list[tuple[float, float]]) -> tuple[Image.Image, list[tuple[float, float]]]:
+        """Rotate the larger working frame by the camera's roll into the output frame."""
+        mx, my = self.margin
+        cx, cy = self.width / 2, self.height / 2
+        cos, sin = math.cos(roll), math.sin(roll)
+        # output q -> working p = c_work + R(-roll) (q - c)
+        data = (cos, sin, cx + mx - cos * cx - sin * cy, -sin, cos, cy + my + sin * cx - cos * cy)
+        out = image.transform((self.width, self.height), Image.Transform.AFFINE, data, Image.Resampling.BILINEAR)
+        moved = []
+        for x, y in anchors:
+            dx, dy = x - cx - mx, y - cy - my
+            moved.append((cx + cos * dx - sin * dy, cy + sin * dx + cos * dy))
+        return out, moved
+
+    def _composite(self, group: LayerGroup, m: np.ndarray, under: Image.Image | None, bottom: int | None = None) -> Image.Image:
+        """Move a group's canvas by matrix `m` and lay it over `under` (the backdrop makes a new frame).
+
+        Rows from `bottom` down are hidden by nearer flats and are left out.
+        """
+        w, h = self.work_size
+        h = h if bottom is None else min(h, bottom)
+        assert group.canvas is not None and group.rgb is not None
+        if group.content is None:
+            assert under is not None
+            return under
+        # 1. the part of the screen the group's content covers this frame
+        if group.base:
+            sx0, sy0, sx1, sy1 = 0, 0, w, max(1, h)
+        else:
+            l, t, r, b = group.content
+            pts = m @ np.array([[l, r, l, r], [t, t, b, b], [1, 1, 1, 1]], float)
+            sx0, sy0 = max(0, math.floor(pts[0].min())), max(0, math.floor(pts[1].min()))
+            sx1, sy1 = min(w, math.ceil(pts[0].max())), min(h, math.ceil(pts[1].max()))
+            if sx1 <= sx0 or sy1 <= sy0:
+                assert under is not None
+                return under
+        # 2. screen -> canvas pixels, then the cheapest resampling that is exact
+        cv = group.canvas
+        to_canvas = np.array([[cv.r, 0, -cv.x0 * cv.r], [0, cv.r, -cv.y0 * cv.r], [0, 0, 1]]) @ np.linalg.inv(m)
+        size = (sx1 - sx0, sy1 - sy0)
+        rgb, alpha = self._resample(group, to_canvas, (sx0, sy0), size)
+        if under is None:
+            if size == self.work_size:
+                return rgb
+            under = Image.new("RGB", self.work_size)
+        under.paste(rgb, (sx0, sy0), alpha)
+        return under
+
+    def _resample(self, group: LayerGroup, a: np.ndarray, origin: tuple[int, int], size: tuple[int, int]) -> tuple[Image.Image, Image.Image | None]:
+        """Sample a group's canvas through screen->canvas matrix `a` for the screen rect at `origin`."""
+        assert group.rgb is not None
+        images = [group.rgb] if group.alpha is None else [group.rgb, group.alpha]
+        sx0, sy0 = origin
+        if abs(a[0, 1]) < 1e-12 and abs(a[1, 0]) < 1e-12:
+            bx0, by0 = a[0, 0] * sx0 + a[0, 2], a[1, 1] * sy0 + a[1, 2]
+            bx1, by1 = bx0 + a[0, 0] * size[0], by0 + a[1, 1] * size[1]
+            cw, ch = group.rgb.size
+            if abs(a[0, 0] - 1) < 1e-9 and abs(a[1, 1] - 1) < 1e-9 and abs(bx0 - round(bx0)) < 1e-6 and abs(by0 - round(by0)) < 1e-6:
+                box = (round(bx0), round(by0), round(bx0) + size[0], round(by0) + size[1])
+                out = [im.crop(box) for im in images]  # a whole-pixel move: a copy, no resampling
+            else:
+                box_f = (min(max(bx0, 0.0), cw), min(max(by0, 0.0), ch), min(max(bx1, 0.0), cw), min(max(by1, 0.0), ch))
+                if box_f[2] - box_f[0] <= 0 or box_f[3] - box_f[1] <= 0:
+                    return Image.new("RGB", size), Image.new("L", size, 0)
+                out = [im.resize(size, Image.Resampling.BILINEAR, box=box_f) for im in images]
+        elif abs(a[1, 0]) < 1e-12:  # swaying in the wind: rows stay rows, each band shifts sideways
+            cw, ch = group.rgb.size
+            out = [Image.new(im.mode, size) for im in images]
+            band = max(4, math.ceil(size[1] / 24))  # thin enough that the steps stay under a pixel
+            for y in range(0, size[1], band):
+                rows = min(band, size[1] - y)
+                middle = sy0 + y + rows / 2
+                bx0 = a[0, 0] * sx0 + a[0, 1] * middle + a[0, 2]
+                by0 = a[1, 1] * (sy0 + y) + a[1, 2]
+                box_f = (min(max(bx0, 0.0), cw), min(max(by0, 0.0), ch),
+                         min(max(bx0 + a[0, 0] * size[0], 0.0), cw), min(max(by0 + a[1, 1] * rows, 0.0), ch))  # fmt: skip
+                if box_f[2] - box_f[0] <= 0 or box_f[3] - box_f[1] <= 0:
+                    continue
+                for im, target in zip(images, out):
+                    target.paste(im.resize((size[0], rows), Image.Resampling.BILINEAR, box=box_f), (0, y))
+        else:  # a rotation: a full affine resample
+            shifted = a @ np.array([[1, 0, sx0], [0, 1, sy0], [0, 0, 1]], float)
+            data = tuple(shifted[:2].reshape(-1))
+            out = [im.transform(size, Image.Transform.AFFINE, data, Image.Resampling.BILINEAR) for im in images]
+        return out[0], (out[1] if len(out) > 1 else None)
+
+    def _figures(self, image: Image.Image, k: int) -> list[tuple[float, float]]:
+        """Draw every figure at frame `k`; return where each one's label goes."""
+        if not self.scene.figures:
+            return []
+        from PIL import ImageDraw
+
+        draw = ImageDraw.Draw(image)
+        m = self.figure_work_matrices[self._index(k)]
+        ww, wh = self.work_size
+        scale = math.sqrt(abs(np.linalg.det(m[:2, :2])))
+        roll = math.atan2(m[1, 0], m[0, 0])
+        anchors = []
+        for index, (spec, palette) in enumerate(zip(self.scene.figures, self.palettes)):
+            track = self.blocking.track(index, np.array([k]))
+            feet = m @ np.array([track.x[0], self.ctx.ground_line - track.lift[0], 1.0])
+            size = PERSON_HEIGHT * self.height * spec.height * scale
+            if not (-size < feet[0] < ww + size and -size < feet[1] < wh + 2 * size):
+                anchors.append((math.nan, math.nan))
+                continue
+            if track.lift[0] < 1.0 and spec.kind != "bird":  # a shadow on the ground beneath
+                x, y = int(np.clip(feet[0], 0, ww - 1)), int(np.clip(feet[1] + 1, 0, wh - 1))
+                ground = image.getpixel((x, y))
+                shade = tuple(int(v * 0.6) for v in ground)  # type: ignore[union-attr]
+                draw.ellipse((feet[0] - 0.16 * size, feet[1] - 0.025 * size, feet[0] + 0.16 * size, feet[1] + 0.025 * size), fill=shade)
+            pose = Pose(x=float(feet[0]), y=float(feet[1]), size=size, roll=roll, facing=float(track.facing[0]),
+                        phase=float(track.phase[0]), t=float(track.t[0]), action=self.blocking.actions[index])  # fmt: skip
+            anchors.append(draw_figure(draw, spec, palette, pose))
+        return anchors
+
+    def _overlays(self, image: Image.Image, anchors: list[tuple[float, float]]) -> None:
+        """Names above figures, the camera tag, the caption band."""
+        for sprite, (x, top) in zip(self.labels, anchors):
+            if math.isnan(x):
+                continue
+            lx = min(max(0.0, x - sprite.size[0] / 2), self.width - sprite.size[0])
+            ly = min(max(0.0, top - sprite.size[1] - 0.01 * self.height), self.height - sprite.size[1])
+            sprite.paste(image, lx, ly)
+        if self.tag is not None:
+            margin = max(2, round(0.015 * self.height))
+            self.tag.paste(image, margin, margin)
+        if self.caption is not None:
+            sprite, top = self.caption
+            sprite.paste(image, 0, top)

@@ -1,0 +1,348 @@
+"""What goes over the scenery: colour grading, rain and snow, lightning, the tilt-shift
+blur, and the previz overlays (figure labels, the camera tag, the caption band).
+
+Grading is applied once to each layer and to each figure's colours, never per frame;
+particles, flashes and overlays are drawn per frame in screen space.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from storyflow.backends.video.animatic.scene import RGB, Scene, _digest_int
+
+# ---------------------------------------------------------------- grading
+
+
+class Grade:
+    """The palette words as a colour transform: tint, saturation, pastel, neon, sepia, noir."""
+
+    def __init__(self, scene: Scene, saturation: float = 1.0):
+        self.styles = scene.styles
+        self.tint = scene.tint
+        self.saturation = saturation
+        if "neon" in self.styles:
+            self.saturation *= 1.35
+        if "pastel" in self.styles:
+            self.saturation *= 0.6
+        if "muted" in self.styles:
+            self.saturation *= 0.7
+        if "vivid" in self.styles:
+            self.saturation *= 1.25
+
+    @property
+    def identity(self) -> bool:
+        return not self.styles and self.tint is None and self.saturation == 1.0
+
+    def array(self, rgb: np.ndarray) -> np.ndarray:
+        """Grade uint8 pixels (..., 3); returns uint8."""
+        if self.identity:
+            return rgb
+        out = rgb.astype(np.float32)
+        if self.tint is not None:
+            colour, strength = self.tint
+            multiplier = np.array(colour, np.float32) / max(1.0, float(np.mean(colour)))
+            out *= 1.0 - strength + strength * multiplier
+        if self.saturation != 1.0:
+            luma = _luma(out)[..., None]
+            out = luma + (out - luma) * self.saturation
+        if "pastel" in self.styles:
+            out = 0.7 * out + 0.3 * 238.0
+        if "watercolor" in self.styles:
+            out = 0.85 * out + 0.15 * 250.0
+        if "neon" in self.styles:
+            out *= np.array([1.1, 0.88, 1.15], np.float32)
+        if "sepia" in self.styles:
+            luma = (_luma(out) - 128.0) * 1.1 + 128.0
+            out = luma[..., None] * np.array([1.07, 0.86, 0.62], np.float32)
+        if "noir" in self.styles:
+            luma = (_luma(out) - 128.0) * 1.3 + 128.0
+            out = np.repeat(luma[..., None], 3, axis=-1)
+        return np.clip(out, 0, 255).astype(np.uint8)
+
+    def colour(self, colour: RGB) -> RGB:
+        graded = self.array(np.array([[colour]], np.uint8))
+        return tuple(int(v) for v in graded[0, 0])  # type: ignore[return-value]
+
+    def image(self, image: Image.Image) -> Image.Image:
+        """Grade an RGB or RGBA image (alpha untouched)."""
+        if self.identity:
+            return image
+        pixels = np.array(image)
+        pixels[..., :3] = self.array(pixels[..., :3])
+        return Image.fromarray(pixels)
+
+
+def _luma(pixels: np.ndarray) -> np.ndarray:
+    return pixels[..., 0] * 0.299 + pixels[..., 1] * 0.587 + pixels[..., 2] * 0.114
+
+
+# ---------------------------------------------------------------- rain and snow
+
+
+class Weather:
+    """Falling rain or snow: particles that live in the shot's time, drawn in screen space."""
+
+    def __init__(self, scene: Scene, width: int, height: int, grade: Grade):
+        self.width, self.height = width, height
+        weather = scene.weather
+        self.kind = "snow" if "snow" in weather else "rain" if "rain" in weather else None
+        if scene.setting in ("interior", "cave", "space"):
+            self.kind = None  # indoors the weather is only seen through windows
+        self.windy = "wind" in weather
+        if self.kind is None:
+            return
+        heavy = "storm" in weather  # the same number of drops at any size: the same picture
+        count = (420 if heavy else 260) if self.kind == "rain" else 300
+        rng = np.random.default_rng(_digest_int("animatic-particles", scene.world_seed, self.kind) % (1 << 63))
+        self.near = rng.uniform(0.35, 1.0, count)  # 1: close to the camera, bigger, faster, brighter
+        self.x0, self.y0 = rng.random(count), rng.random(count)
+        self.sway = rng.uniform(0, 2 * math.pi, count)
+        look = scene.look
+        if self.kind == "rain":
+            self.colour = grade.colour(look.lit((200, 210, 230), 1.0))
+            self.colour = tuple(max(v, 90) for v in self.colour)  # type: ignore[assignment]
+            self.slant = 0.28 if self.windy else 0.08
+        else:
+            self.colour = grade.colour(tuple(max(150, round(255 * min(1.0, v + 0.35))) for v in look.light))  # type: ignore[arg-type]
+            self.slant = 0.0
+
+    def draw(self, image: Image.Image, t: float, shift: tuple[float, float]) -> None:
+        """Draw the particles at `t` seconds; `shift` is the camera's screen motion at the ground."""
+        if self.kind is None:
+            return
+        w, h, u = self.width, self.height, self.height / 360
+        mask = Image.new("L", (w, h), 0)
+        pen = ImageDraw.Draw(mask)
+        near = self.near
+        if self.kind == "rain":
+            length = (0.03 + 0.06 * near) * h
+            speed = (1.1 + 0.9 * near) * h
+            span_x, span_y = w + 0.3 * h, h + length
+            y = (self.y0 * span_y + speed * t + shift[1] * near) % span_y - length * 0.5
+            x = (self.x0 * span_x + self.slant * speed * t + shift[0] * near) % span_x - 0.15 * h
+            dx, dy = self.slant * length, length
+            alpha = (70 + 130 * near).astype(int)
+            widths = np.maximum(1, np.round(near * 1.6 * u)).astype(int)
+            for xi, yi, a, wd, ddx, ddy in zip(x.tolist(), y.tolist(), alpha.tolist(), widths.tolist(), dx.tolist(), dy.tolist()):
+                pen.line([(xi, yi), (xi + ddx, yi + ddy)], fill=a, width=wd)
+        else:
+            speed = (0.05 + 0.11 * near) * h
+            drift = (0.08 * w if self.windy else 0.0) * t
+            span_x, span_y = w + 0.1 * h, h + 0.05 * h
+            y = (self.y0 * span_y + speed * t + shift[1] * near) % span_y - 0.025 * h
+            x = (self.x0 * span_x + drift * near + 0.02 * w * near * np.sin(1.3 * t + self.sway) + shift[0] * near) % span_x - 0.05 * h
+            radius = np.maximum(0.7, (0.6 + 1.8 * near) * u)
+            alpha = (120 + 135 * near).astype(int)
+            for xi, yi, r, a in zip(x.tolist(), y.tolist(), radius.tolist(), alpha.tolist()):
+                pen.ellipse((xi - r, yi - r, xi + r, yi + r), fill=a)
+        image.paste(self.colour, (0, 0, w, h), mask)
+
+
+# ---------------------------------------------------------------- birds
+
+
+class Flock:
+    """Birds circling high in the sky when the prompt mentions gulls, crows or a flock."""
+
+    def __init__(self, scene: Scene, width: int, height: int, grade: Grade):
+        self.active = "birds" in scene.props and scene.setting not in ("interior", "cave", "space")
+        self.width, self.height = width, height
+        rng = np.random.default_rng(_digest_int("animatic-flock", scene.world_seed) % (1 << 63))
+        count = 6
+        self.centre = np.stack([rng.uniform(0.25, 0.75, count) * width, rng.uniform(0.1, 0.3, count) * height], axis=1)
+        self.radius = rng.uniform(0.05, 0.12, count) * width
+        self.speed = rng.uniform(0.35, 0.6, count) * rng.choice([-1.0, 1.0], count)
+        self.offset = rng.uniform(0, 2 * math.pi, count)
+        self.colour = grade.colour(scene.look.lit((45, 45, 52), 3.0))
+
+    def draw(self, image: Image.Image, t: float, shift: tuple[float, float]) -> None:
+        if not self.active:
+            return
+        pen = ImageDraw.Draw(image)
+        size = 0.012 * self.height
+        for (cx, cy), r, w, a in zip(self.centre.tolist(), self.radius.tolist(), self.speed.tolist(), self.offset.tolist()):
+            angle = w * t + a
+            x, y = cx + r * math.cos(angle) + 0.3 * shift[0], cy + 0.35 * r * math.sin(angle) + 0.3 * shift[1]
+            flap = math.sin(2 * math.pi * 2.5 * t + 3 * a)
+            tip = size * (0.2 + 0.6 * flap)
+            pen.line([(x - 2 * size, y - tip), (x, y), (x + 2 * size, y - tip)], fill=self.colour, width=max(1, round(size / 2.5)))
+
+
+# ---------------------------------------------------------------- lightning
+
+
+class Lightning:
+    """Flashes at moments fixed by the seed (so a seam never moves them), with a bolt."""
+
+    PATTERN = (1.0, 0.35, 0.85, 0.3, 0.1)
+
+    def __init__(self, scene: Scene, fps: int, width: int, height: int, quiet: tuple[range, ...] = ()):
+        self.active = "lightning" in scene.weather
+        self.quiet = quiet  # shot frames that never flash
+        self.seed, self.fps, self.width, self.height = scene.world_seed, fps, width, height
+        self.bucket = max(len(self.PATTERN) + 2, round(1.7 * fps))
+        self.horizon = 0.6 * height
+
+    def _strike(self, bucket: int) -> tuple[int, np.random.Generator] | None:
+        rng = np.random.default_rng([self.seed % (1 << 63), bucket + (1 << 40)])
+        if rng.random() > 0.55:
+            return None
+        start = bucket * self.bucket + int(rng.integers(0, self.bucket - len(self.PATTERN)))
+        return start, rng
+
+    def apply(self, image: Image.Image, k: int) -> Image.Image:
+        """Light up frame `k` if it falls in a flash."""
+        if not self.active or any(k in frames for frames in self.quiet):
+            return image
+        strike = self._strike(k // self.bucket)
+        if strike is None:
+            return image
+        start, rng = strike
+        step = k - start
+        if not 0 <= step < len(self.PATTERN):
+            return image
+        strength = self.PATTERN[step]
+        image = Image.blend(image, Image.new("RGB", image.size, (225, 230, 255)), 0.5 * strength)
+        if step in (0, 2):  # the bolt itself
+            x, y = self.width * rng.uniform(0.15, 0.85), 0.0
+            points = [(x, y)]
+            while y < self.horizon * rng.uniform(0.7, 1.0):
+                x += self.width * rng.uniform(-0.04, 0.04)
+                y += self.height * rng.uniform(0.04, 0.09)
+                points.append((x, y))
+            ImageDraw.Draw(image).line(points, fill=(250, 250, 255), width=max(1, round(self.height / 180)))
+        return image
+
+
+# ---------------------------------------------------------------- tilt shift
+
+
+class TiltShift:
+    """The miniature look: the top and bottom of the frame fall out of focus."""
+
+    def __init__(self, width: int, height: int):
+        rows = np.arange(height, dtype=np.float32) / height
+        band = np.clip(np.maximum((0.34 - rows) / 0.22, (rows - 0.66) / 0.22), 0, 1)
+        self.mask = Image.fromarray(np.repeat((band * 255).astype(np.uint8)[:, None], width, axis=1))
+        self.size = (width, height)
+
+    def apply(self, image: Image.Image) -> Image.Image:
+        blurred = image.reduce(4).resize(self.size, Image.Resampling.BILINEAR).reduce(2).resize(self.size, Image.Resampling.BILINEAR)
+        return Image.composite(blurred, image, self.mask)
+
+
+# ---------------------------------------------------------------- overlays
+
+
+def font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    """Pillow's bundled scalable font (FreeType), at `size` pixels."""
+    return ImageFont.load_default(size=size)
+
+
+class Sprite:
+    """A pre-rendered RGBA picture pasted per frame (text is rendered once)."""
+
+    def __init__(self, image: Image.Image):
+        self.rgb = image.convert("RGB")
+        self.alpha = image.getchannel("A")
+        self.size = image.size
+
+    def paste(self, frame: Image.Image, x: float, y: float) -> None:
+        frame.paste(self.rgb, (round(x), round(y)), self.alpha)
+
+
+def text_size(height: int, width: int, fraction: float, smallest: int) -> int:
+    """A font size that scales with the frame (and stays readable on small frames)."""
+    return max(smallest, round(fraction * min(height, 1.25 * width)))
+
+
+def caption_sprite(text: str, width: int, height: int) -> tuple[Sprite, int] | None:
+    """The caption in a semi-transparent band; returns the sprite and its top y."""
+    text = " ".join(text.split())
+    if not text:
+        return None
+    size = text_size(height, width, 0.045, 10)
+    face = font(size)
+    lines = wrap(text, face, width * 0.92, max_lines=3)
+    line_h = round(size * 1.25)
+    pad = max(3, size // 3)
+    band_h = line_h * len(lines) + 2 * pad
+    band = Image.new("RGBA", (width, band_h), (0, 0, 0, 150))
+    pen = ImageDraw.Draw(band)
+    for i, line in enumerate(lines):
+        x = (width - text_length(face, line)) / 2
+        draw_words(pen, (x, pad + i * line_h), line, face, (255, 255, 255, 255))
+    return Sprite(band), height - band_h
+
+
+def tag_sprite(text: str, width: int, height: int) -> Sprite:
+    """A small top-left tag naming the camera move, like a previz slate."""
+    size = text_size(height, width, 0.032, 9)
+    face = font(size)
+    pad = max(2, size // 4)
+    dot = size * 0.55
+    w = round(text_length(face, text) + dot + 3 * pad)
+    image = Image.new("RGBA", (w, size + 2 * pad), (0, 0, 0, 140))
+    pen = ImageDraw.Draw(image)
+    cy = pad + size / 2
+    pen.ellipse((pad, cy - dot / 2, pad + dot, cy + dot / 2), fill=(230, 50, 50, 255))
+    draw_words(pen, (2 * pad + dot, pad + size * 0.05), text, face, (255, 255, 255, 255))
+    return Sprite(image)
+
+
+def label_sprite(name: str, width: int, height: int) -> Sprite:
+    """A figure's name: white with a dark outline, readable on any background."""
+    size = text_size(height, width, 0.04, 9)
+    face = font(size)
+    stroke = max(1, size // 8)
+    _, top, _, bottom = face.getbbox(name, stroke_width=stroke)
+    image = Image.new("RGBA", (round(text_length(face, name)) + 2 * stroke + 2, bottom - top + 2), (0, 0, 0, 0))
+    draw_words(ImageDraw.Draw(image), (1 + stroke, 1 - top), name, face, (255, 255, 255, 255),
+               stroke_width=stroke, stroke_fill=(20, 20, 20, 255))  # fmt: skip
+    return Sprite(image)
+
+
+def space_width(face: ImageFont.FreeTypeFont | ImageFont.ImageFont) -> float:
+    """A word gap that stays visible at small sizes (hinting squeezes the font's own space)."""
+    return max(face.getlength(" "), 0.3 * getattr(face, "size", 10))
+
+
+def text_length(face: ImageFont.FreeTypeFont | ImageFont.ImageFont, text: str) -> float:
+    words = text.split(" ")
+    return sum(face.getlength(word) for word in words) + space_width(face) * (len(words) - 1)
+
+
+def draw_words(pen: ImageDraw.ImageDraw, xy: tuple[float, float], text: str,
+               face: ImageFont.FreeTypeFont | ImageFont.ImageFont, fill: tuple[int, int, int, int], **style: Any) -> None:  # fmt: skip
+    """Draw text word by word with `space_width` gaps (`style`: stroke_width, stroke_fill)."""
+    x, y = xy
+    for word in text.split(" "):
+        pen.text((x, y), word, font=face, fill=fill, **style)
+        x += face.getlength(word) + space_width(face)
+
+
+def wrap(text: str, face: ImageFont.FreeTypeFont | ImageFont.ImageFont, width: float, max_lines: int) -> list[str]:
+    """Greedy word wrap to `width` pixels; an ellipsis marks text that did not fit."""
+    lines: list[str] = []
+    current = ""
+    for word in text.split():
+        trial = f"{current} {word}".strip()
+        if text_length(face, trial) <= width or not current:
+            current = trial
+        else:
+            lines.append(current)
+            current = word
+    if current:
+        lines.append(current)
+    if len(lines) > max_lines:
+        lines = lines[:max_lines]
+        last = lines[-1]
+        while last and text_length(face, last + "…") > width:
+            last = last[:-1]
+        lines[-1] = last.rstrip() + "…"
+    return lines

@@ -1,0 +1,109 @@
+"""Prompt templates: versioned Jinja2 files in the repository's prompts/ folder.
+
+The folder is the repository's prompts/, or $STORYFLOW_PROMPTS_DIR when set. Every prompt
+carries the sha256 of the template that wrote it, so the catalog can tell which prompt
+version made which clip. Templates render with StrictUndefined: a misspelt variable is an
+error that names the template. Jinja2 is imported on first render.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from storyflow.core.errors import InputError
+
+if TYPE_CHECKING:
+    import jinja2
+
+PROMPTS_DIR_ENV = "STORYFLOW_PROMPTS_DIR"
+REPOSITORY_PROMPTS = Path(__file__).resolve().parents[2] / "prompts"
+
+
+def prompts_dir() -> Path:
+    """Where templates are read from: $STORYFLOW_PROMPTS_DIR, else the repository's prompts/."""
+    override = os.environ.get(PROMPTS_DIR_ENV)
+    if override:
+        return Path(override).expanduser()
+    return REPOSITORY_PROMPTS
+
+
+@dataclass(frozen=True)
+class PromptTemplate:
+    """One template file: its text and the sha256 of its bytes (the prompt's version)."""
+
+    name: str
+    text: str
+    sha256: str
+    path: Path
+
+    def render(self, **variables: Any) -> str:
+        """Render with Jinja2; an undefined variable or a syntax error names this template."""
+        import jinja2
+
+        try:
+            return _compile(self.text).render(**variables)
+        except jinja2.TemplateSyntaxError as exc:
+            raise InputError(
+                f"prompt template {self.path}, line {exc.lineno}: {exc.message}",
+                fix=f"correct the Jinja2 syntax in {self.path}, or restore the file from git",
+            ) from None
+        except jinja2.UndefinedError as exc:
+            known = ", ".join(sorted(variables))
+            raise InputError(
+                f"prompt template {self.path}: {exc.message}",
+                fix=f"use only the variables this template gets: {known}",
+            ) from None
+
+
+@functools.lru_cache(maxsize=64)
+def _compile(text: str) -> jinja2.Template:
+    """A compiled template per distinct text (compiling costs more than rendering)."""
+    import jinja2
+
+    environment = jinja2.Environment(
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,  # prompts are plain text, not HTML
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+    )
+    return environment.from_string(text)
+
+
+def load_template(name: str) -> PromptTemplate:
+    """Read prompts/<name> (or $STORYFLOW_PROMPTS_DIR/<name>)."""
+    # 1. a plain file name: a template can never be read from outside the prompts folder
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name) or ".." in name:
+        raise InputError(f"bad prompt template name {name!r}", fix="name a file in prompts/, e.g. shot_prompt.j2")
+    folder = prompts_dir()
+    path = folder / name
+    # 2. read it as UTF-8 text
+    if not path.is_file():
+        where = f"${PROMPTS_DIR_ENV} ({folder})" if os.environ.get(PROMPTS_DIR_ENV) else str(folder)
+        raise InputError(
+            f"prompt template {name} not found in {where}",
+            fix=f"restore prompts/{name} from git, or unset {PROMPTS_DIR_ENV}"
+            if os.environ.get(PROMPTS_DIR_ENV)
+            else f"restore prompts/{name} from git",
+        )
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"prompt template {path} is not UTF-8 text", fix="save it as UTF-8") from None
+    return PromptTemplate(name=name, text=text, sha256=hashlib.sha256(data).hexdigest(), path=path)
+
+
+def templates_sha256() -> str:
+    """One sha256 over every template in the prompts folder: an edit to any of them is a new version."""
+    digest = hashlib.sha256()
+    folder = prompts_dir()
+    for path in sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()

@@ -1,0 +1,19 @@
+"""The data path, one module per verb, in the order a film is made:
+
+    story.py      1. a story file -> Story (front matter and text, validated)
+    plan.py       2. Story -> Storyboard, through an LLM backend, checked
+    narrate.py    3. speak every line; shots stretch (or lines speed up) so speech fits
+    rewrite.py    4. Shot -> ShotPrompt, through an LLM backend and the templates in prompts/
+    generate.py   5. ShotPrompt -> ClipChain, through a video backend...
+    extend.py        ...long shots cut into segments the backend can make,
+    seams.py         ...each seam scored and guarded against colour drift
+    audio.py      6. effects from each shot's picture, the score from the moods
+    mix.py        7. narration over ducked music over effects, normalised loudness, stems
+    stitch.py     8. clips + sound -> the film...
+    subtitles.py     ...subtitles timed by the speech,
+    stills.py        ...title card, poster and contact sheet
+
+Stages are plain typed functions. They may import the catalog (its public API, the door
+in storyflow.catalog), the backend contracts, media and core; never Prefect, flows or the
+command line, and never a concrete backend: they are handed one.
+"""

@@ -1,0 +1,110 @@
+"""Loudness: BS.1770 readings match the standard's reference, normalising reaches the target
+as an independent meter reads it, and the limiter never lets a peak through."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pyloudnorm
+import pytest
+from scipy.signal import resample
+
+from storyflow.media.loudness import (
+    integrated_lufs,
+    limiter_gain,
+    normalize_to_lufs,
+    true_peak_dbfs,
+)
+
+RATE = 48_000
+
+
+def sine(freq: float, seconds: float, amplitude: float, rate: int = RATE) -> np.ndarray:
+    t = np.arange(round(seconds * rate)) / rate
+    return (amplitude * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def oversampled_peak_db(x: np.ndarray, factor: int = 8) -> float:
+    """An independent true-peak reading: FFT resampling at 8x (not the code's 4x polyphase)."""
+    up = resample(x.astype(np.float64), len(x) * factor, axis=0)
+    return float(20 * np.log10(np.abs(up).max()))
+
+
+def speechy_noise(seconds: float, level: float, seed: int = 0) -> np.ndarray:
+    """Stereo noise that comes and goes in 0.3 s bursts, like speech or music phrases."""
+    rng = np.random.default_rng(seed)
+    n = round(seconds * RATE)
+    envelope = (np.sin(2 * np.pi * np.arange(n) / RATE / 0.6) > -0.2).astype(np.float32)
+    return (rng.standard_normal((n, 2)) * level * envelope[:, None]).astype(np.float32)
+
+
+def test_a_997_hz_sine_reads_as_bs1770_specifies():
+    # BS.1770-4: a 0 dBFS 997 Hz sine in one channel reads -3.01 LKFS; in two channels +3 dB more
+    half = sine(997, 3.0, 0.5)
+    left_only = np.stack([half, np.zeros_like(half)], axis=1)
+    assert integrated_lufs(left_only, RATE) == pytest.approx(-3.01 + 20 * np.log10(0.5), abs=0.1)
+    assert integrated_lufs(np.stack([half, half], axis=1), RATE) == pytest.approx(20 * np.log10(0.5), abs=0.1)
+    assert integrated_lufs(half, RATE) == pytest.approx(-3.01 + 20 * np.log10(0.5), abs=0.1)  # mono
+
+
+def test_normalising_reaches_the_target_as_an_independent_meter_reads_it():
+    quiet = speechy_noise(6.0, 0.01)
+    before = pyloudnorm.Meter(RATE).integrated_loudness(quiet.astype(np.float64))
+    out, gain_db, after = normalize_to_lufs(quiet, RATE, -16.0)
+    measured = pyloudnorm.Meter(RATE).integrated_loudness(out.astype(np.float64))
+    assert out.shape == quiet.shape and out.dtype == np.float32
+    assert abs(measured - -16.0) < 0.5
+    assert after == pytest.approx(measured, abs=0.05)  # what it reports is what is there
+    assert gain_db == pytest.approx(-16.0 - before, abs=0.5)
+
+
+def test_the_limiter_keeps_every_peak_under_the_ceiling_and_still_reaches_the_target():
+    # quiet noise with loud clicks: plain gain to -16 LUFS would put the clicks far above 0 dBFS
+    x = speechy_noise(6.0, 0.003, seed=1)
+    x[:: RATE // 3] += 0.8
+    plain_peak_db = 20 * np.log10(np.abs(x).max()) + (-16.0 - integrated_lufs(x, RATE))
+    assert plain_peak_db > 6.0  # the test signal really needs limiting
+
+    out, _, after = normalize_to_lufs(x, RATE, -16.0, ceiling_dbfs=-1.0)
+    assert np.abs(out).max() <= 10 ** (-1.0 / 20)  # sample peak under the ceiling
+    assert oversampled_peak_db(out) <= -1.0 + 0.1  # and between the samples, within 0.1 dB
+    assert true_peak_dbfs(out) <= -1.0 + 1e-4
+    assert abs(pyloudnorm.Meter(RATE).integrated_loudness(out.astype(np.float64)) - -16.0) < 0.5
+    assert abs(after - -16.0) < 0.5
+
+
+def test_the_limiter_dips_before_a_peak_and_recovers_after_it():
+    x = np.zeros((RATE, 2), dtype=np.float32)
+    x[:, 0] = sine(220, 1.0, 0.3)
+    at = RATE // 2
+    x[at, 0] = 2.0  # one sample far above a -1 dBFS ceiling
+    gain = limiter_gain(x, RATE, ceiling_dbfs=-1.0)
+    assert gain.shape == (RATE,) and gain.max() <= 1.0
+    assert gain[at] * 2.0 <= 10 ** (-1 / 20)  # enough at the peak itself
+    assert gain[at - round(0.005 * RATE)] < 0.9  # already falling 5 ms before it (lookahead)
+    assert gain[: at - round(0.05 * RATE)].min() == 1.0  # untouched well before
+    assert gain[at + round(0.05 * RATE) :].min() == 1.0  # and recovered well after
+
+
+def test_silence_and_very_short_audio_are_handled_without_warnings():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert integrated_lufs(np.zeros((RATE, 2), np.float32), RATE) == float("-inf")
+        assert integrated_lufs(np.zeros(0, np.float32), RATE) == float("-inf")
+        out, gain_db, after = normalize_to_lufs(np.zeros((RATE, 2), np.float32), RATE, -16.0)
+        assert not out.any() and gain_db == 0.0 and after == float("-inf")
+        assert true_peak_dbfs(np.zeros(100, np.float32)) == float("-inf")
+        # shorter than one 400 ms gating block: measured as one block, same reading as a long tone
+        short = integrated_lufs(sine(997, 0.2, 0.5), RATE)
+        assert short == pytest.approx(integrated_lufs(sine(997, 3.0, 0.5), RATE), abs=0.2)
+
+
+def test_a_signal_too_peaky_for_the_target_ends_short_but_never_clips_and_says_so():
+    x = speechy_noise(4.0, 1e-4, seed=2)
+    x[:: RATE // 10] = 1.0  # nothing but clicks: loudness must come from limiting them flat
+    out, _, after = normalize_to_lufs(x, RATE, -3.0, ceiling_dbfs=-1.0)
+    measured = pyloudnorm.Meter(RATE).integrated_loudness(out.astype(np.float64))
+    assert np.abs(out).max() <= 10 ** (-1.0 / 20)
+    assert after == pytest.approx(measured, abs=0.05)  # the reported loudness is the real one
+    assert after < -3.0 - 0.5  # and it did not pretend to reach the target

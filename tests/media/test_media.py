@@ -1,0 +1,86 @@
+"""The one encoder path, decoding, probing, atomic writes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from storyflow import media
+from storyflow.media.files import FILE_MODE
+from storyflow.core.errors import MediaError
+
+
+def frames(n, w=64, h=36):
+    """A smooth gradient with a bright bar that moves one pixel per frame."""
+    x = np.linspace(0, 200, w, dtype=np.float32)
+    base = np.zeros((h, w, 3), np.uint8)
+    base[..., 0] = x[None, :]
+    base[..., 2] = np.linspace(40, 160, h, dtype=np.float32)[:, None]
+    out = []
+    for i in range(n):
+        frame = base.copy()
+        frame[:, (10 + i) % w] = 255
+        out.append(frame)
+    return out
+
+
+def test_encode_decode_round_trip_is_frame_exact(tmp_path):
+    path = tmp_path / "clip.mp4"
+    assert media.write_video(path, frames(30), 64, 36, 12) == 30
+    info = media.probe(path)
+    assert (info.width, info.height, info.num_frames, info.fps) == (64, 36, 30, 12)
+    assert info.video_codec == "h264" and info.audio_codec is None
+    assert info.keyframes == (0, 6, 12, 18, 24)  # every half second, so cuts land on keyframes
+    decoded = list(media.read_frames(path))
+    assert len(decoded) == 30 and decoded[0].shape == (36, 64, 3)
+    # lossy, but close to what went in
+    assert np.abs(decoded[5].astype(int) - frames(30)[5].astype(int)).mean() < 8
+    assert media.last_frames(path, 2).shape == (2, 36, 64, 3)
+    assert media.first_frames(path, 1).shape == (1, 36, 64, 3)
+
+
+def test_failed_encode_leaves_no_file(tmp_path):
+    path = tmp_path / "clip.mp4"
+    with pytest.raises(RuntimeError), media.VideoWriter(path, 64, 36, 12) as out:
+        out.write(frames(1)[0])
+        raise RuntimeError("backend crashed mid-clip")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_wrong_frame_size_and_odd_sizes_are_refused(tmp_path):
+    with pytest.raises(MediaError, match="does not fit"), media.VideoWriter(tmp_path / "a.mp4", 64, 36, 12) as out:
+        out.write(np.zeros((10, 10, 3), np.uint8))
+    with pytest.raises(MediaError, match="odd side"):
+        media.VideoWriter(tmp_path / "b.mp4", 63, 36, 12)
+    with pytest.raises(MediaError, match="no frames"), media.VideoWriter(tmp_path / "c.mp4", 64, 36, 12):
+        pass
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_write_replaces_whole_files_only(tmp_path):
+    target = tmp_path / "note.txt"
+    media.atomic_write_text(target, "first")
+    assert target.stat().st_mode & 0o777 == FILE_MODE  # readable like any file, not owner-only
+    with pytest.raises(ValueError), media.atomic_path(target) as tmp:
+        tmp.write_text("half-writ")
+        raise ValueError("crash")
+    assert target.read_text() == "first"
+    assert [p.name for p in tmp_path.iterdir()] == ["note.txt"]
+
+
+def test_wav_round_trip_and_audio_decode(tmp_path):
+    t = np.arange(48_000) / 48_000
+    tone = 0.5 * np.sin(2 * np.pi * 440 * t)
+    path = tmp_path / "tone.wav"
+    media.write_wav(path, np.stack([tone, tone], axis=1))
+    samples, rate = media.read_wav(path)
+    assert rate == 48_000 and samples.shape == (48_000, 2)
+    assert abs(np.sqrt((samples**2).mean()) - 0.5 / np.sqrt(2)) < 0.01
+
+
+def test_fit_frame_covers_and_crops_without_stretching():
+    wide = np.zeros((100, 400, 3), np.uint8)
+    wide[:, 190:210] = 255  # a bar in the middle
+    out = media.fit_frame(wide, 100, 100)
+    assert out.shape == (100, 100, 3)
+    assert out[:, 45:55].mean() > 200 and out[:, :30].mean() < 10

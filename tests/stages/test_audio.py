@@ -1,0 +1,90 @@
+"""The film's sound: cues follow the timeline, the score is reused, the mix is film-length."""
+
+from __future__ import annotations
+
+import numpy as np
+from tests.stages.test_generate import MemoryStore
+
+from storyflow import media
+from storyflow.backends.registry import load_backend
+from storyflow.core.models import Shot, Storyboard, StyleBible, Transition
+from storyflow.core.timeline import film_timeline
+from storyflow.stages import audio
+
+
+class AudioMemoryStore(MemoryStore):
+    def __init__(self):
+        super().__init__()
+        self.tracks = {}
+
+    def find_audio(self, key):
+        return self.tracks.get(key)
+
+    def save_audio(self, track):
+        self.tracks[track.cache_key] = track
+
+
+def board(moods, transition=Transition.CROSSFADE, title_card=True):
+    shots = tuple(
+        Shot(id=f"s{i + 1:02d}", index=i, beat=i, story_text="x", action="a", duration=2.0, mood=mood,
+             transition=transition)  # fmt: skip
+        for i, mood in enumerate(moods)
+    )
+    return Storyboard(title="T", slug="t", story_sha256="0" * 64, style=StyleBible(style="s"), shots=shots,
+                      width=64, height=36, fps=12, seed=1, title_card=title_card)  # fmt: skip
+
+
+def test_cues_cover_the_film_and_meet_mid_crossfade():
+    b = board(["calm", "tense", "joyful"])
+    tl = film_timeline(b)
+    cues = audio.music_cues(b, tl)
+    assert [c.mood for c in cues] == ["calm", "tense", "joyful"]
+    assert cues[0].start == 0 and cues[-1].end == tl.seconds  # the title card carries the first mood
+    for left, right in zip(cues, cues[1:]):
+        assert left.end == right.start
+    # the boundary sits in the middle of the crossfade between s01 and s02
+    p = tl.placement("s02")
+    assert abs(cues[1].start - (p.start + p.overlap_in / 2) / tl.fps) < 1 / tl.fps
+
+
+def test_score_is_reused_until_a_mood_changes(tmp_path):
+    b = board(["calm", "tense"])
+    tl = film_timeline(b)
+    store = AudioMemoryStore()
+    music = load_backend("music", "procedural")
+    first = audio.score_film(b, tl, music, tmp_path, store)
+    again = audio.score_film(b, tl, music, tmp_path, store)
+    assert again.path == first.path and again.sha256 == first.sha256
+    changed = audio.score_film(board(["calm", "eerie"]), tl, music, tmp_path, store)
+    assert changed.cache_key != first.cache_key
+    samples, rate = media.read_wav(first.path)
+    assert len(samples) == round(tl.seconds * rate) and np.sqrt((samples**2).mean()) > 0.01
+
+
+def test_effects_follow_each_shots_clips_and_land_on_the_timeline(tmp_path):
+    from tests.stages.test_generate import make_board, prompt, shot
+
+    from storyflow.backends.registry import load_backend as load
+    from storyflow.core.models import ClipChain
+    from storyflow.stages.generate import generate_chain
+
+    b = make_board(shot(1, 2.0), shot(2, 2.0)).model_copy(update={"title_card": True})
+    video, foley = load("video", "animatic"), load("effects", "procedural")
+    store = AudioMemoryStore()
+    texts = {"s01": "Mara walks on a beach at noon", "s02": "a storm over a dark city at night, rain"}
+    chains = {s.id: generate_chain(s, prompt(s.id, texts[s.id]), b, video, tmp_path, store) for s in b.shots}
+    tracks = {s.id: audio.shot_effects(s, chains[s.id], b, "waves on a beach", foley, tmp_path, store)
+              for s in b.shots}  # fmt: skip
+    again = audio.shot_effects(b.shots[0], chains["s01"], b, "waves on a beach", foley, tmp_path, store)
+    assert again.path == tracks["s01"].path  # unchanged clips: the effects are reused
+    other = ClipChain(shot_id="s01", clips=chains["s02"].clips)  # different pictures: new effects
+    assert audio.shot_effects(b.shots[0], other, b, "waves on a beach", foley, tmp_path, store).cache_key != again.cache_key
+
+    tl = film_timeline(b, {k: c.num_frames for k, c in chains.items()})
+    bed = audio.lay_effects(b, tl, tracks, tmp_path, store)
+    samples, rate = media.read_wav(bed.path)
+    assert len(samples) == round(tl.seconds * rate)
+    title = samples[: int(tl.title_frames / tl.fps * rate)]
+    shots = samples[int(tl.title_frames / tl.fps * rate) :]
+    assert np.abs(title).max() == 0  # nothing under the title card
+    assert np.sqrt((shots**2).mean()) > 1e-3  # the shots have their effects
