@@ -44,7 +44,7 @@ def _backend(**changes):
 
 
 def rows_for(folder: Path) -> list[dict]:
-    from storyflow.catalog.door import NoStore
+    from storyflow.catalog import Generations
     from storyflow.core.models import (
         CameraMove,
         Character,
@@ -71,7 +71,7 @@ def rows_for(folder: Path) -> list[dict]:
                            characters=(mara,), shots=(shot,), width=SIZE[0], height=SIZE[1], fps=FPS, seed=1)  # fmt: skip
         prompt = ShotPrompt(shot_id="s01", prompt=PROMPT, caption="Mara walks along the harbour wall")
         with timer() as t:
-            chain = generate_chain(shot, prompt, board, backend, folder / name.split()[0], NoStore())
+            chain = generate_chain(shot, prompt, board, backend, folder / name.split()[0], Generations.in_memory())
         # every join scored the same way, conditioned or not (plus the wrap-around of the loop)
         joins = list(zip(chain.clips, chain.clips[1:])) + ([(chain.clips[-1], chain.clips[0])] if loop else [])
         seams = [seams_of.score_files(a.path, b.path, FPS).ratio for a, b in joins]

@@ -32,7 +32,7 @@ STAGES = ("plan", "narrate", "rewrite", "generate", "audio", "stitch", "record")
 def plain_pipeline(story_path: Path, home: Path, workers: int) -> dict[str, float]:
     """The film made by calling the stages directly: no Prefect, no catalog."""
     from storyflow.backends.registry import load_backend
-    from storyflow.catalog.door import NoStore
+    from storyflow.catalog import Generations
     from storyflow.core.timeline import film_timeline
     from storyflow.media import AUDIO_SAMPLE_RATE
     from storyflow.stages import (
@@ -56,7 +56,7 @@ def plain_pipeline(story_path: Path, home: Path, workers: int) -> dict[str, floa
     speech = load_backend("speech", "espeak")
     foley = load_backend("effects", "procedural")
     out_dir = home / story.slug
-    store = NoStore()
+    store = Generations.in_memory()
 
     t = time.perf_counter()
     board = plan.plan_storyboard(story, llm)
@@ -95,7 +95,7 @@ def plain_pipeline(story_path: Path, home: Path, workers: int) -> dict[str, floa
     spoken = narrate.line_times(board, lines, frames)
     sound = mix.mix_film(seconds=timeline.seconds, sample_rate=AUDIO_SAMPLE_RATE,
                          narration=[(at, line.path) for at, line in spoken], music=music_track.path,
-                         effects=bed.path, out_dir=out_dir, store=store)  # fmt: skip
+                         effects=bed.path, out_dir=out_dir, door=store)  # fmt: skip
     timings["audio"] = time.perf_counter() - t
     t = time.perf_counter()
     storyboard_json = out_dir / "storyboard.json"
@@ -134,10 +134,12 @@ def main() -> None:
             os.environ["PREFECT_HOME"] = str(prefect_home)
             os.environ["PREFECT_API_URL"] = server["api_url"]
             os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
-            from flows.film import FilmOptions, run_film
+            from flows.film import run_film
+            from storyflow.core.config import FilmChoices
 
             flow_home = tmp_path / "flow"
-            summary = run_film(FilmOptions(story=str(story), home=str(flow_home), max_concurrency=workers))
+            os.environ["STORYFLOW_HOME"] = str(flow_home)
+            summary = run_film(story, FilmChoices(max_concurrency=workers))
             flow = summary["timings"]
             plain = plain_pipeline(story, tmp_path / "plain", workers)
 

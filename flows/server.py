@@ -1,21 +1,30 @@
-"""A local Prefect server on loopback, so runs can be watched in the Prefect UI.
+"""Prefect servers on loopback: the one `make ui` keeps running, and a temporary one per run.
 
 `storyflow ui start` (what `make ui` runs) starts `prefect server start` in the
 background with its state under $STORYFLOW_HOME/.prefect, and notes its process id and
 address in server.json there. Later runs find that note and report to that server
 (starting in about a second instead of spinning up a temporary server each time).
-`storyflow ui stop` stops it by its process id. This module does not import Prefect.
+`storyflow ui stop` stops it by its process id.
+
+Without one, a run starts `temporary_server()`: Prefect's own API server (without the UI)
+on a free port, for this process alone, stopped when the run ends and, on Linux, killed by
+the kernel the moment its parent dies, however it dies (SIGKILL included). Prefect would
+start such a server by itself, but as an ordinary child that outlives a killed run.
+This module does not import Prefect.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 from storyflow.core.errors import StoryflowError
@@ -24,10 +33,12 @@ from storyflow.core.processes import process_alive
 STATE_FILE = "server.json"
 
 
-def prefect_env(prefect_home: Path) -> dict[str, str]:
-    """Environment for Prefect processes: state inside our output folder, no telemetry."""
+def prefect_env(prefect_home: Path, *, keep_home: bool = False) -> dict[str, str]:
+    """Environment for Prefect processes: state inside our output folder (or the user's
+    PREFECT_HOME, with `keep_home`), no telemetry."""
+    home = os.environ.get("PREFECT_HOME") if keep_home else None
     return {
-        "PREFECT_HOME": str(prefect_home.resolve()),
+        "PREFECT_HOME": home or str(prefect_home.resolve()),
         "DO_NOT_TRACK": "1",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     }
@@ -79,6 +90,82 @@ def start_server(prefect_home: Path, host: str = "127.0.0.1", port: int = 4200, 
     raise StoryflowError(
         f"the Prefect server did not answer within {wait_s:.0f} s", fix=f"read {prefect_home / 'server.log'}"
     )
+
+
+@contextlib.contextmanager
+def temporary_server(prefect_home: Path, wait_s: float = 90) -> Iterator[str]:
+    """A Prefect API server for this process alone, on a free loopback port; yields its API URL."""
+    import importlib.util
+
+    prefect_home.mkdir(parents=True, exist_ok=True)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    api_url = f"http://127.0.0.1:{port}/api"
+    package = Path(importlib.util.find_spec("prefect").origin).parent  # without importing Prefect
+    log = open(prefect_home / "temporary-server.log", "ab")  # noqa: SIM115 - handed to the child process
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--app-dir", str(package.parent), "--factory",
+         "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(port),
+         "--log-level", "error", "--lifespan", "on"],  # fmt: skip
+        # Prefect's state where this process keeps it (ours, unless the user chose PREFECT_HOME), no telemetry
+        env={**os.environ, **prefect_env(prefect_home, keep_home=True), "PREFECT_UI_ENABLED": "0",
+             "PREFECT__SERVER_EPHEMERAL": "1"},  # fmt: skip
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        preexec_fn=_die_with_parent(os.getpid()),  # noqa: PLW1509 - runs before any thread of ours
+    )
+    log.close()
+    try:
+        deadline = time.monotonic() + wait_s
+        while not _healthy(api_url, timeout=1.0):
+            if process.poll() is not None:
+                raise StoryflowError(
+                    f"the temporary Prefect server exited at start (code {process.returncode})",
+                    fix=f"read {prefect_home / 'temporary-server.log'}; or keep a server running with `make ui`",
+                )
+            if time.monotonic() > deadline:
+                raise StoryflowError(
+                    f"the temporary Prefect server did not answer within {wait_s:.0f} s (is the machine overloaded?)",
+                    fix="rerun; or keep a server running with `make ui`, which runs start in about a second",
+                )
+            time.sleep(0.2)
+        yield api_url
+    finally:
+        _drain_prefect_workers()  # logs and events still queued go to the server before it stops
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _drain_prefect_workers(timeout_s: float = 5) -> None:
+    """Send what Prefect's background workers still hold (logs, events), if this process loaded Prefect."""
+    if "prefect" not in sys.modules:
+        return
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    for worker in (APILogWorker, EventsWorker):
+        worker.drain_all(timeout=timeout_s)
+
+
+def _die_with_parent(parent: int):
+    """In the child, before it runs: ask the kernel to kill it when its parent dies (Linux only)."""
+
+    def arrange() -> None:
+        if sys.platform.startswith("linux"):
+            import ctypes
+
+            pr_set_pdeathsig = 1
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+        if os.getppid() != parent:  # the parent died before the line above took effect
+            os._exit(1)
+
+    return arrange
 
 
 def stop_server(prefect_home: Path) -> bool:

@@ -261,3 +261,40 @@ def test_help_imports_no_heavy_module():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert "Make a film" in done.stdout
     assert "HEAVY []" in done.stdout, done.stdout[-200:]
+
+
+# A story whose target length makes a line be spoken again, faster, to fit its shot.
+PACED = """---
+title: Quick Tide
+resolution: 160x90
+fps: 12
+seed: 4
+duration: 9
+title_card: false
+---
+The tide rolls in over the flat grey sand while the gulls wheel and cry above the empty harbour wall.
+
+A small boat knocks against the pier.
+"""
+
+
+@pytest.mark.slow
+def test_each_line_is_reported_once_and_a_failed_run_says_only_error_and_fix(prefect_server, tmp_path, write_story):
+    story = write_story(PACED)
+    home, env = tmp_path / "outputs", {"PREFECT_API_URL": prefect_server}
+    made = run_cli(["film", str(story)], home=home, cwd=tmp_path, env=env)
+    assert made.code == 0, made.stderr
+    spoken = [line.split()[0] for line in made.stderr.splitlines() if " narration " in line]
+    assert spoken == ["s01", "s02"]  # each line once, however often the pace was fitted
+    assert "re-paced to 1.15x to fit its shot" in made.stderr
+
+    # a run that fails inside the flow: storyflow's two lines, nothing of Prefect's
+    failed = run_cli(["film", str(story), "--force-shot", "9"], home=home, cwd=tmp_path, env=env)
+    assert failed.code == 2
+    assert failed.stderr.splitlines()[-2:] == [
+        "error: --force-shot s09: the storyboard has no such shot",
+        "  fix: pick among s01..s02 (see `storyflow plan STORY`)",
+    ]
+    assert "Traceback" not in failed.stderr and "ERROR" not in failed.stderr and "Failed" not in failed.stderr
+    shown = run_cli(["--debug", "film", str(story), "--force-shot", "9"], home=home, cwd=tmp_path, env=env)
+    assert shown.code != 0 and "Traceback" in shown.stderr  # --debug shows everything

@@ -1,16 +1,25 @@
-"""The backend contracts: one small abstract class per kind, capabilities as data.
+"""The backend contracts: one small abstract class per kind, capabilities and needs as data.
 
 The pipeline never names a concrete model. It asks a backend what it can do
-(`capabilities`) and plans around the answer: how long a clip may be, whether it can
-start from a frame or continue a video, whether a seed is honoured.
+(`capabilities`) and plans around the answer: how long a clip may be and in which steps,
+at which sizes and frame rates, whether it can start from a frame or continue a video,
+whether a seed is honoured.
 
-A backend is built from its options, a pydantic model with extra="forbid", so a typo
-in an option is an error that names the option. Heavy imports (torch, diffusers,
-google-genai) belong inside the backend's methods, never at module top level.
+A backend states what it needs to run, as data: the packages it imports (`requires`,
+with the command that installs them) and the environment variables that hold its key
+(`key_env`). `check_available()` checks both before any work starts, and the message
+names the install command or the variable. A backend is built from its options, a
+pydantic model with extra="forbid", so a typo in an option is an error that names the
+option. Heavy imports (torch, diffusers, google-genai) belong inside the backend's
+methods, never at module top level.
+
+Every cache key names the backend, its model and the model's revision (`identity()`):
+a new model, or a new revision of one, never reuses another's output.
 """
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -19,10 +28,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
+from storyflow.core.errors import BackendUnavailableError
+
 if TYPE_CHECKING:
     import numpy as np
 
     from storyflow.core.models import ClipRequest, Shot, ShotPrompt, Story, Storyboard
+    from storyflow.core.templates import PromptFolder
 
 
 class BackendOptions(BaseModel):
@@ -32,13 +44,18 @@ class BackendOptions(BaseModel):
 
 
 class Backend(ABC):
-    """What every backend has: a registry name, a version, and typed options."""
+    """What every backend has: a registry name, a version, typed options, and what it needs."""
 
     kind: ClassVar[str]
     name: ClassVar[str]
     version: ClassVar[str] = "1"
     description: ClassVar[str] = ""
     Options: ClassVar[type[BackendOptions]] = BackendOptions
+    # What it needs to run: the packages it imports (import names), how to install them, and
+    # the environment variables that hold its key (any one of them will do).
+    requires: ClassVar[tuple[str, ...]] = ()
+    install: ClassVar[str] = ""  # e.g. 'pip install "storyflow[diffusers]"'; default: pip install <requires>
+    key_env: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, options: BackendOptions | None = None) -> None:
         self.options = options if options is not None else self.Options()
@@ -50,18 +67,89 @@ class Backend(ABC):
 
     @property
     def model(self) -> str:
-        """The model and revision whose output this backend produces (part of every cache key)."""
+        """The model this backend runs: a hub id, a folder, an API model name (default: its label)."""
         return self.label
+
+    @property
+    def revision(self) -> str:
+        """The model's revision: a commit, a release, an API version ("" when `model` says it all)."""
+        return ""
+
+    @property
+    def model_ref(self) -> str:
+        """'<model>@<revision>' (or the model alone): what the catalog records as the model."""
+        return f"{self.model}@{self.revision}" if self.revision else self.model
+
+    def identity(self) -> dict[str, Any]:
+        """What every cache key of this backend's output names: backend, version, model, revision, options."""
+        return {"backend": self.name, "version": self.version, "model": self.model, "revision": self.revision,
+                "options": self.options_dict()}  # fmt: skip
 
     def options_dict(self) -> dict[str, Any]:
         """Options as plain data for cache keys and the catalog (never secrets)."""
         return self.options.model_dump(mode="json")
 
-    def check_available(self) -> None:  # noqa: B027 - optional hook
-        """Raise BackendUnavailableError naming the fix if this backend cannot run here."""
+    def check_available(self) -> None:
+        """BackendUnavailableError naming the fix if this backend cannot run here: a package, a key, its own checks."""
+        import os
+
+        # 1. the packages it imports, without importing them (torch alone takes seconds)
+        missing = [package for package in self.requires if not _installed(package)]
+        if missing:
+            raise BackendUnavailableError(
+                f"the {self.kind} backend '{self.name}' needs {', '.join(missing)}, which is not installed",
+                fix=self.install or f"pip install {' '.join(missing)}",
+            )
+        # 2. its key, from the environment only
+        if self.key_env and not any(os.environ.get(variable) for variable in self.key_env):
+            raise BackendUnavailableError(
+                f"the {self.kind} backend '{self.name}' needs an API key and none is set",
+                fix=f"set {' or '.join(self.key_env)} in the environment (keys are never options), "
+                f"or pick another backend ({FLAGS[self.kind]})",
+            )
+        # 3. whatever else it must see before work starts (a model folder, a voice)
+        self.check()
+
+    def check(self) -> None:  # noqa: B027 - optional hook
+        """A backend's own checks beyond packages and keys; raise BackendUnavailableError naming the fix."""
+
+
+def _installed(package: str) -> bool:
+    """Whether `package` can be imported, found without importing it."""
+    import importlib.util
+    import sys
+
+    try:
+        return importlib.util.find_spec(package) is not None
+    except (ImportError, ValueError, AttributeError):  # a module entry without a spec: None means "missing"
+        return sys.modules.get(package) is not None
+
+
+# Each kind of backend, and the option that picks one.
+FLAGS = {"llm": "--llm", "video": "--video-backend", "music": "--music-backend", "speech": "--speech-backend",
+          "effects": "--effects-backend"}  # fmt: skip
 
 
 # ---------------------------------------------------------------- LLM
+
+
+@dataclass(frozen=True)
+class LLMTask:
+    """What a stage asks an LLM for, handed to the backend with the question.
+
+    `instructions` is the system prompt (rendered from prompts/ by the stage), `answer` the
+    pydantic model the answer must validate against (`schema` is its JSON Schema, for
+    structured output), and `templates` the prompt templates a template-driven backend
+    (the embedded one) renders instead of asking a model. A backend never imports a stage.
+    """
+
+    instructions: str
+    answer: type[BaseModel]
+    templates: PromptFolder
+
+    @property
+    def schema(self) -> dict[str, Any]:
+        return self.answer.model_json_schema()
 
 
 class LLMBackend(Backend):
@@ -70,12 +158,12 @@ class LLMBackend(Backend):
     kind = "llm"
 
     @abstractmethod
-    def plan(self, story: Story) -> Storyboard:
-        """Break a story into shots."""
+    def plan(self, story: Story, task: LLMTask) -> Storyboard:
+        """Break a story into shots, as `task` says."""
 
     @abstractmethod
-    def rewrite(self, shot: Shot, board: Storyboard) -> ShotPrompt:
-        """Turn one shot into a model-ready prompt."""
+    def rewrite(self, shot: Shot, board: Storyboard, task: LLMTask) -> ShotPrompt:
+        """Turn one shot into a model-ready prompt, as `task` says."""
 
 
 # ---------------------------------------------------------------- video
@@ -83,11 +171,24 @@ class LLMBackend(Backend):
 
 @dataclass(frozen=True)
 class VideoCapabilities:
-    """What a video backend can do; the extension planner reads this."""
+    """What a video backend can do, and the rules its clips follow; the planner and conform read this.
+
+    Length: a clip lasts at most `max_clip_seconds`; when `durations` is set, only those
+    lengths (Veo: 4, 6 or 8 s); its frame count follows `frames = frame_step * k +
+    frame_offset` (Wan: 4k+1, LTX: 8k+1; the default 1k+0 allows any count). Size: one of
+    `sizes` when set, else any size whose sides are multiples of `size_multiple` (Wan 16,
+    LTX 32). Rate: one of `fps` when set (Wan 16, LTX 24 or 25), else any. A film that
+    asks for something else gets the nearest the backend can make, brought back to the
+    film's size, rate and length, and every such correction is recorded on the clip.
+    """
 
     max_clip_seconds: float
-    fps: tuple[int, ...] = ()  # empty: any frame rate
-    sizes: tuple[tuple[int, int], ...] = ()  # empty: any even size
+    fps: tuple[int, ...] = ()  # native frame rates; empty: any
+    sizes: tuple[tuple[int, int], ...] = ()  # supported (width, height); empty: any meeting size_multiple
+    size_multiple: int = 2  # width and height are multiples of this
+    frame_step: int = 1  # clip lengths in frames: frame_step * k + frame_offset...
+    frame_offset: int = 0
+    durations: tuple[float, ...] = ()  # ...or only these lengths in seconds; empty: any up to max_clip_seconds
     aspect_ratios: tuple[str, ...] = ("16:9", "9:16", "1:1")
     text_to_video: bool = True
     image_to_video: bool = False  # can start from a given first frame
@@ -103,7 +204,52 @@ class VideoCapabilities:
     def as_dict(self) -> dict[str, Any]:
         from dataclasses import asdict
 
-        return asdict(self)
+        return asdict(self) | {"frame_rule": self.frame_rule}
+
+    @property
+    def frame_rule(self) -> str:
+        """The frame-count rule as people write it: '4k+1', or 'any'."""
+        if self.frame_step == 1 and self.frame_offset == 0:
+            return "any"
+        return f"{self.frame_step}k+{self.frame_offset}" if self.frame_offset else f"{self.frame_step}k"
+
+    def native_fps(self, fps: int) -> int:
+        """The rate clips for a film at `fps` are made at: `fps` itself, else the nearest the backend has."""
+        if not self.fps or fps in self.fps:
+            return fps
+        return min(self.fps, key=lambda native: (abs(native - fps), -native))
+
+    def model_frames(self, frames: int) -> int:
+        """The fewest frames the backend can make that are at least `frames` (its durations or frame rule)."""
+        frames = max(frames, 1)
+        if self.durations:
+            raise ValueError("model_frames needs a rate with durations: use clip_frames(frames, fps)")
+        k = max(0, math.ceil((frames - self.frame_offset) / self.frame_step))
+        return max(self.frame_step * k + self.frame_offset, self.frame_offset or self.frame_step)
+
+    def clip_frames(self, frames: int, fps: int) -> int:
+        """The frames a clip of at least `frames` frames at the backend's rate `fps` is made with."""
+        if self.durations:
+            allowed = sorted(round(seconds * fps) for seconds in self.durations)
+            return next((n for n in allowed if n >= frames), allowed[-1])
+        return self.model_frames(frames)
+
+    def longest_clip(self, fps: int) -> int:
+        """The most frames one clip can have at the backend's rate `fps`."""
+        if self.durations:
+            return round(max(self.durations) * fps)
+        most = math.floor(self.max_clip_seconds * fps + 1e-9)
+        k = math.floor((most - self.frame_offset) / self.frame_step)
+        return max(self.frame_step * k + self.frame_offset, 0)
+
+    def model_size(self, width: int, height: int) -> tuple[int, int]:
+        """The size clips for a film of width x height are made at (the nearest the backend allows)."""
+        if self.sizes:
+            aspect = width / height
+            return min(self.sizes, key=lambda size: (abs(math.log(size[0] / size[1] / aspect)),
+                                                     abs(size[0] * size[1] - width * height)))  # fmt: skip
+        step = max(1, self.size_multiple)
+        return (max(step, round(width / step) * step), max(step, round(height / step) * step))
 
 
 @dataclass
@@ -214,4 +360,4 @@ class MusicBackend(Backend):
         """Return float32 stereo samples, shape (round(seconds * sample_rate), 2), in [-1, 1]."""
 
 
-BACKEND_KINDS = ("llm", "video", "music", "speech", "effects")
+BACKEND_KINDS = tuple(FLAGS)

@@ -22,19 +22,10 @@ import pkgutil
 from functools import cache
 from typing import Any
 
-from storyflow.backends.base import BACKEND_KINDS, Backend
+from storyflow.backends.base import BACKEND_KINDS, FLAGS, Backend
 from storyflow.core.errors import BackendOptionError, UnknownBackendError
 
 PACKAGE = "storyflow.backends"
-
-FLAGS = {
-    "llm": "--llm",
-    "video": "--video-backend",
-    "music": "--music-backend",
-    "speech": "--speech-backend",
-    "effects": "--effects-backend",
-}
-
 
 @cache
 def _builtin() -> dict[str, dict[str, str]]:

@@ -23,19 +23,17 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from storyflow.catalog.api import Catalog, open_catalog
-    from storyflow.catalog.integrity import format_verify
-    from storyflow.catalog.listing import format_run_detail, format_shots
-    from storyflow.catalog.provenance import format_provenance
+    from storyflow.catalog.door import Generations
+    from storyflow.catalog.kinds import AUDIO, CLIP, FILM, NARRATION, PROMPT, STORYBOARD, Kind
 
-__all__ = ["Catalog", "format_provenance", "format_run_detail", "format_shots", "format_verify", "open_catalog"]
+__all__ = ["AUDIO", "CLIP", "FILM", "NARRATION", "PROMPT", "STORYBOARD", "Catalog", "Generations", "Kind",
+           "open_catalog"]  # fmt: skip
 
 _WHERE = {
     "Catalog": "api",
     "open_catalog": "api",
-    "format_provenance": "provenance",
-    "format_shots": "listing",
-    "format_run_detail": "listing",
-    "format_verify": "integrity",
+    "Generations": "door",
+    **dict.fromkeys(("AUDIO", "CLIP", "FILM", "NARRATION", "PROMPT", "STORYBOARD", "Kind"), "kinds"),
 }
 
 

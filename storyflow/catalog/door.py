@@ -1,105 +1,219 @@
-"""The stages' door to the catalog: look a generation up by its cache key, or record it.
+"""The door every generation goes through: reuse what the catalog holds, or make it and record it.
 
-(transitional: GenerationStore protocol, NoStore, CatalogStore)
+    door = Generations(catalog, run_id=run_id, force_shots={"s03"})
+    clip = door.reuse_or_make(CLIP, key, make_the_clip, shot="s03")
+
+Every arrow of the data path (storyboard, prompt, clip segment, narration line, music,
+effects, mix, film) takes the same steps, written once, here:
+
+1. unless forced, look the key up: the newest generation whose files are all intact,
+   each checked against its recorded sha256 (storyflow.catalog.store) -> reuse it;
+2. else make it: the maker writes its files atomically and hashes what it wrote;
+3. record it, pointing at the rows it belongs to: the run, and the rows named with
+   `point_at` (the storyboard, the shots) or recorded through this door for the same shot
+   (a clip points at its shot's prompt). A generation made before those rows exist
+   (narration is spoken before the storyboard it fits is recorded) waits here and is
+   recorded the moment they are. A reused storyboard or prompt is recorded too: it is
+   addressed by its content, so that only links it to this run's story and shots.
+
+`--force` (everything) and `--force-shot` (one shot's clips) are decided in `forced()`, and
+nowhere else. The door tallies, per kind, what it made and what it reused.
+
+Without a catalog (`Generations.in_memory()`: stage tests, `storyflow plan`) the same door
+remembers what it made for as long as it lives, with the same file checks.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+import threading
+import time
+from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from storyflow.core.models import AudioTrack, Clip, NarrationLine
+from storyflow.media import sha256_file
 
 if TYPE_CHECKING:
-    from storyflow.catalog import Catalog
+    from storyflow.catalog.kinds import Kind
+    from storyflow.catalog.store import Store
+
+T = TypeVar("T")
 
 
-class GenerationStore(Protocol):
-    """Where stages look up finished generations and record new ones (the catalog)."""
+class Generations:
+    """One run's door to the catalog: reuse or make, record, tally."""
 
-    def find_clip(self, cache_key: str) -> Clip | None: ...
-
-    def save_clip(self, clip: Clip) -> None: ...
-
-    def find_audio(self, cache_key: str) -> AudioTrack | None: ...
-
-    def save_audio(self, track: AudioTrack) -> None: ...
-
-    def find_narration(self, cache_key: str) -> NarrationLine | None: ...
-
-    def save_narration(self, line: NarrationLine) -> None: ...
-
-
-class NoStore:
-    """Generate everything and remember nothing: for stage tests and one-off renders."""
-
-    def find_clip(self, cache_key: str) -> Clip | None:
-        return None
-
-    def save_clip(self, clip: Clip) -> None:
-        return None
-
-    def find_audio(self, cache_key: str) -> AudioTrack | None:
-        return None
-
-    def save_audio(self, track: AudioTrack) -> None:
-        return None
-
-    def find_narration(self, cache_key: str) -> NarrationLine | None:
-        return None
-
-    def save_narration(self, line: NarrationLine) -> None:
-        return None
-
-
-class CatalogStore:
-    """The catalog as a GenerationStore for one run: new rows point at this run.
-
-    With `force`, nothing is looked up (every generation is made again, and its new rows
-    replace the old ones under the same keys).
-
-    Narration is spoken while the storyboard is still being fitted to it, so lines made
-    before `attach_storyboard` wait here and are recorded the moment the storyboard is.
-    """
-
-    def __init__(self, catalog: Catalog, *, run_id: int, force: bool = False) -> None:
-        self.catalog = catalog
-        self.run_id = run_id
+    def __init__(
+        self,
+        store: Store | MemoryStore,
+        *,
+        run_id: int | None = None,
+        force: bool = False,
+        force_shots: Collection[str] = (),
+    ) -> None:
+        self.store = store
         self.force = force  # trust no earlier result: every lookup misses
-        self.storyboard_id: int | None = None
-        self.prompt_ids: dict[str, int] = {}  # shot id -> prompt row
-        self._waiting: list[NarrationLine] = []
+        self.force_shots = frozenset(force_shots)  # make these shots' clips again
+        self.refs: dict[str, Any] = {"run": run_id}  # the rows generations point at (see point_at)
+        self.tally: dict[str, dict[str, int]] = {}  # {"clip": {"made": 2, "reused": 7}, ...}
+        self._rows: dict[tuple[str, str], int] = {}  # (kind, key) -> row
+        self._by_shot: dict[str, dict[str, int]] = {}  # kind -> shot id -> this run's row for that shot
+        self._waiting: list[tuple[Kind, Any, dict[str, Any]]] = []
+        self._lock = threading.Lock()  # stages call in from several worker threads
 
-    def attach_storyboard(self, storyboard_id: int) -> None:
-        self.storyboard_id = storyboard_id
-        waiting, self._waiting = self._waiting, []
-        for line in waiting:
-            self.save_narration(line)
+    @classmethod
+    def in_memory(cls, *, force: bool = False) -> Generations:
+        """A door with no catalog behind it: it remembers what it made while it lives."""
+        return cls(MemoryStore(), force=force)
 
-    def attach_prompts(self, prompt_ids: dict[str, int]) -> None:
-        self.prompt_ids = prompt_ids
+    # ------------------------------------------------------------ the one operation
 
-    def find_clip(self, cache_key: str) -> Clip | None:
-        return None if self.force else self.catalog.find_clip(cache_key)
+    def reuse_or_make(
+        self,
+        kind: Kind[T],
+        key: str,
+        make: Callable[[], T],
+        *,
+        shot: str | None = None,
+        facts: Mapping[str, Any] | None = None,
+        links: Mapping[str, Sequence[str]] | None = None,
+        tally: str | None = "",
+    ) -> T:
+        """The generation under `key`: reused when it is recorded and intact, else made and recorded.
 
-    def save_clip(self, clip: Clip) -> None:
-        self.catalog.record_clip(clip, prompt_id=self.prompt_ids[clip.shot_id], run_id=self.run_id)
+        `shot` names the shot a clip belongs to (for --force-shot); `facts` and `links` go to the
+        record (see Store.record); `tally` is what the run's tally counts it as ("": the kind's
+        name; None: not counted).
+        """
+        found = self.reuse(kind, key, shot=shot, tally=tally, facts=facts)
+        if found is not None:
+            return found
+        started = time.perf_counter()
+        item = make()
+        facts = {"wall_s": time.perf_counter() - started, **(facts or {})}
+        return self.keep(kind, item, key=key, facts=facts, links=links, tally=tally)
 
-    def find_audio(self, cache_key: str) -> AudioTrack | None:
-        return None if self.force else self.catalog.find_audio(cache_key)
+    def forced(self, shot: str | None = None) -> bool:
+        """Whether an earlier generation may not be reused: --force, or --force-shot of this shot."""
+        return self.force or (shot is not None and shot in self.force_shots)
 
-    def save_audio(self, track: AudioTrack) -> None:
-        self.catalog.record_audio(track, storyboard_id=self._storyboard(), run_id=self.run_id)
-
-    def find_narration(self, cache_key: str) -> NarrationLine | None:
-        return None if self.force else self.catalog.find_narration(cache_key)
-
-    def save_narration(self, line: NarrationLine) -> None:
-        if self.storyboard_id is None:
-            self._waiting.append(line)
+    def reuse(
+        self,
+        kind: Kind[T],
+        key: str,
+        *,
+        shot: str | None = None,
+        tally: str | None = "",
+        facts: Mapping[str, Any] | None = None,
+    ) -> T | None:
+        """The intact generation recorded under `key` (counted as reused), or None when there is none or it is forced."""
+        if self.forced(shot):
+            return None
+        found = self.store.lookup(kind, key)
+        if found is None:
+            return None
+        row_id, item = found
+        if kind.identity == "content" and self.store.needs_refs:
+            # addressed by its content: recording it again links it to this run's rows (it took no time now)
+            self.keep(kind, item, key=key, facts={**(facts or {}), "wall_s": 0.0}, tally=None)
         else:
-            self.catalog.record_narration(line, storyboard_id=self.storyboard_id, run_id=self.run_id)
+            with self._lock:
+                self._remember(kind, key, item, row_id)
+        if tally is not None:
+            self._count(tally or kind.name, "reused")
+        return item
 
-    def _storyboard(self) -> int:
-        if self.storyboard_id is None:
-            raise RuntimeError("record the storyboard (attach_storyboard) before audio tracks")
-        return self.storyboard_id
+    def keep(
+        self,
+        kind: Kind[T],
+        item: T,
+        *,
+        key: str | None = None,
+        facts: Mapping[str, Any] | None = None,
+        links: Mapping[str, Sequence[str]] | None = None,
+        tally: str | None = "",
+    ) -> T:
+        """Record a generation just made (counted as made unless `tally` is None); it waits for the rows it needs."""
+        key = key if key is not None else getattr(item, "cache_key", None)
+        entry = {"key": key, "facts": {name: value for name, value in (facts or {}).items()
+                                       if name in kind.columns and not _has_field(item, name)},
+                 "links": links}  # fmt: skip
+        with self._lock:
+            if self._missing(kind, item):
+                self._waiting.append((kind, item, entry))
+            else:
+                self._record(kind, item, entry)
+        if tally is not None:
+            self._count(tally or kind.name, "made")
+        return item
+
+    def point_at(self, **refs: Any) -> None:
+        """Name rows that generations point at from now on (storyboard=7, prompt={"s01": 9}, ...);
+        generations that were waiting for them are recorded now."""
+        with self._lock:
+            self.refs.update(refs)
+            waiting, self._waiting = self._waiting, []
+            for kind, item, entry in waiting:
+                if self._missing(kind, item):
+                    self._waiting.append((kind, item, entry))
+                else:
+                    self._record(kind, item, entry)
+
+    def row_id(self, kind: Kind, key: str) -> int | None:
+        """The catalog row of the generation under `key` this door reused or recorded, if any."""
+        return self._rows.get((kind.name, key))
+
+    # ------------------------------------------------------------ helpers
+
+    def _ref(self, name: str, item: Any) -> Any:
+        """The row `item` points at as its `name`: named with point_at, else this run's row of that kind for its shot."""
+        shot = getattr(item, "shot_id", None)
+        ref = self.refs.get(name, self._by_shot.get(name))
+        return ref.get(shot) if isinstance(ref, Mapping) else ref
+
+    def _missing(self, kind: Kind, item: Any) -> bool:
+        return self.store.needs_refs and any(self._ref(name, item) is None for name in kind.refs)
+
+    def _record(self, kind: Kind, item: Any, entry: dict[str, Any]) -> None:
+        refs = {name: self._ref(name, item) for name in (*kind.refs, "run")}
+        row_id = self.store.record(kind, item, key=entry["key"], refs=refs, facts=entry["facts"], links=entry["links"])
+        self._remember(kind, entry["key"], item, row_id)
+
+    def _remember(self, kind: Kind, key: str | None, item: Any, row_id: int) -> None:
+        if key:
+            self._rows[(kind.name, key)] = row_id
+        shot = getattr(item, "shot_id", None)
+        if shot is not None:
+            self._by_shot.setdefault(kind.name, {})[shot] = row_id
+
+    def _count(self, label: str, outcome: str) -> None:
+        with self._lock:
+            self.tally.setdefault(label, {"made": 0, "reused": 0})[outcome] += 1
+
+
+class MemoryStore:
+    """A store that lives in memory: generations found again only while their files are intact."""
+
+    needs_refs = False  # nothing to point at
+
+    def __init__(self) -> None:
+        self._items: dict[tuple[str, str], tuple[int, Any]] = {}
+
+    def lookup(self, kind: Kind, key: str) -> tuple[int, Any] | None:
+        found = self._items.get((kind.name, key))
+        if found is None:
+            return None
+        row_id, item = found
+        path, sha256 = getattr(item, "path", None), getattr(item, "sha256", None)
+        if path is not None and not (path.is_file() and sha256_file(path) == sha256):
+            return None
+        return row_id, item.model_copy(update={"reused": True}) if _has_field(item, "reused") else item
+
+    def record(self, kind: Kind, item: Any, *, key: str | None, **_: Any) -> int:
+        row_id = len(self._items) + 1
+        if key:
+            self._items[(kind.name, key)] = (row_id, item)
+        return row_id
+
+
+def _has_field(item: Any, name: str) -> bool:
+    return name in getattr(type(item), "model_fields", {})

@@ -61,17 +61,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import delete, select, update
 
 from storyflow.catalog.db import sqlite_file
-from storyflow.catalog.schema import (
-    AudioRow,
-    ClipRow,
-    FileRow,
-    FilmAudioRow,
-    FilmClipRow,
-    FilmNarrationRow,
-    FilmRow,
-    NarrationRow,
-    RunRow,
-)
+from storyflow.catalog.kinds import FILM, KINDS, OWNERS, row_files
+from storyflow.catalog.schema import ClipRow, FileRow, FilmRow, RunRow
 from storyflow.media import sha256_file
 
 if TYPE_CHECKING:
@@ -85,10 +76,8 @@ CATALOG_SUFFIXES = ("", "-wal", "-shm", "-journal")
 PARTIAL = re.compile(r"^\..+\.partial")  # storyflow.media.partial_path: ".<stem>.<random>.partial<suffix>"
 SCRATCH = re.compile(r"^\.stitch-")  # storyflow.stages.stitch's scratch folder
 SUMMARY = "summary.json"
-# The tables whose rows own files, and the links from films to them.
-OWNERS = {"clips": ClipRow, "audio_tracks": AudioRow, "narration_lines": NarrationRow, "films": FilmRow}
-LINKS = {"clips": (FilmClipRow, FilmClipRow.clip_id), "audio_tracks": (FilmAudioRow, FilmAudioRow.audio_id),
-         "narration_lines": (FilmNarrationRow, FilmNarrationRow.narration_id)}  # fmt: skip
+# The links from films to what they play, by the table of what they play: (link table, its column).
+LINKS = {KINDS[link.kind].owner: (link.table, getattr(link.table, link.column)) for link in FILM.links.values()}
 
 Row = tuple[str, int]  # (table, id)
 
@@ -196,15 +185,13 @@ def verify(catalog: Store, repair: bool = False) -> dict:
 
 def read_claims(catalog: Store) -> Claims:
     """Every row that points at a file, in one read transaction."""
-    from storyflow.catalog.store import film_files
-
     claims = Claims()
 
     def at(stored: str) -> Path:
         return Path(os.path.abspath(catalog.absolute_path(stored)))
 
-    with catalog._session(write=False) as s:
-        alive = {table: set(s.scalars(select(model.id))) for table, model in OWNERS.items()}
+    with catalog.reading() as s:
+        alive = {table: set(s.scalars(select(kind.table.id))) for table, kind in OWNERS.items()}
         files_by_owner: dict[Row, list[FileRow]] = {}
         for f in s.scalars(select(FileRow).order_by(FileRow.id)):
             owner = (f.owner_table, f.owner_id)
@@ -213,16 +200,13 @@ def read_claims(catalog: Store) -> Claims:
                 continue
             files_by_owner.setdefault(owner, []).append(f)
             claims.add(at(f.path), Claim(owner, ("files", f.id), f.kind, f.sha256, f.bytes, newest=True))
-        for table, model in (("clips", ClipRow), ("audio_tracks", AudioRow), ("narration_lines", NarrationRow)):
-            kind = {"clips": "clip", "audio_tracks": "audio", "narration_lines": "narration"}[table]
-            for row_id, path, sha256, size in s.execute(select(model.id, model.path, model.sha256, model.bytes)):
-                claims.add(at(path), Claim((table, row_id), (table, row_id), kind, sha256, size, newest=False))
-        for film in s.scalars(select(FilmRow)):
-            files, _ = film_files(film, files_by_owner.get(("films", film.id), []))
-            for f in files:
-                claims.add(at(f.stored), Claim(("films", film.id), ("films", film.id), f.kind, f.sha256, f.bytes,
-                                               newest=False))  # fmt: skip
-            claims.film_folders[film.id] = at(film.path).parent
+        for table, kind in OWNERS.items():
+            for row in s.scalars(select(kind.table)):
+                for f in row_files(kind, row, files_by_owner.get((table, row.id), [])):
+                    claims.add(at(f.stored), Claim((table, row.id), (table, row.id), f.what, f.sha256, f.bytes,
+                                                   newest=False))  # fmt: skip
+                if kind is FILM:
+                    claims.film_folders[row.id] = at(row.path).parent
         for table, (link, column) in LINKS.items():
             for film_id, target in s.execute(select(link.film_id, column)):
                 claims.links.setdefault((table, target), set()).add(film_id)
@@ -344,7 +328,7 @@ def _folder_size(folder: Path) -> int:
 
 
 def _running_runs(catalog: Store) -> list[int]:
-    with catalog._session(write=False) as s:
+    with catalog.reading() as s:
         return list(s.scalars(select(RunRow.id).where(RunRow.status == "running").order_by(RunRow.id)))
 
 
@@ -465,14 +449,14 @@ class Repair:
     def delete_row(self, unit: Row) -> None:
         """Delete one row and what depends on it, in one short transaction (portable SQL only)."""
         table, row_id = unit
-        with self.catalog._session() as s:
+        with self.catalog.writing() as s:
             if table == "files":
                 s.execute(delete(FileRow).where(FileRow.id == row_id))
                 return
             if table == "films":
                 s.execute(update(RunRow).where(RunRow.film_id == row_id).values(film_id=None))
-                for link in (FilmClipRow, FilmAudioRow, FilmNarrationRow):
-                    s.execute(delete(link).where(link.film_id == row_id))
+                for link in FILM.links.values():
+                    s.execute(delete(link.table).where(link.table.film_id == row_id))
             else:
                 link, column = LINKS[table]
                 s.execute(delete(link).where(column == row_id))
@@ -480,12 +464,12 @@ class Repair:
                 s.execute(update(ClipRow).where(ClipRow.parent_clip_id == row_id).values(parent_clip_id=None))
                 s.execute(update(ClipRow).where(ClipRow.end_parent_clip_id == row_id).values(end_parent_clip_id=None))
             s.execute(delete(FileRow).where(FileRow.owner_table == table, FileRow.owner_id == row_id))
-            model = OWNERS[table]
+            model = OWNERS[table].table
             s.execute(delete(model).where(model.id == row_id))
 
     def unlink_film(self, film_id: int, removed: list[Row]) -> None:
         """A film that plays removed rows: kept (its files are intact), but never offered for reuse again."""
-        with self.catalog._session() as s:
+        with self.catalog.writing() as s:
             s.execute(update(FilmRow).where(FilmRow.id == film_id).values(cache_key=None))
         names = ", ".join(_row_name(row) for row in removed)
         self.done.append({"action": "film no longer reusable", "row": f"films #{film_id}",
@@ -519,38 +503,3 @@ class Repair:
             folder.mkdir(parents=True)
             self._orphans = folder
         return self._orphans
-
-
-# ---------------------------------------------------------------- text
-
-LABELS = {
-    "rows_without_files": "rows whose file is gone",
-    "hash_mismatches": "files changed since they were recorded",
-    "file_rows_without_owner": "files rows whose owner row is gone",
-    "files_without_rows": "files no row claims",
-    "partial_files": "unfinished temporaries left by a killed run",
-}
-
-
-def format_verify(report: dict) -> str:
-    """The report as text: each problem with its path, then what a repair did."""
-    out = []
-    if report["ok"]:
-        out.append(f"ok: {report['checked_files']} recorded files all there and unchanged, no stray files")
-    for key, label in LABELS.items():
-        items = report[key]
-        if items:
-            out.append(f"{label}: {len(items)}")
-        for item in items:
-            rows = f"  ({', '.join(item['rows'])})" if item.get("rows") else ""
-            out.append(f"  {item['path']}{rows}")
-    if report.get("running_runs"):
-        out.append(f"runs still marked running: {', '.join(f'#{i}' for i in report['running_runs'])}")
-    for action in report.get("repaired", []):
-        where = action.get("path") or action.get("row")
-        to = f" -> {action['to']}" if action.get("to") else ""
-        out.append(f"repaired: {action['action']} {where}{to}  ({action['reason']})")
-    if not report["ok"] and "repaired" not in report:
-        out.append("fix: run `storyflow catalog verify --repair` "
-                   "(it moves stray files to .orphans/, never deletes them)")
-    return "\n".join(out) + "\n"

@@ -4,13 +4,13 @@ generated versus reused (`storyflow catalog run ID`).
 `film_shots(catalog, path)` finds the film (by path or by content, like provenance) and
 returns a JSON-able tree: the film, then its shots in order, each with the segments the film
 plays (path, parent, end parent, strategy, seconds, seam score, drift) and the narration
-lines it speaks. `format_shots(tree)` renders it as a table, one line per segment, with
-seams that show marked VISIBLE.
+lines it speaks.
 
 `run_detail(catalog, run_id)` lists the rows a run made (clips, narration lines, audio
 tracks, films: every row whose run_id is the run) and the rows its film links to that
 another run made (reused). Storyboards and prompts carry no run id, so they are not
-listed; the run's `generations` tally counts them. `format_run_detail` renders it.
+listed; the run's `generations` tally counts them. Both are read-only; the command line
+renders them (storyflow.cli.text).
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
-from storyflow.catalog.provenance import Walk, find_file, seam_dict, short
+from storyflow.catalog.provenance import Walk, find_file, seam_dict
+from storyflow.core.hashing import short
 from storyflow.catalog.schema import (
     AudioRow,
     ClipRow,
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
 
 def film_shots(catalog: Store, path: Path) -> dict:
     """The film at `path` shot by shot; CatalogError (with a fix) if `path` is not a film the catalog knows."""
-    with catalog._session(write=False) as s:
+    with catalog.reading() as s:
         # 1. the film: its mp4, or any file made beside it (poster, subtitles, stems)
         record, asked, matched_by = find_file(catalog, s, Path(path))
         film = s.get(FilmRow, record.owner_id) if record.owner_table == "films" else None
@@ -130,96 +131,6 @@ def _segment(walk: Walk, clip: ClipRow, film: FilmRow, paths: dict[int, str]) ->
     }
 
 
-# ---------------------------------------------------------------- text
-
-COLUMNS = ("shot", "seg", "path", "parent", "strategy", "seconds", "seam")
-
-
-def format_shots(tree: dict) -> str:
-    """The film's segments as a table: one line per segment, narration under its shot, VISIBLE seams marked."""
-    home = Path(tree["home"])
-    warn = tree.get("seam_warn_ratio", SEAM_WARN_RATIO)
-    film = tree["film"]
-
-    # 1. the rows: a segment, or a shot's narration line (printed across the columns)
-    rows: list[tuple[str, ...] | str] = []
-    visible = 0
-    for shot in tree["shots"]:
-        for number, seg in enumerate(shot["segments"]):
-            seam = seg["seam"]
-            ratio = "-"
-            if seam is not None:
-                ratio = f"{seam['ratio']:.2f}"
-                if seam["ratio"] > warn:
-                    ratio += " VISIBLE"
-                    visible += 1
-            notes = []
-            if seg["end_parent_sha256"]:
-                end_seam = seg.get("end_seam")
-                wrap = f" (seam {end_seam['ratio']:.2f}{' VISIBLE' if end_seam['ratio'] > warn else ''})" if end_seam else ""
-                visible += bool(end_seam and end_seam["ratio"] > warn)
-                notes.append(f"leads into {short(seg['end_parent_sha256'])}{wrap}")
-            if seg["drift"]:
-                notes.append(f"drift: {seg['drift']}")
-            if seg.get("reused"):
-                notes.append("reused")
-            label = ""
-            if number == 0:  # "↳" as in `storyflow plan`: the shot starts on the previous shot's last frame
-                label = ("↳ " if shot["continues_previous"] else "") + shot["shot_key"]
-            rows.append((
-                label,
-                str(seg["segment"]),
-                _relative(seg["path"], home),
-                short(seg["parent_sha256"]) or "-",
-                seg["strategy"],
-                f"{seg['seconds']:.2f}",
-                ratio + ("  " + "; ".join(notes) if notes else ""),
-            ))  # fmt: skip
-        if not shot["segments"]:
-            rows.append((shot["shot_key"], "-", "(no segments recorded)", "-", "-", "-", "-"))
-        for line in shot["narration"]:
-            rows.append(
-                f"narration +{line['offset']:.2f} s, {line['seconds']:.2f} s, {line['voice']} at "
-                f"{line['rate']:g} wpm: {line['text']!r}"
-            )
-
-    # 2. column widths from the segment rows; the last column runs free
-    table = [COLUMNS, *(r for r in rows if isinstance(r, tuple))]
-    widths = [max(len(r[i]) for r in table) for i in range(len(COLUMNS) - 1)]
-    right = {1, 5}  # numbers line up on the right
-
-    def line(cells: tuple[str, ...]) -> str:
-        parts = [
-            cell.rjust(w) if i in right else cell.ljust(w)
-            for i, (cell, w) in enumerate(zip(cells[:-1], widths, strict=True))
-        ]
-        return "  ".join([*parts, cells[-1]]).rstrip()
-
-    # 3. header, rows, and a summary of the seams
-    segments = sum(len(shot["segments"]) for shot in tree["shots"])
-    loudness = f"  loudness {film['loudness_lufs']:.1f} LUFS" if film.get("loudness_lufs") is not None else ""
-    out = [
-        f"film {_relative(film['path'], home)}  {film['duration']:.2f} s  "
-        f"{len(tree['shots'])} shots, {segments} segments{loudness}",
-        line(COLUMNS),
-    ]
-    indent = " " * (widths[0] + 2)
-    out += [indent + row if isinstance(row, str) else line(row) for row in rows]
-    if visible:
-        out.append(f"{visible} visible seam(s): a jump over {warn:g}x the ordinary frame-to-frame change")
-    else:
-        out.append(f"no visible seams (none over {warn:g}x the ordinary frame-to-frame change)")
-    return "\n".join(out) + "\n"
-
-
-def _relative(path: str, home: Path) -> str:
-    """`path` relative to the output folder when inside it, else as it is."""
-    try:
-        return Path(path).relative_to(home).as_posix()
-    except ValueError:
-        return path
-
-
 # ---------------------------------------------------------------- storyflow catalog run ID
 
 
@@ -227,7 +138,7 @@ def run_detail(catalog: Store, run_id: int) -> dict:
     """The run, what it generated (rows with its run id) and what its film reused (rows an other run made)."""
     from storyflow.catalog.store import run_dict
 
-    with catalog._session(write=False) as s:
+    with catalog.reading() as s:
         run = s.get(RunRow, run_id)
         if run is None:
             raise CatalogError(
@@ -302,22 +213,3 @@ def _count(items: list[dict]) -> dict[str, int]:
     for item in items:
         counts[item["kind"]] = counts.get(item["kind"], 0) + 1
     return counts
-
-
-def format_run_detail(detail: dict) -> str:
-    """What a run generated and reused, one line per row, paths relative to the output folder."""
-    run = detail["run"]
-    out = [f"run #{run['id']}  {run['status']}  {run['story_source']}  started {run['started_at']}"]
-    tally = detail.get("generations") or {}
-    if tally:
-        out.append("generations: " + ", ".join(f"{kind} {n['made']} made / {n['reused']} reused"
-                                              for kind, n in tally.items()))  # fmt: skip
-    for what in ("generated", "reused"):
-        items = detail[what]
-        counts = ", ".join(f"{n} {kind}" for kind, n in detail["counts"][what].items())
-        out.append(f"{what}: {len(items)}" + (f" ({counts})" if counts else ""))
-        for item in items:
-            where = f"{item.get('shot_key', '')} {item.get('segment', '')}".strip()
-            by = f"  made by run #{item['made_by_run']}" if what == "reused" and item["made_by_run"] else ""
-            out.append(f"  {item['kind']:<15} {where:<7} {item['sha256']}  {item['path']}{by}")
-    return "\n".join(out) + "\n"

@@ -6,19 +6,21 @@
                  it generated versus reused)
 
 `provenance(catalog, path)` finds the file by its path, or failing that by its content
-(sha256), so a moved or copied file still resolves, and returns a JSON-able tree.
-`format_provenance(tree)` renders that tree as indented text for the terminal.
+(sha256), so a moved or copied file still resolves, and returns a JSON-able tree (the
+command line renders it: storyflow.cli.text.format_provenance). Read-only.
 """
 
 from __future__ import annotations
 
 import os
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from storyflow.catalog.kinds import AUDIO, CLIP, FILM, NARRATION, OWNERS, Kind
 from storyflow.catalog.schema import (
     AudioRow,
     ClipRow,
@@ -35,20 +37,14 @@ from storyflow.catalog.schema import (
     StoryRow,
 )
 from storyflow.core.errors import CatalogError
+from storyflow.core.hashing import short
 from storyflow.core.models import SEAM_WARN_RATIO
 from storyflow.media import sha256_file
 
 if TYPE_CHECKING:
     from storyflow.catalog.store import Store
 
-SHORT = 12  # characters of a sha256 shown in text
 MAX_PARENTS = 10_000  # a chain longer than this is a loop in the data, not a film
-# The table a files row names as its maker -> that table's row class.
-OWNERS = {"films": FilmRow, "clips": ClipRow, "audio_tracks": AudioRow, "narration_lines": NarrationRow}
-
-
-def short(sha256: str | None) -> str:
-    return (sha256 or "")[:SHORT]
 
 
 # ---------------------------------------------------------------- the walk
@@ -57,27 +53,20 @@ def short(sha256: str | None) -> str:
 def provenance(catalog: Store, path: Path) -> dict:
     """The provenance tree of the file at `path`; CatalogError (with a fix) if the catalog does not know it."""
     path = Path(path)
-    with catalog._session(write=False) as s:
+    with catalog.reading() as s:
         # 1. which file row: by path first, then by content
         record, asked, matched_by = find_file(catalog, s, path)
         walk = Walk(catalog, s)
         # 2. the tree of the row that made it (poster, subtitles... belong to their film)
-        owner = OWNERS.get(record.owner_table)
-        row = s.get(owner, record.owner_id) if owner is not None else None
+        kind = OWNERS.get(record.owner_table)
+        row = s.get(kind.table, record.owner_id) if kind is not None else None
         if row is None:
             raise CatalogError(
                 f"the catalog says {record.path} was made by {record.owner_table} #{record.owner_id}, "
                 "but that row is gone",
                 fix="run `storyflow catalog verify --repair`, then make the film again",
             )
-        if isinstance(row, FilmRow):
-            tree = walk.film(row)
-        elif isinstance(row, ClipRow):
-            tree = walk.clip_tree(row)
-        elif isinstance(row, NarrationRow):
-            tree = walk.narration_tree(row)
-        else:
-            tree = walk.audio_tree(row)
+        tree = walk.film(row) if kind is FILM else walk.generation(kind, row)
         tree["file"] = _file_dict(catalog, record, asked, matched_by)
         return tree
 
@@ -157,8 +146,8 @@ class Walk:
                 self.shot(shot)
                 | {
                     "prompt": self.prompt(prompt),
-                    "clips": [self.clip(c) for c in clips],
-                    "narration_lines": [self.narration(n) for n in lines if n.shot_key == shot.shot_key],
+                    "clips": [self.piece(CLIP, c) for c in clips],
+                    "narration_lines": [self.piece(NARRATION, n) for n in lines if n.shot_key == shot.shot_key],
                 }
             )
         audio = self.s.scalars(
@@ -203,74 +192,63 @@ class Walk:
             "story": self.story(board.story),
             "storyboard": self.storyboard(board),
             "shots": shots,
-            "audio": [self.audio(a) for a in audio],
+            "audio": [self.piece(AUDIO, a) for a in audio],
             "run": self.run(film.run_id),
         }
 
-    def clip_tree(self, clip: ClipRow) -> dict:
-        """A clip: its parents up the chain, its prompt, shot, storyboard, story, and the films using it."""
-        prompt = clip.prompt_row
-        shot = prompt.shot
-        board = shot.storyboard
-        # IN, not DISTINCT: PostgreSQL cannot compare films' JSON columns for DISTINCT
-        films = self.s.scalars(
-            select(FilmRow).where(FilmRow.id.in_(select(FilmClipRow.film_id).where(FilmClipRow.clip_id == clip.id)))
+    def generation(self, kind: Kind, row: Any) -> dict:
+        """A clip, a narration line or an audio track: what made it, back to the story, and the films using it.
+
+        A clip also shows its parents up the chain and the clip it ends leading into.
+        """
+        prompt = row.prompt_row if kind is CLIP else None
+        board = prompt.shot.storyboard if prompt is not None else self.s.get(StoryboardRow, row.storyboard_id)
+        link = next(link for link in FILM.links.values() if link.kind == kind.name)
+        films = self.s.scalars(  # IN, not DISTINCT: PostgreSQL cannot compare films' JSON columns for DISTINCT
+            select(FilmRow).where(FilmRow.id.in_(select(link.table.film_id).where(getattr(link.table, link.column) == row.id)))
             .order_by(FilmRow.id)
         ).all()  # fmt: skip
-        return {
-            "kind": "clip",
-            "path": self.path(clip.path),
-            "sha256": clip.sha256,
-            "clip": self.clip(clip),
-            "parents": self.parents(clip),
-            "end_parent": self.clip(clip.end_parent) if clip.end_parent is not None else None,
-            "shot": self.shot(shot),
-            "prompt": self.prompt(prompt),
+        tree: dict[str, Any] = {"kind": kind.name, "path": self.path(row.path), "sha256": row.sha256,
+                                kind.name: self.piece(kind, row)}  # fmt: skip
+        if kind is CLIP:
+            tree["parents"] = self.parents(row)
+            tree["end_parent"] = self.piece(CLIP, row.end_parent) if row.end_parent is not None else None
+        if hasattr(row, "shot_key"):
+            shot = prompt.shot if prompt is not None else self.s.scalar(
+                select(ShotRow).where(ShotRow.storyboard_id == board.id, ShotRow.shot_key == row.shot_key))  # fmt: skip
+            tree["shot"] = self.shot(shot) if shot is not None else None
+        if kind is CLIP:
+            tree["prompt"] = self.prompt(prompt)
+        return tree | {
             "storyboard": self.storyboard(board),
             "story": self.story(board.story),
             "films": [self.film_ref(f) for f in films],
-            "run": self.run(clip.run_id),
+            "run": self.run(row.run_id),
         }
 
-    def audio_tree(self, track: AudioRow) -> dict:
-        """An audio track: its storyboard, story, and the films that carry it."""
-        board = self.s.get(StoryboardRow, track.storyboard_id)
-        films = self.s.scalars(
-            select(FilmRow).join(FilmAudioRow, FilmAudioRow.film_id == FilmRow.id)
-            .where(FilmAudioRow.audio_id == track.id).order_by(FilmRow.id)
-        ).all()  # fmt: skip
-        return {
-            "kind": "audio",
-            "path": self.path(track.path),
-            "sha256": track.sha256,
-            "audio": self.audio(track),
-            "storyboard": self.storyboard(board),
-            "story": self.story(board.story),
-            "films": [self.film_ref(f) for f in films],
-            "run": self.run(track.run_id),
-        }
-
-    def narration_tree(self, line: NarrationRow) -> dict:
-        """A narration line: its shot, storyboard, story, and the films that speak it."""
-        board = self.s.get(StoryboardRow, line.storyboard_id)
-        shot = self.s.scalar(
-            select(ShotRow).where(ShotRow.storyboard_id == board.id, ShotRow.shot_key == line.shot_key)
-        )
-        films = self.s.scalars(
-            select(FilmRow).join(FilmNarrationRow, FilmNarrationRow.film_id == FilmRow.id)
-            .where(FilmNarrationRow.narration_id == line.id).order_by(FilmRow.id)
-        ).all()  # fmt: skip
-        return {
-            "kind": "narration",
-            "path": self.path(line.path),
-            "sha256": line.sha256,
-            "narration": self.narration(line),
-            "shot": self.shot(shot) if shot is not None else None,
-            "storyboard": self.storyboard(board),
-            "story": self.story(board.story),
-            "films": [self.film_ref(f) for f in films],
-            "run": self.run(line.run_id),
-        }
+    def piece(self, kind: Kind, row: Any) -> dict:
+        """One generation's row as JSON-able facts, by rule: every column (paths absolute, times in ISO
+        8601, a seam as one object), plus its length in seconds and its size where it has frames."""
+        facts: dict[str, Any] = {}
+        for column in kind.columns:
+            value = getattr(row, column)
+            if column == "path" or column.endswith("_path"):
+                value = self.path(value)
+            elif isinstance(value, datetime):
+                value = value.isoformat()
+            facts[column] = value
+        for group in ("seam", "end_seam"):
+            if f"{group}_ratio" in facts:
+                for part in ("jump", "median", "ratio"):
+                    facts.pop(f"{group}_{part}")
+                facts[group] = seam_dict(row, group)
+        if "corrections" in facts:
+            facts["corrections"] = list(facts["corrections"] or ())
+        if {"num_frames", "fps"} <= facts.keys():
+            facts |= {"seconds": row.num_frames / row.fps, "size": f"{row.width}x{row.height}"}
+        if "finished_at" in facts:
+            facts["finished"] = facts["finished_at"]
+        return facts
 
     # ------------------------------------------------------------ pieces
 
@@ -304,7 +282,7 @@ class Walk:
             if parent.id in seen:
                 break
             seen.add(parent.id)
-            chain.append(self.clip(parent))
+            chain.append(self.piece(CLIP, parent))
             current = parent
         return chain
 
@@ -367,70 +345,6 @@ class Walk:
             "wall_s": prompt.wall_s,
         }
 
-    def clip(self, clip: ClipRow) -> dict:
-        return {
-            "id": clip.id,
-            "shot_key": clip.shot_key,
-            "segment": clip.segment,
-            "path": self.path(clip.path),
-            "sha256": clip.sha256,
-            "bytes": clip.bytes,
-            "num_frames": clip.num_frames,
-            "seconds": clip.num_frames / clip.fps,
-            "size": f"{clip.width}x{clip.height}",
-            "fps": clip.fps,
-            "backend": clip.backend,
-            "model": clip.model,
-            "seed": clip.seed,
-            "strategy": clip.strategy,
-            "prompt": clip.prompt,
-            "parent_sha256": clip.parent_sha256,
-            "conditioning": clip.conditioning,
-            "end_parent_sha256": clip.end_parent_sha256,
-            "seam": seam_dict(clip),
-            "end_seam": seam_dict(clip, "end_seam"),
-            "drift": clip.drift,
-            "options": clip.options,
-            "cache_key": clip.cache_key,
-            "wall_s": clip.wall_s,
-            "cost_usd": clip.cost_usd,
-            "run_id": clip.run_id,
-            "finished": clip.finished_at.isoformat(),
-        }
-
-    def narration(self, line: NarrationRow) -> dict:
-        return {
-            "id": line.id,
-            "shot_key": line.shot_key,
-            "text": line.text,
-            "path": self.path(line.path),
-            "sha256": line.sha256,
-            "seconds": line.seconds,
-            "offset": line.offset,
-            "rate": line.rate,
-            "voice": line.voice,
-            "backend": line.backend,
-            "words": line.words,
-            "cache_key": line.cache_key,
-            "wall_s": line.wall_s,
-            "run_id": line.run_id,
-        }
-
-    def audio(self, track: AudioRow) -> dict:
-        return {
-            "id": track.id,
-            "kind": track.kind,
-            "path": self.path(track.path),
-            "sha256": track.sha256,
-            "seconds": track.seconds,
-            "sample_rate": track.sample_rate,
-            "backend": track.backend,
-            "options": track.options,
-            "cache_key": track.cache_key,
-            "wall_s": track.wall_s,
-            "run_id": track.run_id,
-        }
-
     def film_ref(self, film: FilmRow) -> dict:
         return {
             "id": film.id,
@@ -458,229 +372,3 @@ def seam_dict(clip: ClipRow, which: str = "seam") -> dict | None:
         "ratio": ratio,
         "visible": ratio > SEAM_WARN_RATIO,
     }
-
-
-# ---------------------------------------------------------------- text
-
-
-def format_provenance(tree: dict) -> str:
-    """The tree as indented text: story -> storyboard -> shots -> prompt -> clips -> audio -> film -> run."""
-    out = _Lines()
-    kind = tree["kind"]
-    file = tree.get("file")
-    if file:
-        how = "found by path" if file["matched_by"] == "path" else "found by content (sha256)"
-        out.add(0, f"provenance of {file['kind']} {file['path']}  ({how}, file {file['on_disk']})")
-        if file["recorded_path"] != file["path"]:
-            out.add(1, f"recorded at {file['recorded_path']}")
-    _story(out, tree["story"])
-    _storyboard(out, tree["storyboard"])
-    if kind == "film":
-        for shot in tree["shots"]:
-            _shot(out, shot, 2)
-            _prompt(out, shot["prompt"], 3)
-            if shot["clips"]:
-                out.add(3, "clips")
-            for clip in shot["clips"]:
-                _clip(out, clip, 4)
-            for line in shot.get("narration_lines", []):
-                _narration(out, line, 3)
-        _audio_list(out, tree["audio"], 1)
-        _film(out, tree)
-    elif kind == "clip":
-        _shot(out, tree["shot"], 2)
-        _prompt(out, tree["prompt"], 3)
-        out.add(3, "clip")
-        _clip(out, tree["clip"], 4)
-        if tree.get("end_parent"):
-            out.add(4, "ends leading into")
-            _clip(out, tree["end_parent"], 5)
-        if tree["parents"]:
-            out.add(4, "conditioned on, nearest first")
-        for parent in tree["parents"]:
-            if parent.get("recorded", True):
-                _clip(out, parent, 5)
-            else:
-                out.add(5, f"sha256 {short(parent['sha256'])} (frames the catalog has no clip for)")
-        _used_by(out, tree["films"])
-    elif kind == "narration":
-        if tree["shot"] is not None:
-            _shot(out, tree["shot"], 2)
-        _narration(out, tree["narration"], 3)
-        out.add(4, f"path {tree['narration']['path']}")
-        _used_by(out, tree["films"])
-    else:
-        _audio_list(out, [tree["audio"]], 1)
-        _used_by(out, tree["films"])
-    _run(out, tree.get("run"))
-    return out.text()
-
-
-class _Lines:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def add(self, depth: int, text: str) -> None:
-        self.lines.append("  " * depth + text)
-
-    def text(self) -> str:
-        return "\n".join(self.lines) + "\n"
-
-
-def _seconds(value: float | None) -> str:
-    return f"{value:.2f} s" if value is not None else "? s"
-
-
-def _options(value: dict | None) -> str:
-    from storyflow.core.hashing import canonical_json
-
-    return canonical_json(value) if value else "{}"
-
-
-def _story(out: _Lines, story: dict) -> None:
-    out.add(0, f"story {story['title']!r}  sha256 {short(story['sha256'])}  from {story['source']}")
-
-
-def _storyboard(out: _Lines, board: dict) -> None:
-    out.add(
-        1,
-        f"storyboard #{board['id']}  planned by {board['planner'] or board['llm']}  llm {board['llm']}  "
-        f"seed {board['seed']}  {board['shots']} shots  {board['size']} @ {board['fps']} fps  "
-        f"sha256 {short(board['sha256'])}  {_seconds(board['wall_s'])}",
-    )
-    if board["llm_options"]:
-        out.add(2, f"llm options {_options(board['llm_options'])}")
-
-
-def _shot(out: _Lines, shot: dict, depth: int) -> None:
-    extra = "  continues previous" if shot["continues_previous"] else ""
-    extra += "  loops" if shot.get("loop") else ""
-    out.add(
-        depth,
-        f"shot {shot['shot_key']}  {shot['camera']}  {_seconds(shot['duration'])}  mood {shot['mood']}  "
-        f"-> {shot['transition']}{extra}  sha256 {short(shot['sha256'])}",
-    )
-    if shot["narration"]:
-        out.add(depth + 1, f"narration: {shot['narration']!r}")
-
-
-def _prompt(out: _Lines, prompt: dict | None, depth: int) -> None:
-    if prompt is None:
-        out.add(depth, "prompt: none recorded")
-        return
-    template = "no template"
-    if prompt["template"]:
-        template = f"template {prompt['template']} (sha256 {short(prompt['template_sha256'])})"
-    by = prompt["llm"] or "?"
-    out.add(depth, f"prompt  by {by}  {template}  sha256 {short(prompt['sha256'])}  {_seconds(prompt['wall_s'])}")
-    out.add(depth + 1, f"text: {prompt['text']!r}")
-    if prompt["negative"]:
-        out.add(depth + 1, f"negative: {prompt['negative']!r}")
-
-
-def _clip(out: _Lines, clip: dict, depth: int) -> None:
-    cost = f"  ${clip['cost_usd']:.4f}" if clip.get("cost_usd") is not None else ""
-    out.add(
-        depth,
-        f"segment {clip['segment']} of {clip['shot_key']}  {clip['strategy']}  backend {clip['backend']}  "
-        f"model {clip['model']}  seed {clip['seed']}  {clip['num_frames']} frames {clip['size']} @ {clip['fps']} fps  "
-        f"sha256 {short(clip['sha256'])}  made in {_seconds(clip['wall_s'])}{cost}",
-    )
-    if clip["parent_sha256"]:
-        out.add(depth + 1, f"parent {short(clip['parent_sha256'])}  conditioned on {clip['conditioning'] or '?'}")
-    if clip.get("end_parent_sha256"):
-        out.add(depth + 1, f"end parent {short(clip['end_parent_sha256'])}  (ends leading into its first frames)")
-    if clip.get("seam"):
-        out.add(depth + 1, f"seam {format_seam(clip['seam'])}")
-    if clip.get("end_seam"):
-        out.add(depth + 1, f"end seam (into its end parent) {format_seam(clip['end_seam'])}")
-    if clip.get("drift"):
-        out.add(depth + 1, f"drift: {clip['drift']}")
-    out.add(depth + 1, f"options {_options(clip['options'])}")
-    out.add(depth + 1, f"path {clip['path']}")
-
-
-def format_seam(seam: dict) -> str:
-    """'ratio 1.12 (jump 3.40, median 3.04)', with VISIBLE when the jump shows."""
-    mark = f"  VISIBLE (over {SEAM_WARN_RATIO:g}x ordinary change)" if seam["ratio"] > SEAM_WARN_RATIO else ""
-    return f"ratio {seam['ratio']:.2f} (jump {seam['jump']:.2f}, median {seam['median']:.2f}){mark}"
-
-
-def _narration(out: _Lines, line: dict, depth: int) -> None:
-    out.add(
-        depth,
-        f"narration line  +{line['offset']:.2f} s into the shot  {_seconds(line['seconds'])} of speech  "
-        f"voice {line['voice']}  {line['rate']:g} wpm  backend {line['backend']}  sha256 {short(line['sha256'])}",
-    )
-    out.add(depth + 1, f"text: {line['text']!r}")
-
-
-def _audio_list(out: _Lines, tracks: list[dict], depth: int) -> None:
-    out.add(depth, "audio" if tracks else "audio: none recorded")
-    for track in tracks:
-        out.add(
-            depth + 1,
-            f"{track['kind']}  backend {track['backend']}  {_seconds(track['seconds'])}  {track['sample_rate']} Hz  "
-            f"sha256 {short(track['sha256'])}  made in {_seconds(track['wall_s'])}",
-        )
-        out.add(depth + 2, f"options {_options(track['options'])}")
-        out.add(depth + 2, f"path {track['path']}")
-
-
-def _film(out: _Lines, film: dict) -> None:
-    cost = f"  clips cost ${film['cost_usd']:.4f}" if film.get("cost_usd") is not None else ""
-    loudness = f"  loudness {film['loudness_lufs']:.1f} LUFS" if film.get("loudness_lufs") is not None else ""
-    out.add(
-        0,
-        f"film {film['path']}  sha256 {short(film['sha256'])}  {_seconds(film['duration'])}  {film['size']} @ "
-        f"{film['fps']} fps{loudness}  stitch: {film['stitch']}  made {film['created']} in "
-        f"{_seconds(film['wall_s'])}{cost}",
-    )
-    for name, item in film["outputs"].items():
-        sha = f"  sha256 {short(item['sha256'])}" if item.get("sha256") else ""
-        out.add(1, f"{name.replace('_', ' ')} {item['path']}{sha}")
-    for stem in film.get("stems", []):
-        out.add(1, f"{stem['kind']} stem {stem['path']}  sha256 {short(stem['sha256'])}")
-    if film.get("cache_key"):
-        out.add(1, f"cache key {short(film['cache_key'])}")
-    out.add(1, format_credentials(film.get("credentials")))
-
-
-def format_credentials(credentials: dict | None) -> str:
-    """'content credentials (C2PA): signed by X, issued by Y, manifest Z', saying when only this machine trusts them."""
-    if not credentials:
-        return "content credentials (C2PA): none recorded"
-    parts = [f"signed by {credentials.get('signer') or '?'}"]
-    if credentials.get("issuer"):
-        parts.append(f"issued by {credentials['issuer']}")
-    if credentials.get("manifest_label"):
-        parts.append(f"manifest {credentials['manifest_label']}")
-    if credentials.get("trusted_note"):
-        parts.append(credentials["trusted_note"])
-    elif credentials.get("self_made_ca"):
-        parts.append("by storyflow's own local CA: untrusted outside this machine")
-    return "content credentials (C2PA): " + ", ".join(parts)
-
-
-def _used_by(out: _Lines, films: list[dict]) -> None:
-    out.add(0, "used by films" if films else "used by no film yet")
-    for film in films:
-        out.add(1, f"film #{film['id']} {film['path']}  sha256 {short(film['sha256'])}  made {film['created']}")
-
-
-def _run(out: _Lines, run: dict | None) -> None:
-    if run is None:
-        return
-    timings = ", ".join(f"{k} {_seconds(v)}" for k, v in (run["timings"] or {}).items() if isinstance(v, int | float))
-    out.add(
-        0,
-        f"run #{run['id']}  {run['status']}  on {run['hostname']} (pid {run['pid']})  started {run['started_at']}  "
-        f"{run['clips_generated']} clips generated, {run['clips_reused']} reused",
-    )
-    if run.get("generations"):
-        tally = ", ".join(f"{kind} {n['made']} made / {n['reused']} reused" for kind, n in run["generations"].items())
-        out.add(1, f"generations: {tally}")
-    if timings:
-        out.add(1, f"timings: {timings}")
-    if run["error"]:
-        out.add(1, f"error: {run['error']}")

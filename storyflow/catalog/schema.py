@@ -216,6 +216,9 @@ class ClipRow(Base):
     end_seam_median: Mapped[float | None] = mapped_column(Float)
     end_seam_ratio: Mapped[float | None] = mapped_column(Float)
     drift: Mapped[str] = mapped_column(Text, default="", server_default="")  # drift found and corrected
+    # What the check before generation changed so the backend could make it (0004): frames
+    # snapped, picture resized or cropped, frame rate changed; null or [] when nothing was.
+    corrections: Mapped[list | None] = mapped_column(JSON)
     run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"), index=True)
     started_at: Mapped[datetime]
     finished_at: Mapped[datetime]
@@ -245,6 +248,7 @@ class NarrationRow(Base):
     rate: Mapped[float] = mapped_column(Float)  # words per minute
     voice: Mapped[str] = mapped_column(String(100))
     backend: Mapped[str] = mapped_column(String(100))
+    model: Mapped[str] = mapped_column(Text, default="", server_default="")  # the model and revision (0004)
     words: Mapped[list[Any]] = mapped_column(JSON)  # [[start, end, word], ...] inside the speech
     run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"), index=True)
     wall_s: Mapped[float] = mapped_column(Float)
@@ -266,6 +270,7 @@ class AudioRow(Base):
     seconds: Mapped[float] = mapped_column(Float)
     sample_rate: Mapped[int]
     backend: Mapped[str] = mapped_column(String(100))
+    model: Mapped[str] = mapped_column(Text, default="", server_default="")  # the model and revision (0004)
     options: Mapped[dict[str, Any]]
     run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"), index=True)
     wall_s: Mapped[float] = mapped_column(Float)
@@ -280,6 +285,7 @@ class FilmRow(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     storyboard_id: Mapped[int] = mapped_column(ForeignKey("storyboards.id"), index=True)
     run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"), index=True)
+    slug: Mapped[str] = mapped_column(String(200), default="", server_default="")  # the story's folder (0004)
     path: Mapped[str] = mapped_column(Text)
     sha256: Mapped[str] = mapped_column(SHA256, index=True)
     subtitles_path: Mapped[str] = mapped_column(Text)

@@ -1,11 +1,14 @@
-"""The Catalog: what the flows call to record every step, and to reuse what is already made.
+"""The store: runs, and every generation by its cache key, with the files it owns.
+
+Two generic operations serve every kind of generation (storyflow.catalog.kinds):
+`lookup(kind, key)` finds the newest row under a cache key whose files are all intact
+(each file's size and sha256 checked again: a missing or changed file is a miss, with a
+warning, never trusted), and `record(kind, item, ...)` writes the row for a generation whose
+files are in place, with a files row per file and the links a film has to what it plays.
 
 Every method is one short transaction. Writers take SQLite's write lock up front and wait
-(busy timeout) for another writer instead of failing, so two runs can share one catalog.
-A row that points at a file is written only after the caller has put the file in place;
-on reuse (find_clip, find_narration, find_audio, find_film) the file's sha256 is checked again
-and a missing or changed file is reported as a miss, never trusted. `verify` checks every row
-against its file and every file against the rows (see storyflow.catalog.integrity).
+(busy timeout) for another writer instead of failing, so two runs can share one catalog;
+on PostgreSQL a writer that lost a race to insert the same row runs once more and finds it.
 
 Paths are stored relative to STORYFLOW_HOME (posix) when inside it, absolute otherwise,
 so a whole output folder can be moved with its catalog; the API hands back absolute Paths.
@@ -17,10 +20,10 @@ import functools
 import logging
 import os
 import socket
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import timedelta
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, select
@@ -28,23 +31,13 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from storyflow.catalog import migrations
-from storyflow.catalog.db import (
-    is_sqlite,
-    make_engine,
-    read_session,
-    sqlite_file,
-    write_session,
-)
+from storyflow.catalog.db import is_sqlite, make_engine, read_session, sqlite_file, write_session
+from storyflow.catalog.kinds import KINDS, FileClaim, Kind, file_columns, record_columns, row_files, row_record
 from storyflow.catalog.schema import (
     RUN_STATUSES,
-    AudioRow,
     ClipRow,
     FileRow,
-    FilmAudioRow,
-    FilmClipRow,
-    FilmNarrationRow,
     FilmRow,
-    NarrationRow,
     PromptRow,
     RunRow,
     ShotRow,
@@ -54,23 +47,16 @@ from storyflow.catalog.schema import (
 )
 from storyflow.core.errors import CatalogError
 from storyflow.core.hashing import canonical_sha256
-from storyflow.core.models import (
-    AudioTrack,
-    Clip,
-    Film,
-    NarrationLine,
-    SeamScore,
-    ShotPrompt,
-    Story,
-    Storyboard,
-    TimedPrompt,
-)
+from storyflow.core.models import Story, Storyboard
 from storyflow.core.processes import process_alive
 from storyflow.core.secrets import guard_secrets, redact
 from storyflow.media import sha256_file
 
 log = logging.getLogger("storyflow.catalog")
 T = TypeVar("T")
+
+# The rows a generation may point at, by the name of its foreign key without "_id".
+REF_TABLES = {"story": StoryRow, "storyboard": StoryboardRow, "shot": ShotRow, "prompt": PromptRow, "run": RunRow}
 
 # ---------------------------------------------------------------- errors
 
@@ -113,6 +99,8 @@ def _retry_on_conflict(method: Callable[..., T]) -> Callable[..., T]:
 
 class Store:
     """The shot catalog: one database (any SQLAlchemy URL) and the output folder it describes."""
+
+    needs_refs = True  # a generation's row points at the rows it belongs to (see storyflow.catalog.door)
 
     def __init__(self, engine: Engine, url: str, home: Path) -> None:
         self.engine = engine
@@ -186,9 +174,13 @@ class Store:
         path = Path(stored)
         return path if path.is_absolute() else self.home / path
 
-    def _session(self, write: bool = True):
-        """One short transaction: a writer (takes the write lock up front) or a reader (a snapshot)."""
-        return write_session(self.engine) if write else read_session(self.engine)
+    def reading(self) -> AbstractContextManager[Session]:
+        """One read transaction (a consistent snapshot); never takes the write lock."""
+        return read_session(self.engine)
+
+    def writing(self) -> AbstractContextManager[Session]:
+        """One short write transaction, committed on success, rolled back on error."""
+        return write_session(self.engine)
 
     # ------------------------------------------------------------ runs
 
@@ -197,7 +189,7 @@ class Store:
         """Record that a run started (status 'running'); first mark runs whose process died as crashed."""
         params = guard_secrets(params, "run params")
         self.mark_crashed_runs()
-        with self._session() as s:
+        with self.writing() as s:
             run = RunRow(
                 story_source=str(story_source),
                 status="running",
@@ -240,7 +232,7 @@ class Store:
             )
         timings = guard_secrets(timings, "run timings") if timings is not None else None
         generations = check_generations(generations) if generations is not None else None
-        with self._session() as s:
+        with self.writing() as s:
             run = s.get(RunRow, run_id)
             if run is None:
                 raise CatalogError(f"no run #{run_id} in the catalog", fix="pass the id start_run returned")
@@ -262,7 +254,7 @@ class Store:
     def mark_crashed_runs(self) -> list[int]:
         """Mark as 'crashed' the runs left 'running' by a process on this machine that no longer exists."""
         host = socket.gethostname()
-        with self._session() as s:
+        with self.writing() as s:
             stale = s.scalars(select(RunRow).where(RunRow.status == "running", RunRow.hostname == host)).all()
             crashed = [run for run in stale if not process_alive(run.pid)]
             for run in crashed:
@@ -271,531 +263,218 @@ class Store:
                 run.error = f"process {run.pid} on {host} ended without finishing the run (killed or crashed)"
             return [run.id for run in crashed]
 
-    # ------------------------------------------------------------ story, storyboard, shots, prompts
+    # ------------------------------------------------------------ story and shots
 
     @_database_errors
+    @_retry_on_conflict
     def record_story(self, story: Story) -> int:
         """The story's row id; recorded once per distinct content (sha256 of the file)."""
         sha256 = story.sha256 or canonical_sha256(story)
         front_matter = story.model_dump(mode="json", exclude={"title", "slug", "text", "source", "sha256", "body_line"})
-
-        def create(s: Session) -> StoryRow:
-            return StoryRow(
-                sha256=sha256,
-                title=story.title,
-                slug=story.slug,
-                source=str(story.source),
-                text=story.text,
-                front_matter=guard_secrets(front_matter, "story front matter"),
-                created_at=utcnow(),
-            )
-
-        return self._get_or_create(lambda s: s.scalar(select(StoryRow).where(StoryRow.sha256 == sha256)), create)
-
-    @_database_errors
-    def record_storyboard(
-        self,
-        story_id: int,
-        board: Storyboard,
-        *,
-        llm: str,
-        options: dict,
-        wall_s: float,
-        cache_key: str | None = None,
-    ) -> int:
-        """The storyboard's row id; recorded once per distinct board (sha256 of its canonical JSON)."""
-        sha256 = canonical_sha256(board)
-        options = guard_secrets(options, f"llm options of {llm}")
-
-        def lookup(s: Session) -> StoryboardRow | None:
-            row = s.scalar(select(StoryboardRow).where(StoryboardRow.sha256 == sha256))
-            if row is not None and cache_key and row.cache_key is None:
-                row.cache_key = cache_key  # a later run computed the plan's cache key: keep it
-            return row
-
-        def create(s: Session) -> StoryboardRow:
-            story = _require(s, StoryRow, story_id, "story", "record_story")
-            if board.story_sha256 and board.story_sha256 != story.sha256:
-                raise CatalogError(
-                    f"storyboard {board.slug!r} was planned from story {board.story_sha256[:12]}, "
-                    f"not from story #{story_id} ({story.sha256[:12]})",
-                    fix="pass the id record_story returned for the story this board was planned from",
-                )
-            return StoryboardRow(
-                story_id=story_id,
-                sha256=sha256,
-                cache_key=cache_key,
-                llm=llm,
-                llm_options=options,
-                seed=board.seed,
-                data=board.model_dump(mode="json"),
-                wall_s=float(wall_s),
-                created_at=utcnow(),
-            )
-
-        return self._get_or_create(lookup, create)
-
-    @_database_errors
-    def find_storyboard(self, cache_key: str) -> Storyboard | None:
-        """The storyboard an earlier plan call with this cache key produced, or None."""
-        with self._session(write=False) as s:
-            row = s.scalar(
-                select(StoryboardRow).where(StoryboardRow.cache_key == cache_key).order_by(StoryboardRow.id.desc())
-            )
-            return Storyboard.model_validate(row.data) if row is not None else None
+        front_matter = guard_secrets(front_matter, "story front matter")
+        with self.writing() as s:
+            row = s.scalar(select(StoryRow).where(StoryRow.sha256 == sha256))
+            if row is None:
+                row = StoryRow(sha256=sha256, title=story.title, slug=story.slug, source=str(story.source),
+                               text=story.text, front_matter=front_matter, created_at=utcnow())  # fmt: skip
+                s.add(row)
+                s.flush()
+            return row.id
 
     @_database_errors
     @_retry_on_conflict
     def record_shots(self, storyboard_id: int, board: Storyboard) -> dict[str, int]:
         """Row ids of the board's shots, by shot id ("s01" -> 7); each shot recorded once."""
-        with self._session() as s:
-            _require(s, StoryboardRow, storyboard_id, "storyboard", "record_storyboard")
+        with self.writing() as s:
+            _require(s, "storyboard", storyboard_id)
             rows = {r.shot_key: r for r in s.scalars(select(ShotRow).where(ShotRow.storyboard_id == storyboard_id))}
             for shot in board.shots:
                 if shot.id not in rows:
-                    rows[shot.id] = ShotRow(
-                        storyboard_id=storyboard_id,
-                        shot_key=shot.id,
-                        position=shot.index,
-                        sha256=canonical_sha256(shot),
-                        data=shot.model_dump(mode="json"),
-                    )
+                    rows[shot.id] = ShotRow(storyboard_id=storyboard_id, shot_key=shot.id, position=shot.index,
+                                            sha256=canonical_sha256(shot), data=shot.model_dump(mode="json"))  # fmt: skip
                     s.add(rows[shot.id])
             s.flush()
             return {shot.id: rows[shot.id].id for shot in board.shots}
 
-    @_database_errors
-    def record_prompt(
-        self, shot_row_id: int, prompt: ShotPrompt, *, wall_s: float, cache_key: str | None = None
-    ) -> int:
-        """The prompt's row id; one row per distinct prompt of a shot."""
-        sha256 = canonical_sha256(prompt)
-
-        def lookup(s: Session) -> PromptRow | None:
-            row = s.scalar(select(PromptRow).where(PromptRow.shot_id == shot_row_id, PromptRow.sha256 == sha256))
-            if row is not None and cache_key and row.cache_key is None:
-                row.cache_key = cache_key
-            return row
-
-        def create(s: Session) -> PromptRow:
-            shot = _require(s, ShotRow, shot_row_id, "shot", "record_shots")
-            if shot.shot_key != prompt.shot_id:
-                raise CatalogError(
-                    f"prompt for shot {prompt.shot_id} given for shot row #{shot_row_id} ({shot.shot_key})",
-                    fix="pass the row id record_shots returned for the prompt's shot_id",
-                )
-            return PromptRow(
-                shot_id=shot_row_id,
-                sha256=sha256,
-                cache_key=cache_key,
-                prompt=prompt.prompt,
-                negative_prompt=prompt.negative_prompt,
-                caption=prompt.caption,
-                template=prompt.template,
-                template_sha256=prompt.template_sha256,
-                llm=prompt.llm,
-                changes=[change.model_dump(mode="json") for change in prompt.changes] or None,
-                wall_s=float(wall_s),
-                created_at=utcnow(),
-            )
-
-        return self._get_or_create(lookup, create)
+    # ------------------------------------------------------------ generations
 
     @_database_errors
-    def find_prompt(self, cache_key: str) -> ShotPrompt | None:
-        """The prompt an earlier rewrite call with this cache key produced, or None."""
-        with self._session(write=False) as s:
-            row = s.scalar(select(PromptRow).where(PromptRow.cache_key == cache_key).order_by(PromptRow.id.desc()))
-            if row is None:
-                return None
-            return ShotPrompt(
-                shot_id=row.shot.shot_key,
-                prompt=row.prompt,
-                negative_prompt=row.negative_prompt,
-                caption=row.caption,
-                template=row.template,
-                template_sha256=row.template_sha256,
-                llm=row.llm,
-                changes=tuple(TimedPrompt.model_validate(change) for change in row.changes or ()),
-            )
+    def lookup(self, kind: Kind[T], key: str) -> tuple[int, T] | None:
+        """(row id, record) of the newest generation under `key` whose files are all intact, else None."""
+        with self.reading() as s:
+            rows = s.scalars(select(kind.table).where(kind.table.cache_key == key).order_by(kind.table.id.desc()))
+            candidates = []
+            for row in rows:
+                owned = self._files_rows(s, kind, row.id) if kind.files else []
+                claims = row_files(kind, row, owned) if kind.files else []
+                candidates.append((row.id, row_record(kind, row, self.absolute_path, claims), claims, _name(kind, row)))
+        for row_id, record, claims, name in candidates:
+            if all(self._file_intact(c, f"{name} {c.what}" if c.what != kind.name else name) for c in claims):
+                return row_id, record
+        if len(candidates) > 1:
+            log.warning("%s %s: none of its %d recorded versions is intact; it will be made again",
+                        kind.name, key[:12], len(candidates))  # fmt: skip
+        return None
 
-    # ------------------------------------------------------------ clips
-
-    @_database_errors
-    def find_clip(self, cache_key: str) -> Clip | None:
-        """The recorded clip for `cache_key` (reused=True), only if its file exists with the recorded sha256."""
-        with self._session(write=False) as s:
-            row = s.scalar(select(ClipRow).where(ClipRow.cache_key == cache_key))
-        if row is None or not self._file_intact(row.path, row.sha256, row.bytes, f"clip {row.shot_key}/{row.segment}"):
-            return None
-        return Clip(
-            shot_id=row.shot_key,
-            segment=row.segment,
-            path=self.absolute_path(row.path),
-            sha256=row.sha256,
-            cache_key=row.cache_key,
-            num_frames=row.num_frames,
-            fps=row.fps,
-            width=row.width,
-            height=row.height,
-            strategy=row.strategy,
-            backend=row.backend,
-            model=row.model,
-            seed=row.seed,
-            options=row.options,
-            prompt=row.prompt,
-            parent_sha256=row.parent_sha256,
-            conditioning=row.conditioning,
-            end_parent_sha256=row.end_parent_sha256,
-            seam=seam_of(row),
-            end_seam=seam_of(row, "end_seam"),
-            drift=row.drift,
-            reused=True,
-            wall_s=row.wall_s,
-        )
-
-    @_database_errors
-    @_retry_on_conflict
-    def record_clip(self, clip: Clip, *, prompt_id: int, run_id: int | None, cost_usd: float | None = None) -> int:
-        """Record a generated clip (its file must be in place) and its files row; the clip's row id."""
-        # 1. check inputs before taking the write lock: no secrets, and the file is really there
-        options = guard_secrets(clip.options, f"options of {clip.backend}")
-        size = _size_of(clip.path, f"clip {clip.shot_id}/{clip.segment}")
-        stored = self.stored_path(clip.path)
-        finished = utcnow()
-        fields = dict(
-            prompt_id=prompt_id,
-            shot_key=clip.shot_id,
-            segment=clip.segment,
-            prompt=clip.prompt,
-            path=stored,
-            sha256=clip.sha256,
-            bytes=size,
-            num_frames=clip.num_frames,
-            fps=clip.fps,
-            width=clip.width,
-            height=clip.height,
-            strategy=clip.strategy,
-            backend=clip.backend,
-            model=clip.model,
-            seed=clip.seed,
-            options=options,
-            parent_sha256=clip.parent_sha256,
-            conditioning=clip.conditioning,
-            end_parent_sha256=clip.end_parent_sha256,
-            seam_jump=clip.seam.jump if clip.seam else None,
-            seam_median=clip.seam.median if clip.seam else None,
-            seam_ratio=clip.seam.ratio if clip.seam else None,
-            end_seam_jump=clip.end_seam.jump if clip.end_seam else None,
-            end_seam_median=clip.end_seam.median if clip.end_seam else None,
-            end_seam_ratio=clip.end_seam.ratio if clip.end_seam else None,
-            drift=clip.drift,
-            run_id=run_id,
-            started_at=finished - timedelta(seconds=clip.wall_s),
-            finished_at=finished,
-            wall_s=float(clip.wall_s),
-            cost_usd=cost_usd,
-        )
-        with self._session() as s:
-            # 2. the rows it points at must exist, and the prompt must be this shot's
-            prompt = _require(s, PromptRow, prompt_id, "prompt", "record_prompt")
-            if prompt.shot.shot_key != clip.shot_id:
-                raise CatalogError(
-                    f"clip of shot {clip.shot_id} given prompt #{prompt_id} of shot {prompt.shot.shot_key}",
-                    fix="pass the prompt id record_prompt returned for the clip's shot",
-                )
-            if run_id is not None:
-                _require(s, RunRow, run_id, "run", "start_run")
-            # 3. the parents: the newest clips with the content it starts from and ends leading into
-            fields["parent_clip_id"] = _newest_clip_id(s, clip.parent_sha256)
-            fields["end_parent_clip_id"] = _newest_clip_id(s, clip.end_parent_sha256)
-            # 4. insert, or replace the row of a clip regenerated under the same key (missing or tampered file)
-            return self._save_generation(s, ClipRow, clip.cache_key, fields, clip.reused, stored, size, "clip")
-
-    # ------------------------------------------------------------ narration
-
-    @_database_errors
-    def find_narration(self, cache_key: str) -> NarrationLine | None:
-        """The recorded line for `cache_key` (reused=True), only if its file exists with the recorded sha256."""
-        with self._session(write=False) as s:
-            row = s.scalar(select(NarrationRow).where(NarrationRow.cache_key == cache_key))
-        if row is None or not self._file_intact(row.path, row.sha256, row.bytes, f"narration of {row.shot_key}"):
-            return None
-        return NarrationLine(
-            shot_id=row.shot_key,
-            text=row.text,
-            path=self.absolute_path(row.path),
-            sha256=row.sha256,
-            cache_key=row.cache_key,
-            seconds=row.seconds,
-            offset=row.offset,
-            rate=row.rate,
-            voice=row.voice,
-            backend=row.backend,
-            words=tuple((float(start), float(end), str(word)) for start, end, word in row.words),
-            reused=True,
-            wall_s=row.wall_s,
-        )
-
-    @_database_errors
-    @_retry_on_conflict
-    def record_narration(self, line: NarrationLine, *, storyboard_id: int, run_id: int | None) -> int:
-        """Record a spoken narration line (its file must be in place) and its files row; the line's row id."""
-        # 1. check inputs before taking the write lock: the file is really there
-        size = _size_of(line.path, f"narration of {line.shot_id}")
-        stored = self.stored_path(line.path)
-        fields = dict(
-            storyboard_id=storyboard_id,
-            shot_key=line.shot_id,
-            text=line.text,
-            path=stored,
-            sha256=line.sha256,
-            bytes=size,
-            seconds=float(line.seconds),
-            offset=float(line.offset),
-            rate=float(line.rate),
-            voice=line.voice,
-            backend=line.backend,
-            words=[[float(start), float(end), word] for start, end, word in line.words],
-            run_id=run_id,
-            wall_s=float(line.wall_s),
-            created_at=utcnow(),
-        )
-        with self._session() as s:
-            # 2. the rows it points at must exist, and the line's shot must be one of the board's
-            board = _require(s, StoryboardRow, storyboard_id, "storyboard", "record_storyboard")
-            if run_id is not None:
-                _require(s, RunRow, run_id, "run", "start_run")
-            if line.shot_id not in {shot.get("id") for shot in board.data.get("shots", [])}:
-                raise CatalogError(
-                    f"narration of shot {line.shot_id}, but storyboard #{storyboard_id} has no such shot",
-                    fix="pass the id record_storyboard returned for the storyboard the line was spoken for",
-                )
-            # 3. insert, or replace the row of a line spoken again under the same key (missing or tampered file)
-            return self._save_generation(s, NarrationRow, line.cache_key, fields, line.reused, stored, size, "narration")
-
-    # ------------------------------------------------------------ audio
-
-    @_database_errors
-    def find_audio(self, cache_key: str) -> AudioTrack | None:
-        """The recorded track for `cache_key` (reused=True), only if its file exists with the recorded sha256."""
-        with self._session(write=False) as s:
-            row = s.scalar(select(AudioRow).where(AudioRow.cache_key == cache_key))
-        if row is None or not self._file_intact(row.path, row.sha256, row.bytes, f"{row.kind} track"):
-            return None
-        return AudioTrack(
-            kind=row.kind,
-            path=self.absolute_path(row.path),
-            sha256=row.sha256,
-            cache_key=row.cache_key,
-            seconds=row.seconds,
-            sample_rate=row.sample_rate,
-            backend=row.backend,
-            options=row.options,
-            reused=True,
-            wall_s=row.wall_s,
-        )
-
-    @_database_errors
-    @_retry_on_conflict
-    def record_audio(self, track: AudioTrack, *, storyboard_id: int, run_id: int | None) -> int:
-        """Record a generated audio track (its file must be in place) and its files row; the track's row id."""
-        options = guard_secrets(track.options, f"options of {track.backend}")
-        size = _size_of(track.path, f"{track.kind} track")
-        stored = self.stored_path(track.path)
-        fields = dict(
-            storyboard_id=storyboard_id,
-            kind=track.kind,
-            path=stored,
-            sha256=track.sha256,
-            bytes=size,
-            seconds=float(track.seconds),
-            sample_rate=track.sample_rate,
-            backend=track.backend,
-            options=options,
-            run_id=run_id,
-            wall_s=float(track.wall_s),
-            created_at=utcnow(),
-        )
-        with self._session() as s:
-            _require(s, StoryboardRow, storyboard_id, "storyboard", "record_storyboard")
-            if run_id is not None:
-                _require(s, RunRow, run_id, "run", "start_run")
-            return self._save_generation(s, AudioRow, track.cache_key, fields, track.reused, stored, size, "audio")
-
-    # ------------------------------------------------------------ films
-
-    @_database_errors
-    def find_film(self, cache_key: str) -> Film | None:
-        """The newest film recorded under `cache_key` whose every file is intact (reused=True), else None.
-
-        Every file is checked against its recorded sha256: the mp4, subtitles, poster, contact
-        sheet, storyboard JSON and each stem. A film with a missing or changed file is skipped
-        (with a warning naming the file), so the caller stitches it again.
-        """
-        found = self._intact_film(cache_key)
+    def find(self, kind: Kind[T], key: str) -> T | None:
+        """The record of lookup(kind, key), or None."""
+        found = self.lookup(kind, key)
         return found[1] if found is not None else None
 
     @_database_errors
-    def film_id(self, cache_key: str) -> int | None:
-        """The row id of the film find_film(cache_key) returns, or None."""
-        found = self._intact_film(cache_key)
-        return found[0] if found is not None else None
-
-    def _intact_film(self, cache_key: str) -> tuple[int, Film] | None:
-        """(row id, Film) of the newest film under `cache_key` with every file intact, or None."""
-        with self._session(write=False) as s:
-            rows = s.scalars(select(FilmRow).where(FilmRow.cache_key == cache_key).order_by(FilmRow.id.desc())).all()
-            candidates = []
-            for row in rows:
-                owned = s.scalars(select(FileRow).where(FileRow.owner_table == "films", FileRow.owner_id == row.id))
-                candidates.append((row, row.storyboard.data.get("slug", ""), list(owned)))
-        for row, slug, owned in candidates:
-            files, stems = film_files(row, owned)
-            what = f"film #{row.id}"
-            if all(self._file_intact(f.stored, f.sha256, f.bytes, f"{what} {f.kind}") for f in files):
-                return row.id, Film(
-                    slug=slug,
-                    path=self.absolute_path(row.path),
-                    sha256=row.sha256,
-                    subtitles=self.absolute_path(row.subtitles_path),
-                    poster=self.absolute_path(row.poster_path),
-                    contact_sheet=self.absolute_path(row.contact_sheet_path),
-                    storyboard_json=self.absolute_path(row.storyboard_json_path),
-                    num_frames=row.num_frames,
-                    fps=row.fps,
-                    width=row.width,
-                    height=row.height,
-                    stitch_strategy=row.stitch_strategy,
-                    wall_s=row.wall_s,
-                    stems={name: self.absolute_path(stored) for name, stored in stems.items()},
-                    loudness_lufs=row.loudness_lufs,
-                    credentials=row.credentials or {},
-                    reused=True,
-                )
-        if candidates:
-            log.warning("film %s: none of its %d recorded film(s) is intact; it will be stitched again",
-                        cache_key[:12], len(candidates))  # fmt: skip
-        return None
-
-    @_database_errors
     @_retry_on_conflict
-    def record_film(
+    def record(
         self,
-        film: Film,
+        kind: Kind,
+        item: Any,
         *,
-        storyboard_id: int,
-        run_id: int | None,
-        clip_keys: list[str],
-        audio_keys: list[str],
-        narration_keys: Iterable[str] = (),
-        cache_key: str | None = None,
-        credentials: dict | None = None,
+        key: str | None = None,
+        refs: Mapping[str, int | None] | None = None,
+        facts: Mapping[str, Any] | None = None,
+        links: Mapping[str, Sequence[str]] | None = None,
     ) -> int:
-        """Record a stitched film, the clips, tracks and narration lines it plays, and the files beside it.
+        """Record a generation whose files are in place; its row id.
 
-        `audio_keys` name every track the film carries, its stems included (kinds narration,
-        music, effects, mix); the stem files in `film.stems` are recorded as files of kind
-        "stem" unless they are those tracks' own files already. `cache_key` is the hash of
-        what the film is made from (find_film looks it up); `credentials` the facts about its
-        C2PA manifest (signer, issuer, self_made_ca, manifest_label), never a key (default:
-        film.credentials). A film found by find_film (reused=True) recorded again under its
-        key is not a new film: the run is pointed at the existing row, whose id is returned.
+        `refs` names the rows it points at ({"prompt": 7, "run": 3}); `facts` adds columns its
+        record does not have (an LLM's options, the wall time); `key` is the cache key of the
+        call that made a content-identified generation (a storyboard, a prompt); `links`
+        names, by cache key, what a film plays ({"clips": [...], "audio": [...]}).
         """
-        # 1. a reused film is the row it was found as (find_film checked its files): point the run at it
-        if cache_key and getattr(film, "reused", False):
-            with self._session() as s:
-                same = s.scalar(
-                    select(FilmRow)
-                    .where(FilmRow.cache_key == cache_key, FilmRow.sha256 == film.sha256,
-                           FilmRow.path == self.stored_path(film.path))
-                    .order_by(FilmRow.id.desc()).limit(1)
-                )  # fmt: skip
-                if same is not None:
-                    if run_id is not None:
-                        _require(s, RunRow, run_id, "run", "start_run").film_id = same.id
-                    return same.id
-
-        # 2. check inputs before taking the write lock: no secrets, every file in place, hashed
-        if credentials is None:
-            credentials = getattr(film, "credentials", None) or None
-        credentials = guard_secrets(credentials, "film credentials") if credentials is not None else None
-        outputs = {
-            "film": (film.path, film.sha256),
-            "subtitles": (film.subtitles, None),
-            "poster": (film.poster, None),
-            "contact_sheet": (film.contact_sheet, None),
-            "storyboard": (film.storyboard_json, None),
-        }
-        files: dict[str, tuple[str, str, int]] = {}
-        for kind, (path, sha256) in outputs.items():
-            size = _size_of(path, f"the film's {kind.replace('_', ' ')}")
-            files[kind] = (self.stored_path(path), sha256 or sha256_file(path), size)
-        stems = {
-            name: (self.stored_path(path), sha256_file(path), _size_of(path, f"the film's {name} stem"))
-            for name, path in sorted(film.stems.items())
-        }
-
-        with self._session() as s:
-            # 3. the rows it points at
-            _require(s, StoryboardRow, storyboard_id, "storyboard", "record_storyboard")
-            if run_id is not None:
-                run = _require(s, RunRow, run_id, "run", "start_run")
-            clip_ids = _ids_by_key(s, ClipRow, clip_keys, "clip", "record_clip")
-            audio_ids = _ids_by_key(s, AudioRow, list(dict.fromkeys(audio_keys)), "audio track", "record_audio")
-            narration_ids = _ids_by_key(
-                s, NarrationRow, list(dict.fromkeys(narration_keys)), "narration line", "record_narration"
-            )
-            # 4. the film, then what it is made of
-            row = FilmRow(
-                storyboard_id=storyboard_id,
-                run_id=run_id,
-                path=files["film"][0],
-                sha256=files["film"][1],
-                subtitles_path=files["subtitles"][0],
-                subtitles_sha256=files["subtitles"][1],
-                poster_path=files["poster"][0],
-                poster_sha256=files["poster"][1],
-                contact_sheet_path=files["contact_sheet"][0],
-                contact_sheet_sha256=files["contact_sheet"][1],
-                storyboard_json_path=files["storyboard"][0],
-                storyboard_json_sha256=files["storyboard"][1],
-                num_frames=film.num_frames,
-                fps=film.fps,
-                width=film.width,
-                height=film.height,
-                stitch_strategy=film.stitch_strategy,
-                loudness_lufs=film.loudness_lufs,
-                cache_key=cache_key,
-                credentials=credentials,
-                stems={name: {"path": stored, "sha256": sha, "bytes": size}
-                       for name, (stored, sha, size) in stems.items()},  # fmt: skip
-                wall_s=float(film.wall_s),
-                created_at=utcnow(),
-            )
-            s.add(row)
-            s.flush()
-            s.add_all(FilmClipRow(film_id=row.id, position=i, clip_id=cid) for i, cid in enumerate(clip_ids))
-            s.add_all(FilmAudioRow(film_id=row.id, audio_id=aid) for aid in audio_ids)
-            s.add_all(FilmNarrationRow(film_id=row.id, narration_id=nid) for nid in narration_ids)
-            for kind, (stored, sha256, size) in files.items():
-                self._record_file(s, stored, sha256, size, kind, "films", row.id)
-            for stored, sha256, size in stems.values():
-                # a stem that is a track's own file stays that track's: its provenance is the track's
-                owned = s.scalar(select(FileRow.owner_table).where(FileRow.path == stored))
-                if owned not in ("audio_tracks", "narration_lines"):
-                    self._record_file(s, stored, sha256, size, "stem", "films", row.id)
-            if run_id is not None:
-                run.film_id = row.id  # so a run killed before finish_run still names its film
+        refs = {name: row_id for name, row_id in (refs or {}).items() if row_id is not None}
+        # 1. check inputs before taking the write lock: no secrets, every file in place and hashed
+        columns = record_columns(kind, item) | dict(facts or {})
+        if key is not None and "cache_key" not in columns:
+            columns["cache_key"] = key
+        for name, value in columns.items():
+            if isinstance(value, dict | list) and name != "data":
+                columns[name] = guard_secrets(value, f"{name} of {_label(kind, item)}")
+        file_cols, claims = file_columns(kind, item, self.stored_path, self._look)
+        columns |= file_cols
+        if "sha256" in kind.columns and "sha256" not in columns:
+            columns["sha256"] = canonical_sha256(item)  # a record without a file is addressed by its content
+        missing = [ref for ref in kind.refs if ref not in refs]
+        if missing:
+            raise CatalogError(f"a {kind.name} is recorded with its {missing[0]}, and none was given",
+                               fix=f"record the {missing[0]} first (record_{missing[0]}) and pass its id")  # fmt: skip
+        with self.writing() as s:
+            # 2. the rows it points at exist and agree with it; what the store derives
+            for ref, row_id in refs.items():
+                _check_ref(_require(s, ref, row_id), ref, row_id, kind, item)
+                if f"{ref}_id" in kind.columns:
+                    columns[f"{ref}_id"] = row_id
+            columns |= _derived(s, kind, columns)
+            # 3. insert, keep or replace the row, by how the kind is identified
+            row, written = self._put(s, kind, columns, reused=getattr(item, "reused", False), run_id=refs.get("run"))
+            if not written:
+                return row.id  # found as it is: nothing more to record
+            # 4. its files rows, and what a film plays
+            if claims:
+                self._own_files(s, kind, row.id, claims)
+            for name, link in kind.links.items():
+                keys = list((links or {}).get(name, ()))
+                targets = _ids_by_key(s, KINDS[link.kind], keys if link.ordered else list(dict.fromkeys(keys)))
+                s.add_all(
+                    link.table(**{"film_id": row.id, link.column: target, **({"position": i} if link.ordered else {})})
+                    for i, target in enumerate(targets)
+                )
             s.flush()
             return row.id
 
-    # ------------------------------------------------------------ provenance and listings
+    def _put(self, s: Session, kind: Kind, columns: dict[str, Any], *, reused: bool,
+             run_id: int | None) -> tuple[Any, bool]:  # fmt: skip
+        """The row for `columns` and whether it was written: found by content, by key, or (a film) new
+        unless it is the one reused."""
+        table = kind.table
+        if kind.identity == "content":
+            match = [getattr(table, c) == columns[c] for c in ("sha256", *(f"{r}_id" for r in kind.refs))]
+            row = s.scalar(select(table).where(*match))
+            if row is not None:
+                if columns.get("cache_key") and row.cache_key is None:
+                    row.cache_key = columns["cache_key"]  # a later run computed the call's cache key: keep it
+                return row, False
+        elif kind.identity == "key":
+            row = s.scalar(select(table).where(table.cache_key == columns["cache_key"]))
+            if row is not None:
+                if reused and row.sha256 == columns["sha256"] and row.path == columns["path"]:
+                    return row, False  # a reuse: the row already says all of this
+                for name, value in columns.items():  # made again under the same key: its file was lost
+                    setattr(row, name, value)
+                s.flush()
+                return row, True
+        elif reused and columns.get("cache_key"):
+            row = s.scalar(
+                select(table).where(table.cache_key == columns["cache_key"], table.sha256 == columns["sha256"],
+                                    table.path == columns["path"]).order_by(table.id.desc()).limit(1)
+            )  # fmt: skip
+            if row is not None:
+                if run_id is not None:
+                    s.get(RunRow, run_id).film_id = row.id  # the run ends with the film it found
+                return row, False
+        row = table(**columns)
+        s.add(row)
+        s.flush()
+        if kind.identity == "history" and run_id is not None:
+            s.get(RunRow, run_id).film_id = row.id  # so a run killed before finish_run still names its film
+        return row, True
+
+    def _own_files(self, s: Session, kind: Kind, row_id: int, claims: list[FileClaim]) -> None:
+        """Upsert a files row per file the row owns; drop rows that still claim it made another file."""
+        kept = set()
+        for claim in claims:
+            if claim.shared:
+                owner = s.scalar(select(FileRow.owner_table).where(FileRow.path == claim.stored))
+                if owner not in (None, kind.owner):
+                    continue  # a stem that is a track's own file stays that track's: its provenance is the track's
+            kept.add(claim.stored)
+            record = s.scalar(select(FileRow).where(FileRow.path == claim.stored))
+            values = dict(sha256=claim.sha256, bytes=claim.bytes, kind=claim.file_kind, owner_table=kind.owner,
+                          owner_id=row_id, created_at=utcnow())  # fmt: skip
+            if record is None:
+                s.add(FileRow(path=claim.stored, **values))
+            else:
+                for name, value in values.items():
+                    setattr(record, name, value)
+        if kind.identity == "key":  # a clip or a track owns exactly its one file
+            stale = select(FileRow).where(FileRow.owner_table == kind.owner, FileRow.owner_id == row_id,
+                                          FileRow.path.not_in(kept))  # fmt: skip
+            for record in s.scalars(stale):
+                s.delete(record)
+
+    @staticmethod
+    def _files_rows(s: Session, kind: Kind, row_id: int) -> list[FileRow]:
+        return list(s.scalars(select(FileRow).where(FileRow.owner_table == kind.owner, FileRow.owner_id == row_id)))
+
+    def _look(self, path: Path, sha256: str | None) -> tuple[str, int]:
+        """A file that must be in place before a row may point at it: its sha256 (hashed if not given) and size."""
+        try:
+            size = Path(path).stat().st_size
+        except FileNotFoundError:
+            raise CatalogError(
+                f"{path} does not exist; a catalog row may only point at a file that is in place",
+                fix="write the file (atomically) before recording it",
+            ) from None
+        return sha256 or sha256_file(path), size
+
+    def _file_intact(self, claim: FileClaim, what: str) -> bool:
+        """True if the file exists with the recorded size and sha256 (where recorded); warn (and say why) if not."""
+        path = self.absolute_path(claim.stored)
+        if not path.is_file():
+            log.warning("%s: %s is missing; it will be made again", what, path)
+            return False
+        if claim.sha256 is None:
+            return True  # recorded before its hash was kept: existence is all that can be checked
+        if (claim.bytes is not None and path.stat().st_size != claim.bytes) or sha256_file(path) != claim.sha256:
+            log.warning("%s: %s changed since it was recorded (sha256 no longer %s); it will be made again",
+                        what, path, claim.sha256[:12])  # fmt: skip
+            return False
+        return True
+
+    # ------------------------------------------------------------ listings
 
     @_database_errors
     def films(self) -> list[dict]:
         """Every film, newest first: id, title, path, duration, size, when, which run, cache key, credentials."""
-        with self._session(write=False) as s:
+        with self.reading() as s:
             rows = s.execute(
                 select(FilmRow, StoryRow.title)
                 .join(StoryboardRow, FilmRow.storyboard_id == StoryboardRow.id)
@@ -828,130 +507,11 @@ class Store:
     @_database_errors
     def runs(self, limit: int = 20) -> list[dict]:
         """The newest `limit` runs: status, story, what they generated and reused (per kind), timings."""
-        with self._session(write=False) as s:
+        with self.reading() as s:
             rows = s.scalars(select(RunRow).order_by(RunRow.id.desc()).limit(limit)).all()
             return [run_dict(run) for run in rows]
 
-    # ------------------------------------------------------------ helpers
-
-    def _get_or_create(self, lookup: Callable[[Session], Any], create: Callable[[Session], Any]) -> int:
-        """The id of the row `lookup` finds, else of the row `create` makes, in one transaction.
-
-        Two writers may both miss and both insert (PostgreSQL lets them; SQLite's up-front
-        write lock does not): the loser's unique constraint fails, and its retry finds the row.
-        """
-        for attempt in range(2):
-            try:
-                with self._session() as s:
-                    row = lookup(s)
-                    if row is None:
-                        row = create(s)
-                        s.add(row)
-                        s.flush()
-                    return row.id
-            except IntegrityError:
-                if attempt == 1:
-                    raise
-        raise AssertionError("unreachable")
-
-    def _save_generation(
-        self, s: Session, table: type, cache_key: str, fields: dict, reused: bool, stored: str, size: int, kind: str
-    ) -> int:
-        """Insert the row for `cache_key`, or replace the row of a thing made again under the same key
-        (its file was missing or tampered with); then its files row. Returns the row id."""
-        row = s.scalar(select(table).where(table.cache_key == cache_key))
-        if row is not None and reused and row.sha256 == fields["sha256"] and row.path == stored:
-            return row.id  # a reuse: the row already says all of this
-        if row is None:
-            row = table(cache_key=cache_key, **fields)
-            s.add(row)
-        else:
-            for name, value in fields.items():
-                setattr(row, name, value)
-        s.flush()
-        self._record_file(s, stored, fields["sha256"], size, kind, table.__tablename__, row.id)
-        return row.id
-
-    def _record_file(
-        self, s: Session, stored: str, sha256: str, size: int, kind: str, owner: str, owner_id: int
-    ) -> None:
-        """Upsert the files row for `stored`; drop rows that still claim this owner made another path."""
-        row = s.scalar(select(FileRow).where(FileRow.path == stored))
-        values = dict(sha256=sha256, bytes=size, kind=kind, owner_table=owner, owner_id=owner_id, created_at=utcnow())
-        if row is None:
-            s.add(FileRow(path=stored, **values))
-        else:
-            for name, value in values.items():
-                setattr(row, name, value)
-        if owner != "films":  # a film owns several files; a clip or track owns exactly one
-            stale = select(FileRow).where(
-                FileRow.owner_table == owner, FileRow.owner_id == owner_id, FileRow.path != stored
-            )
-            for row in s.scalars(stale):
-                s.delete(row)
-
-    def _file_intact(self, stored: str, sha256: str | None, size: int | None, what: str) -> bool:
-        """True if the file exists with the recorded size and sha256 (where recorded); warn (and say why) if not."""
-        path = self.absolute_path(stored)
-        if not path.is_file():
-            log.warning("%s: %s is missing; it will be made again", what, path)
-            return False
-        if sha256 is None:
-            return True  # recorded before its hash was kept: existence is all that can be checked
-        if (size is not None and path.stat().st_size != size) or sha256_file(path) != sha256:
-            log.warning("%s: %s changed since it was recorded (sha256 no longer %s); it will be made again",
-                        what, path, sha256[:12])  # fmt: skip
-            return False
-        return True
-
-
 # ---------------------------------------------------------------- module helpers
-
-
-@dataclass(frozen=True)
-class FilmFile:
-    """One file of a film row, with the hash (and size, where known) it was recorded with."""
-
-    kind: str  # "film", "subtitles", "poster", "contact_sheet", "storyboard" or "<name> stem"
-    stored: str
-    sha256: str | None  # None: recorded before 0003 kept it (a storyboard JSON), so unknown
-    bytes: int | None
-
-
-def film_files(row: FilmRow, owned: Iterable[FileRow]) -> tuple[list[FilmFile], dict[str, str]]:
-    """Every file a film row points at, and its stems by name (stored paths).
-
-    Sizes come from the film's own files rows where they still describe the same content.
-    Films recorded before 0003 have no `stems` column: their stems are the files rows of kind
-    "stem", named by file name (stems/music.wav -> "music").
-    """
-    by_path = {f.path: f for f in owned}
-
-    def size(stored: str, sha256: str | None) -> int | None:
-        record = by_path.get(stored)
-        return record.bytes if record is not None and record.sha256 == sha256 else None
-
-    storyboard_sha = row.storyboard_json_sha256
-    if storyboard_sha is None and row.storyboard_json_path in by_path:
-        storyboard_sha = by_path[row.storyboard_json_path].sha256
-    files = [
-        FilmFile(kind, stored, sha, size(stored, sha))
-        for kind, stored, sha in (
-            ("film", row.path, row.sha256),
-            ("subtitles", row.subtitles_path, row.subtitles_sha256),
-            ("poster", row.poster_path, row.poster_sha256),
-            ("contact_sheet", row.contact_sheet_path, row.contact_sheet_sha256),
-            ("storyboard", row.storyboard_json_path, storyboard_sha),
-        )
-    ]
-    if row.stems is not None:
-        stems = {name: entry["path"] for name, entry in row.stems.items()}
-        files += [FilmFile(f"{name} stem", e["path"], e["sha256"], e["bytes"]) for name, e in row.stems.items()]
-    else:
-        recorded = sorted((f for f in owned if f.kind == "stem"), key=lambda f: f.path)
-        stems = {PurePosixPath(f.path).stem: f.path for f in recorded}
-        files += [FilmFile(f"{PurePosixPath(f.path).stem} stem", f.path, f.sha256, f.bytes) for f in recorded]
-    return files, stems
 
 
 def run_dict(run: RunRow) -> dict:
@@ -995,51 +555,76 @@ def check_generations(generations: dict) -> dict:
     return checked
 
 
-def seam_of(row: ClipRow, which: str = "seam") -> SeamScore | None:
-    """The clip row's seam score ("seam": into it; "end_seam": out of it into its end parent), or None."""
-    ratio = getattr(row, f"{which}_ratio")
-    if ratio is None:
-        return None
-    return SeamScore(jump=getattr(row, f"{which}_jump") or 0.0, median=getattr(row, f"{which}_median") or 0.0,
-                     ratio=ratio)  # fmt: skip
-
-
-def _newest_clip_id(s: Session, sha256: str | None) -> int | None:
-    """The id of the newest clip row with this content, or None (none given, or never recorded)."""
-    if not sha256:
-        return None
-    return s.scalar(select(ClipRow.id).where(ClipRow.sha256 == sha256).order_by(ClipRow.id.desc()).limit(1))
-
-
-def _require(s: Session, table: type[T], row_id: int, what: str, maker: str) -> T:
-    row = s.get(table, row_id)
+def _require(s: Session, ref: str, row_id: int) -> Any:
+    """The row a generation points at; CatalogError naming the call that makes it if there is none."""
+    row = s.get(REF_TABLES[ref], row_id)
     if row is None:
-        raise CatalogError(f"no {what} #{row_id} in the catalog", fix=f"pass the id that {maker} returned")
+        maker = "start_run" if ref == "run" else f"record_{ref}" + ("s" if ref == "shot" else "")
+        raise CatalogError(f"no {ref} #{row_id} in the catalog", fix=f"pass the id that {maker} returned")
     return row
 
 
-def _ids_by_key(s: Session, table: Any, keys: Iterable[str], what: str, maker: str) -> list[int]:
+def _check_ref(row: Any, ref: str, row_id: int, kind: Kind, item: Any) -> None:
+    """A generation agrees with the rows it points at: the same shot, the same story."""
+    shot = getattr(item, "shot_id", None)
+    shots = {"shot": lambda: {row.shot_key}, "prompt": lambda: {row.shot.shot_key},
+             "storyboard": lambda: {s.get("id") for s in row.data.get("shots", [])}}.get(ref)  # fmt: skip
+    if shot and shots is not None and shot not in shots():
+        theirs = ", ".join(sorted(shots())) or "none"
+        raise CatalogError(
+            f"{kind.name} of shot {shot} given {ref} #{row_id}, which is of shot(s) {theirs}",
+            fix=f"pass the id record_{ref}{'s' if ref == 'shot' else ''} returned for the {ref} the {kind.name} "
+            "was made for",
+        )
+    story = getattr(item, "story_sha256", None)
+    if ref == "story" and story and story != row.sha256:
+        raise CatalogError(
+            f"{kind.name} planned from story {story[:12]}, not from story #{row_id} ({row.sha256[:12]})",
+            fix="pass the id record_story returned for the story it was planned from",
+        )
+
+
+def _derived(s: Session, kind: Kind, columns: dict[str, Any]) -> dict[str, Any]:
+    """Columns the store works out: the clip a `<x>_sha256` names (`<x>_clip_id`), start and finish times."""
+    derived: dict[str, Any] = {}
+    for column in kind.columns:
+        source = column.removesuffix("_clip_id") + "_sha256"
+        if column.endswith("_clip_id") and source in columns:
+            sha256 = columns[source]
+            derived[column] = s.scalar(
+                select(ClipRow.id).where(ClipRow.sha256 == sha256).order_by(ClipRow.id.desc()).limit(1)
+            ) if sha256 else None  # fmt: skip
+    if {"started_at", "finished_at"} <= kind.columns:
+        finished = utcnow()
+        derived |= {"finished_at": finished, "started_at": finished - timedelta(seconds=columns.get("wall_s") or 0.0)}
+    return derived
+
+
+def _ids_by_key(s: Session, kind: Kind, keys: list[str]) -> list[int]:
     """Row ids for cache keys, in the given order; CatalogError naming any key not recorded."""
-    keys = list(keys)
-    found = dict(s.execute(select(table.cache_key, table.id).where(table.cache_key.in_(set(keys)))).tuples().all())
+    found = dict(s.execute(select(kind.table.cache_key, kind.table.id).where(kind.table.cache_key.in_(set(keys)))).tuples().all())
     missing = [key for key in keys if key not in found]
     if missing:
         raise CatalogError(
-            f"{len(missing)} {what}(s) not in the catalog: {', '.join(k[:16] for k in missing[:5])}",
-            fix=f"call {maker} for every {what} before recording the film",
+            f"{len(missing)} {kind.name}(s) not in the catalog: {', '.join(k[:16] for k in missing[:5])}",
+            fix=f"call record_{kind.name} for every {kind.name} before recording the film",
         )
     return [found[key] for key in keys]
 
 
-def _size_of(path: Path, what: str) -> int:
-    """The size of a file that must exist before a row may point at it."""
-    try:
-        return Path(path).stat().st_size
-    except FileNotFoundError:
-        raise CatalogError(
-            f"{what} {path} does not exist; a catalog row may only point at a file that is in place",
-            fix="write the file (atomically) before recording it",
-        ) from None
+def _name(kind: Kind, row: Any) -> str:
+    """How messages name a row: 'clip s01/0 #12', 'music track #4', 'film #3'."""
+    if hasattr(row, "segment"):
+        return f"{kind.name} {row.shot_key}/{row.segment}"
+    if hasattr(row, "shot_key"):
+        return f"{kind.name} of {row.shot_key}"
+    if kind.name == "audio":
+        return f"{row.kind} track"
+    return f"{kind.name} #{row.id}"
+
+
+def _label(kind: Kind, item: Any) -> str:
+    return getattr(item, "backend", None) or getattr(item, "llm", None) or kind.name
 
 
 def _safe_url(url: str) -> str:

@@ -1,23 +1,26 @@
 """The storyflow command line: parse arguments, call a stage or the flow, print, map errors.
 
 The top layer: it may import everything below it (flows, stages, the catalog's public API,
-backends, media, core); nothing imports it. Heavy modules (Prefect, numpy, SQLAlchemy,
-PyAV) are imported inside the commands, so `storyflow --help` answers at once. Errors print
-a message and the fix, and exit non-zero; `--debug` (or STORYFLOW_DEBUG=1) shows the
-traceback instead.
+backends, media, core); nothing imports it. Everything it prints for people is formatted in
+storyflow.cli.text. Heavy modules (Prefect, numpy, SQLAlchemy, PyAV) are imported inside
+the commands, so `storyflow --help` answers at once. Errors print a message and the fix,
+and exit non-zero; `--debug` (or STORYFLOW_DEBUG=1) shows the traceback instead.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from storyflow.cli import text
 from storyflow.core.errors import InputError, StoryflowError
 
 app = typer.Typer(
@@ -48,7 +51,7 @@ def _main(
 ) -> None:
     """storyflow: story -> shot list -> prompts -> clips -> sound -> film, with provenance."""
     global _debug
-    _debug = debug or os.environ.get("STORYFLOW_DEBUG", "") not in ("", "0", "false")
+    _debug = debug or _debug_setting()
 
 
 @app.command()
@@ -95,57 +98,37 @@ def film(
     --force and --force-shot make it again.
     """
     from storyflow.backends.registry import load_backend, parse_option_pairs
-    from storyflow.core.config import load_settings
     from storyflow.stages.story import read_story
 
     started = time.perf_counter()
-    settings = load_settings(
+    settings = _settings(
         video_backend=video_backend, llm=llm, music_backend=music_backend, speech_backend=speech_backend,
         effects_backend=effects_backend, voice=voice, narration_fit=narration_fit, target_lufs=loudness,
         burn_subtitles=burn_subtitles, stitch=stitch, max_concurrency=concurrency, credentials=credentials,
-        sign_clips=sign_clips,
+        sign_clips=sign_clips, llm_options=parse_option_pairs(llm_option, "--llm-option") or None,
+        video_options=parse_option_pairs(video_option, "--video-option") or None,
+        speech_options=parse_option_pairs(speech_option, "--speech-option") or None,
     )  # fmt: skip
     # 1. validate everything before anything is written or Prefect starts
     read_story(story)
     forced_shots = [_shot_id(value) for value in force_shot or []]
-    video_options = parse_option_pairs(video_option, "--video-option")
-    llm_options = parse_option_pairs(llm_option, "--llm-option")
-    speech_options = parse_option_pairs(speech_option, "--speech-option")
-    if settings.voice:
-        speech_options.setdefault("voice", settings.voice)
-    for kind, name, options in (
-        ("llm", settings.llm, llm_options),
-        ("video", settings.video_backend, video_options),
-        ("music", settings.music_backend, {}),
-        ("speech", settings.speech_backend, speech_options),
-        ("effects", settings.effects_backend, {}),
-    ):
-        load_backend(kind, name, options).check_available()
+    choices = settings.choices()
+    for kind in ("llm", "video", "music", "speech", "effects"):
+        load_backend(kind, choices.backend_name(kind), choices.backend_options(kind)).check_available()
 
-    # 2. run the flow
-    _prefect_environment(settings)
-    from flows.film import FilmOptions, run_film
-    from storyflow.core import progress
+    # 2. run the flow (reporting to the UI's server, or to a temporary one that dies with this process)
+    with _prefect(settings):
+        from flows.film import run_film
+        from storyflow.core import progress
 
-    options = FilmOptions(
-        story=str(story), llm=settings.llm, llm_options=llm_options, video_backend=settings.video_backend,
-        video_options=video_options, music_backend=settings.music_backend, speech_backend=settings.speech_backend,
-        speech_options=speech_options, effects_backend=settings.effects_backend,
-        narration_fit=settings.narration_fit, target_lufs=settings.target_lufs,
-        burn_subtitles=settings.burn_subtitles, seed=seed, home=str(settings.home.resolve()),
-        force=force, force_shots=forced_shots, credentials=settings.credentials, sign_clips=settings.sign_clips,
-        catalog_url=settings.catalog_url, max_concurrency=settings.max_concurrency, stitch=settings.stitch,
-    )  # fmt: skip
-    progress.set_reporter(_TerminalProgress())
-    try:
-        summary = run_film(options)
-    finally:
-        progress.set_reporter(None)
+        _quiet_prefect_run_logs()
+        progress.set_reporter(text.TerminalProgress(sys.stderr))
+        try:
+            summary = run_film(story, choices, seed=seed, force=force, force_shots=forced_shots)
+        finally:
+            progress.set_reporter(None)
     summary["wall_s"] = round(time.perf_counter() - started, 3)
-    if as_json:
-        print(json.dumps(summary, indent=2))
-    else:
-        _print_film_summary(summary)
+    _print(summary, as_json, text.format_film_summary)
 
 
 @app.command("plan")
@@ -153,32 +136,18 @@ def plan_command(story: StoryArg, llm: LLMOpt = None, seed: SeedOpt = None, llm_
                  as_json: JsonOpt = False) -> None:  # fmt: skip
     """Plan a story into shots and print the storyboard (writes nothing)."""
     from storyflow.backends.registry import load_backend, parse_option_pairs
-    from storyflow.core.config import load_settings
-    from storyflow.core.timeline import film_timeline
+    from storyflow.core.templates import PromptFolder
     from storyflow.stages.plan import plan_storyboard, storyboard_json
     from storyflow.stages.story import read_story
 
-    settings = load_settings(llm=llm)
+    settings = _settings(llm=llm, llm_options=parse_option_pairs(llm_option, "--llm-option") or None)
     parsed = read_story(story)
     if seed is not None:
         parsed = parsed.model_copy(update={"seed": seed})
-    backend = load_backend("llm", settings.llm, parse_option_pairs(llm_option, "--llm-option"))
+    backend = load_backend("llm", settings.llm, settings.llm_options)
     backend.check_available()
-    board = plan_storyboard(parsed, backend)
-    if as_json:
-        print(storyboard_json(board))
-        return
-    timeline = film_timeline(board)
-    print(f"{board.title}: {len(board.shots)} shots, {timeline.seconds:.1f} s, "
-          f"{board.width}x{board.height} @ {board.fps} fps, seed {board.seed}")  # fmt: skip
-    for shot in board.shots:
-        link = "↳ " if shot.continues_previous else "  "
-        who = ", ".join(shot.characters) or "-"
-        notes = ([f"{len(shot.prompt_changes)} change(s) at " + ", ".join(f"{c.at:g}s" for c in shot.prompt_changes)]
-                 if shot.prompt_changes else []) + (["loop"] if shot.loop else [])  # fmt: skip
-        extra = f"  [{'; '.join(notes)}]" if notes else ""
-        print(f"{link}{shot.id}  {shot.camera.value:<15} {shot.duration:5.1f} s  {shot.mood:<11} "
-              f"{shot.transition.value:<9} {who:<16} {_clip(shot.narration or shot.action, 60)}{extra}")  # fmt: skip
+    board = plan_storyboard(parsed, backend, prompts=PromptFolder.of(settings.prompts_dir))
+    print(storyboard_json(board) if as_json else text.format_plan(board), end="")
 
 
 @app.command()
@@ -186,29 +155,10 @@ def provenance(
     file: Annotated[Path, typer.Argument(help="Any file storyflow made: film, clip, audio, poster, subtitles.")],
     as_json: JsonOpt = False,
 ) -> None:
-    """Show how a file was made, back to the story: prompts, models, seeds, parents."""
-    from storyflow.catalog.provenance import format_provenance
-
+    """Show how a file was made, back to the story: prompts, models, seeds, parents, corrections."""
     with _open_catalog(file) as catalog:
         tree = catalog.provenance(file)
-    print(json.dumps(tree, indent=2, default=str) if as_json else format_provenance(tree))
-
-
-def _open_catalog(file: Path | None = None) -> Any:
-    """The catalog (that knows `file`): refuses early, with the fix, when there is none yet."""
-    from storyflow.catalog import Catalog
-    from storyflow.core.config import load_settings
-
-    settings = load_settings()
-    if file is not None and not file.exists():
-        raise InputError(f"no such file: {file}", fix="pass the path of a file storyflow wrote under outputs/")
-    catalog_file = settings.home / "catalog.db"
-    if not settings.catalog_url and not catalog_file.exists():
-        raise InputError(
-            f"no catalog at {catalog_file}",
-            fix="make a film first (make film STORY=...), or set STORYFLOW_HOME to the folder that holds catalog.db",
-        )
-    return Catalog.open(settings.resolved_catalog_url, settings.home.resolve())
+    _print(tree, as_json, text.format_provenance)
 
 
 @app.command()
@@ -217,16 +167,14 @@ def shots(
     as_json: JsonOpt = False,
 ) -> None:
     """List a film's shots and their segments: path, parent, strategy, seconds, seam score."""
-    from storyflow.catalog import format_shots
-
     with _open_catalog(film) as catalog:
         tree = catalog.film_shots(film)
-    print(json.dumps(tree, indent=2, default=str) if as_json else format_shots(tree))
+    _print(tree, as_json, text.format_shots)
 
 
 @app.command()
 def backends(as_json: JsonOpt = False) -> None:
-    """List the backends storyflow can use, with their capabilities and options."""
+    """List the backends storyflow can use: what they need, what they can do, their options."""
     from storyflow.backends.base import BACKEND_KINDS, VideoBackend
     from storyflow.backends.registry import backend_class, backend_names
 
@@ -241,7 +189,8 @@ def backends(as_json: JsonOpt = False) -> None:
                 entry["error"] = f"cannot import: {exc}"
                 listing[kind].append(entry)
                 continue
-            entry.update(version=cls.version, description=cls.description, options={
+            entry.update(version=cls.version, description=cls.description, requires=list(cls.requires),
+                         key_env=list(cls.key_env), options={
                 key: {"type": getattr(f.annotation, "__name__", str(f.annotation)), "default": f.default,
                       "help": f.description or ""}
                 for key, f in cls.Options.model_fields.items()
@@ -249,20 +198,7 @@ def backends(as_json: JsonOpt = False) -> None:
             if issubclass(cls, VideoBackend):
                 entry["capabilities"] = cls().capabilities.as_dict()
             listing[kind].append(entry)
-    if as_json:
-        print(json.dumps(listing, indent=2, default=str))
-        return
-    for kind, entries in listing.items():
-        print(f"{kind}:")
-        for entry in entries:
-            print(f"  {entry['name']:<12} {entry.get('description') or entry.get('error', '')}")
-            caps = entry.get("capabilities")
-            if caps:
-                can = [k for k in ("text_to_video", "image_to_video", "extend_from_video", "extend_backward",
-                                   "last_frame", "native_audio") if caps[k]]  # fmt: skip
-                print(f"  {'':<12} clips up to {caps['max_clip_seconds']:g} s; {', '.join(can)}")
-            for key, opt in entry.get("options", {}).items():
-                print(f"  {'':<12} option {key} ({opt['type']}, default {opt['default']!r}) {opt['help']}")
+    _print(listing, as_json, text.format_backends)
 
 
 @catalog_app.command("films")
@@ -270,14 +206,7 @@ def catalog_films(as_json: JsonOpt = False) -> None:
     """List the films in the catalog, newest first."""
     with _open_catalog() as catalog:
         films = catalog.films()
-    if as_json:
-        print(json.dumps(films, indent=2, default=str))
-        return
-    for film in films:
-        print(f"#{film['id']:<4} {film.get('created', '')!s:<26} {film.get('duration', 0) or 0:6.1f} s  "
-              f"{film.get('title', '')}  {film.get('path', '')}")  # fmt: skip
-    if not films:
-        print("no films yet: make one with `make film STORY=stories/lighthouse.md`")
+    _print(films, as_json, text.format_films)
 
 
 @catalog_app.command("runs")
@@ -287,15 +216,7 @@ def catalog_runs(
     """List runs: when, status, and how much each generated versus reused."""
     with _open_catalog() as catalog:
         runs = catalog.runs(limit)
-    if as_json:
-        print(json.dumps(runs, indent=2, default=str))
-        return
-    for run in runs:
-        made = run.get("generations") or {}
-        tally = ", ".join(f"{kind} {n['made']}+{n['reused']}r" for kind, n in made.items()) or (
-            f"clips {run.get('clips_generated', 0)} made, {run.get('clips_reused', 0)} reused")
-        print(f"#{run['id']:<4} {run.get('status', ''):<9} {run.get('started_at', '')!s:<26} "
-              f"{run.get('story_source') or ''}  {tally}")  # fmt: skip
+    _print(runs, as_json, text.format_runs)
 
 
 @catalog_app.command("run")
@@ -304,17 +225,7 @@ def catalog_run(run_id: Annotated[int, typer.Argument(help="A run id (see `story
     """Show what one run generated and what it reused."""
     with _open_catalog() as catalog:
         detail = catalog.run_detail(run_id)
-    if as_json:
-        print(json.dumps(detail, indent=2, default=str))
-        return
-    run = detail["run"]
-    print(f"run #{run['id']}  {run.get('status')}  {run.get('story_source') or ''}  started {run.get('started_at')}")
-    for what in ("generated", "reused"):
-        items = detail.get(what, [])
-        print(f"{what}: {len(items)}")
-        for item in items:
-            where = f"{item.get('shot_key', '')} {item.get('segment', '')}".strip()
-            print(f"  {item.get('kind', ''):<10} {where:<8} {item.get('path', '')}")
+    _print(detail, as_json, text.format_run_detail)
 
 
 @catalog_app.command("verify")
@@ -325,9 +236,8 @@ def catalog_verify(
 ) -> None:  # fmt: skip
     """Check that every row's file is there and unchanged, and every file has a row. Exit 0 when all is well."""
     from storyflow.core import locks
-    from storyflow.core.config import load_settings
 
-    home = load_settings().home
+    home = _settings().home
     with locks.hold(home, on_wait=lambda who: sys.stderr.write(f"waiting for running films to finish ({who})\n")):
         with _open_catalog() as catalog:
             report = catalog.verify(repair=repair)
@@ -335,34 +245,8 @@ def catalog_verify(
     if as_json:
         print(json.dumps({**report, "ok_after": after["ok"]}, indent=2, default=str))
     else:
-        _print_verify(report, repair)
-        if repair:
-            print("all is well now" if after["ok"] else "some problems remain: run `storyflow catalog verify`")
+        print(text.format_verify(report, after=after if repair else None), end="")
     raise typer.Exit(0 if after["ok"] else 1)
-
-
-def _print_verify(report: dict[str, Any], repair: bool) -> None:
-    labels = {
-        "rows_without_files": "rows whose file is gone",
-        "hash_mismatches": "files changed since they were recorded",
-        "files_without_rows": "files no row claims",
-        "partial_files": "unfinished files left by a killed run",
-    }
-    if report["ok"]:
-        print("catalog and files agree: every row has its file, every file its row, all hashes match")
-        return
-    for key, label in labels.items():
-        items = report.get(key, [])
-        if items:
-            print(f"{label}: {len(items)}")
-            for item in items[:20]:
-                print(f"  {item.get('path', item) if isinstance(item, dict) else item}")
-            if len(items) > 20:
-                print(f"  ... and {len(items) - 20} more")
-    if repair:
-        print(f"repaired: {len(report.get('repaired', []))} item(s)")
-    else:
-        print("fix: run `storyflow catalog verify --repair` (it moves stray files to .orphans/, never deletes them)")
 
 
 @app.command("verify")
@@ -371,12 +255,11 @@ def verify_credentials(
     as_json: JsonOpt = False,
 ) -> None:
     """Read and validate a file's C2PA Content Credentials. Exit 0 when they are present and valid."""
-    from storyflow.core.config import load_settings
     from storyflow.media import credentials
 
     if not file.exists():
         raise InputError(f"no such file: {file}", fix="pass the path of a film storyflow made")
-    report = credentials.verify_media(file, home=load_settings().home)
+    report = credentials.verify_media(file, home=_settings().home)
     if as_json:
         print(json.dumps(report.as_record(), indent=2, default=str))
     else:
@@ -390,9 +273,8 @@ def ui_start(
 ) -> None:
     """Start a Prefect server on 127.0.0.1 and print the UI address."""
     from flows.server import start_server
-    from storyflow.core.config import load_settings
 
-    state = start_server(load_settings().prefect_home, port=port)
+    state = start_server(_settings().prefect_home, port=port)
     print(f"Prefect UI: {state['ui_url']}  (pid {state['pid']})")
     print("Runs of `storyflow film` / `make film` report there now. Stop it with `make ui-stop`.")
 
@@ -401,18 +283,16 @@ def ui_start(
 def ui_stop() -> None:
     """Stop the server `storyflow ui start` started."""
     from flows.server import stop_server
-    from storyflow.core.config import load_settings
 
-    print("stopped" if stop_server(load_settings().prefect_home) else "no storyflow Prefect server was running")
+    print("stopped" if stop_server(_settings().prefect_home) else "no storyflow Prefect server was running")
 
 
 @ui_app.command("status")
 def ui_status() -> None:
     """Say whether the server is running, and where."""
     from flows.server import running_server
-    from storyflow.core.config import load_settings
 
-    state = running_server(load_settings().prefect_home)
+    state = running_server(_settings().prefect_home)
     print(f"running: {state['ui_url']} (pid {state['pid']})" if state else "not running (start it with `make ui`)")
     raise typer.Exit(0 if state else 1)
 
@@ -420,84 +300,82 @@ def ui_status() -> None:
 # ---------------------------------------------------------------- helpers
 
 
-def _prefect_environment(settings: Any) -> None:
-    """Point Prefect at our output folder and at the running UI server, before importing it."""
-    from flows.server import prefect_env, running_server
+def _settings(**overrides: Any) -> Any:
+    """The settings (every STORYFLOW_ variable, storyflow.core.config) with this command's options over them."""
+    from storyflow.core.config import load_settings
+
+    return load_settings(**overrides)
+
+
+def _debug_setting() -> bool:
+    """STORYFLOW_DEBUG, read through the settings; unreadable settings say so later, with their fix."""
+    try:
+        return _settings().debug
+    except StoryflowError:
+        return False
+
+
+def _open_catalog(file: Path | None = None) -> Any:
+    """The catalog (that knows `file`): refuses early, with the fix, when there is none yet."""
+    from storyflow.catalog import Catalog
+
+    settings = _settings()
+    if file is not None and not file.exists():
+        raise InputError(f"no such file: {file}", fix="pass the path of a file storyflow wrote under outputs/")
+    catalog_file = settings.home / "catalog.db"
+    if not settings.catalog_url.get_secret_value() and not catalog_file.exists():
+        raise InputError(
+            f"no catalog at {catalog_file}",
+            fix="make a film first (make film STORY=...), or set STORYFLOW_HOME to the folder that holds catalog.db",
+        )
+    return Catalog.open(settings.resolved_catalog_url, settings.home.resolve())
+
+
+def _print(data: Any, as_json: bool, formatter: Any) -> None:
+    """One JSON object on stdout, or the formatter's text."""
+    if as_json:
+        print(json.dumps(data, indent=2, default=str))
+    else:
+        print(formatter(data), end="")
+
+
+@contextlib.contextmanager
+def _prefect(settings: Any) -> Iterator[None]:
+    """Point Prefect at our output folder and at a server, before Prefect is imported.
+
+    A server `make ui` keeps running (or PREFECT_API_URL) is used as it is; without one, a
+    temporary server runs for this command alone and dies with it, however it ends.
+    """
+    from flows.server import prefect_env, running_server, temporary_server
 
     settings.prefect_home.mkdir(parents=True, exist_ok=True)  # Prefect warns if it cannot create it
-    for key, value in prefect_env(settings.prefect_home).items():
-        if key == "PREFECT_HOME" and os.environ.get("PREFECT_HOME"):
-            continue  # the user chose where Prefect keeps its state
-        os.environ[key] = value
-    if not os.environ.get("PREFECT_API_URL"):
-        server = running_server(settings.prefect_home)
-        if server:
-            os.environ["PREFECT_API_URL"] = server["api_url"]
-            sys.stderr.write(f"reporting to the Prefect UI at {server['ui_url']}\n")
-        else:
-            sys.stderr.write("starting a temporary Prefect server for this run (`make ui` keeps one running)\n")
+    os.environ.update(prefect_env(settings.prefect_home, keep_home=True))
     if not _debug:
-        # our own progress lines replace Prefect's console log; the UI still gets every log
-        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
-        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_FLOW_RUNS_LEVEL", "WARNING")
-        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_TASK_RUNS_LEVEL", "WARNING")
-        # a temporary server's event services may log a cancelled flush as it shuts down after
-        # a short run: noise about the server, not the film (`--debug` shows it)
-        os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
+        os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")  # a server's shutdown noise
+    if os.environ.get("PREFECT_API_URL"):
+        yield
+        return
+    server = running_server(settings.prefect_home)
+    if server:
+        os.environ["PREFECT_API_URL"] = server["api_url"]
+        sys.stderr.write(f"reporting to the Prefect UI at {server['ui_url']}\n")
+        yield
+        return
+    sys.stderr.write("starting a temporary Prefect server for this run (`make ui` keeps one running)\n")
+    with temporary_server(settings.prefect_home) as api_url:
+        os.environ["PREFECT_API_URL"] = api_url
+        yield
 
 
-class _TerminalProgress:
-    """Prints one line per progress event on stderr (stdout stays clean for --json)."""
+def _quiet_prefect_run_logs() -> None:
+    """Prefect's flow and task run logs (a failed task's ERROR line and traceback among them) go to
+    its API, where the UI shows them, and not to the terminal: there storyflow's own progress,
+    warnings and error:/fix: lines say what matters. `--debug` shows them too."""
+    import logging
 
-    def __call__(self, event: str, fields: dict[str, Any]) -> None:
-        line = self.format(event, fields)
-        if line:
-            # write, not print: inside a flow run Prefect may capture print() as log records
-            sys.stderr.write(line + "\n")
-            sys.stderr.flush()
-
-    @staticmethod
-    def format(event: str, f: dict[str, Any]) -> str:
-        if event == "plan":
-            return (f"planned '{f['title']}': {f['shots']} shots, {f['seconds']:.1f} s, "
-                    f"{f['width']}x{f['height']} @ {f['fps']} fps")  # fmt: skip
-        if event == "clip":
-            what = "reused   " if f["reused"] else f"generated in {f['wall_s']:.1f} s"
-            part = f" [{f['segment'] + 1}/{f['segments']}]" if f["segments"] > 1 else ""
-            seam = f"  seam {f['seam']:.2f}" if f.get("seam") is not None else ""
-            drift = "  drift corrected" if f.get("drift") else ""
-            return f"  {f['shot']}{part:<7} {f['strategy']:<15} {f['seconds']:4.1f} s  {what}{seam}{drift}"
-        if event == "narration":
-            return f"  {f['shot']:<14} narration {f['seconds']:.1f} s {'reused' if f['reused'] else 'spoken'}"
-        if event == "audio":
-            return f"  {f['kind']:<14} {'reused' if f['reused'] else 'composed'}"
-        if event == "stitch":
-            return f"stitching ({f['strategy']})"
-        if event == "waiting":
-            return f"waiting for {f['what']} to finish ({f['holder']}); it then reuses everything that run made"
-        return ""
-
-
-def _print_film_summary(summary: dict[str, Any]) -> None:
-    print(f"\n{summary['title']}: {summary['duration_s']:.1f} s, {summary['width']}x{summary['height']} "
-          f"@ {summary['fps']} fps, {len(summary['shots'])} shots")  # fmt: skip
-    for shot in summary["shots"]:
-        link = "↳" if shot["continues_previous"] else " "
-        state = f"{shot['clips_generated']} generated" if shot["clips_generated"] else "reused"
-        print(f" {link}{shot['id']}  {shot['camera']:<15} {shot['seconds']:5.1f} s  "
-              f"{len(shot['segments'])} seg  {state:<12} {_clip(shot['narration'], 50)}")  # fmt: skip
-    seams, sound = summary["seams"], summary["sound"]
-    print(f"\nclips: {summary['clips_generated']} generated, {summary['clips_reused']} reused; "
-          f"{summary['stitch']}; {summary['wall_s']:.1f} s")  # fmt: skip
-    if seams["count"]:
-        print(f"seams: {seams['count']}, median ratio {seams['median_ratio']:.2f}, max {seams['max_ratio']:.2f}"
-              + (f"; {len(seams['visible'])} VISIBLE" if seams["visible"] else "; none visible"))  # fmt: skip
-    print(f"sound: {sound['loudness_lufs']:.1f} LUFS (target {sound['target_lufs']:g}), "
-          f"{sound['narration_lines']} narration lines, music ducked {sound['music_ducked_db']:g} dB under speech")
-    for key in ("film", "subtitles", "poster", "contact_sheet", "catalog"):
-        print(f"  {key:<14} {summary[key]}")
-    if summary["stems"]:
-        print(f"  {'stems':<14} {Path(next(iter(summary['stems'].values()))).parent}/")
+    if not _debug:
+        for name in ("prefect.flow_runs", "prefect.task_runs"):
+            logging.getLogger(name).propagate = False
 
 
 def _shot_id(value: str) -> str:
@@ -509,11 +387,6 @@ def _shot_id(value: str) -> str:
         raise InputError(f"--force-shot expects a shot number or id, got '{value}'",
                          fix="pass it as --force-shot 3 or --force-shot s03 (see `storyflow plan STORY`)")  # fmt: skip
     return f"s{int(match.group(1)):02d}"
-
-
-def _clip(text: str, width: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def main() -> None:

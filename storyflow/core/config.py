@@ -1,34 +1,47 @@
-"""Settings: every knob in one flat, documented place.
+"""Settings: every STORYFLOW_ variable, in one flat, documented place.
 
-Each field can be set by an environment variable with the prefix STORYFLOW_
-(for example STORYFLOW_HOME=/data/films) or by a `.env` file in the working folder.
-Command-line options override these for a single run.
+Each field can be set by an environment variable with the prefix STORYFLOW_ (for example
+STORYFLOW_HOME=/data/films) or by a `.env` file in the working folder; command-line
+options override them for a single run. Nothing in storyflow reads a STORYFLOW_ variable
+any other way.
+
+Two parts, one declaration each:
+- FilmChoices: what one film run may choose (backends and their options, sound,
+  subtitles, stitching, signing, concurrency). Plain, picklable data: the film flow takes
+  it as a parameter, so it is shown in the Prefect UI and recorded with the run. It never
+  holds a secret.
+- Settings: those choices plus what belongs to the machine that runs the film (where
+  outputs go, the catalog's URL with its password, the signing key, the prompts folder).
+  They are read from the environment inside the run, wherever it runs, and never become a
+  Prefect parameter, a log line or an artifact.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="STORYFLOW_", env_file=".env", extra="ignore")
+class FilmChoices(BaseModel):
+    """What one film run may choose; the film flow's parameter (never a secret)."""
 
-    # Where everything storyflow writes goes: films, clips, audio, the catalog, Prefect's
-    # own state. Nothing is written outside this folder.
-    home: Path = Field(default=Path("outputs"))
+    model_config = ConfigDict(extra="forbid")
 
-    # SQLAlchemy URL of the shot catalog; empty means SQLite at $STORYFLOW_HOME/catalog.db.
-    catalog_url: str = ""
-
-    # Default backends, by registry name (see `storyflow backends`).
+    # Backends, by registry name (see `storyflow backends`), and their options (KEY=VALUE on
+    # the command line, a JSON object in the environment: STORYFLOW_VIDEO_OPTIONS='{"caption": false}').
     llm: str = "embedded"
+    llm_options: dict[str, Any] = {}
     video_backend: str = "animatic"
+    video_options: dict[str, Any] = {}
     music_backend: str = "procedural"
+    music_options: dict[str, Any] = {}
     speech_backend: str = "espeak"
+    speech_options: dict[str, Any] = {}
     effects_backend: str = "procedural"
+    effects_options: dict[str, Any] = {}
 
     # Narration: the voice (a speech-backend voice name; empty keeps the backend's default)
     # and what happens when a line is longer than its shot: "stretch" lengthens the shot
@@ -43,9 +56,7 @@ class Settings(BaseSettings):
     # Draw the subtitles into the picture too (re-encodes every frame).
     burn_subtitles: bool = False
 
-    # Sign every film with C2PA Content Credentials. The certificate and key come from
-    # STORYFLOW_C2PA_CERT / STORYFLOW_C2PA_KEY (PEM files); without them storyflow makes a
-    # local signing CA under $STORYFLOW_HOME/c2pa (valid, but trusted on this machine only).
+    # Sign every film with C2PA Content Credentials (see Settings.c2pa_cert)...
     credentials: bool = True
     # ...and every clip as it is made (each then says it was generated, by which model).
     sign_clips: bool = False
@@ -56,9 +67,6 @@ class Settings(BaseSettings):
     # How clips are joined: "smart" stream-copies clip bodies and re-encodes only
     # transitions; "moviepy" re-encodes the whole film through moviepy.
     stitch: str = "smart"
-
-    # Show full tracebacks and Prefect's own logs.
-    debug: bool = False
 
     @field_validator("stitch")
     @classmethod
@@ -74,9 +82,51 @@ class Settings(BaseSettings):
             raise ValueError("narration_fit must be 'auto', 'stretch' or 'pace'")
         return value
 
+    def backend_options(self, kind: str) -> dict[str, Any]:
+        """The options a backend of `kind` is built with (the voice goes to the speech backend)."""
+        options = dict(getattr(self, f"{kind}_options"))
+        if kind == "speech" and self.voice:
+            options.setdefault("voice", self.voice)
+        return options
+
+    def backend_name(self, kind: str) -> str:
+        return getattr(self, "llm" if kind == "llm" else f"{kind}_backend")
+
+
+class Settings(BaseSettings, FilmChoices):
+    """Every STORYFLOW_ variable: the film choices, and what belongs to this machine."""
+
+    model_config = SettingsConfigDict(env_prefix="STORYFLOW_", env_file=".env", extra="ignore")
+
+    # Where everything storyflow writes goes: films, clips, audio, the catalog, Prefect's
+    # own state. Nothing is written outside this folder.
+    home: Path = Field(default=Path("outputs"))
+
+    # SQLAlchemy URL of the shot catalog; empty means SQLite at $STORYFLOW_HOME/catalog.db.
+    # It may hold a password: it stays in this process (shown everywhere as ***).
+    catalog_url: SecretStr = SecretStr("")
+
+    # Prompt templates are read from this folder instead of the repository's prompts/.
+    prompts_dir: Path | None = None
+
+    # Your C2PA signing certificate chain (leaf first, then its CA) and its private key: each a
+    # file path or the PEM text itself; the algorithm (es256, es384, es512, ps256, ps384,
+    # ps512, ed25519) defaults to what the key is. Without them storyflow makes a local
+    # signing CA under $STORYFLOW_HOME/c2pa (valid, but trusted on this machine only).
+    c2pa_cert: str = ""
+    c2pa_key: SecretStr = SecretStr("")
+    c2pa_alg: str = ""
+
+    # Show full tracebacks and Prefect's own logs.
+    debug: bool = False
+
+    def choices(self) -> FilmChoices:
+        """This run's choices as the film flow's parameter: plain data, no secret."""
+        return FilmChoices.model_validate(self.model_dump(include=set(FilmChoices.model_fields)))
+
     @property
     def resolved_catalog_url(self) -> str:
-        return self.catalog_url or f"sqlite:///{(self.home / 'catalog.db').resolve()}"
+        return self.catalog_url.get_secret_value() or f"sqlite:///{(self.home / 'catalog.db').resolve()}"
 
     @property
     def prefect_home(self) -> Path:
@@ -100,5 +150,5 @@ def load_settings(**overrides: object) -> Settings:
         )
         raise InputError(
             f"invalid setting: {problems}",
-            fix="correct or unset that environment variable (or the line in .env)",
+            fix="correct or unset that environment variable (or the line in .env, or the option)",
         ) from None

@@ -43,3 +43,8 @@ def derive_seed(seed: int, *parts: str) -> int:
     """A 31-bit seed from a film seed and some text: stable across processes and machines."""
     digest = hashlib.sha256(":".join([str(seed), *parts]).encode("utf-8")).digest()
     return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
+def short(sha256: str | None) -> str:
+    """The first 12 characters of a hash: how people see one (enough to tell files apart)."""
+    return (sha256 or "")[:12]

@@ -187,6 +187,15 @@ class ShotPrompt(Frozen):
         return current
 
 
+class PromptAnswer(Frozen):
+    """What a chat LLM answers for one shot (prompts/rewrite_system.md); the stage makes it a ShotPrompt."""
+
+    prompt: str
+    negative_prompt: str = ""
+    caption: str = ""
+    changes: tuple[TimedPrompt, ...] = ()
+
+
 SegmentStrategy = Literal[
     "text_to_video",  # from the prompt alone
     "image_to_video",  # from a first frame (the previous shot's last frame)
@@ -265,6 +274,10 @@ class Clip(Frozen):
     seam: SeamScore | None = None  # how visible the join to the previous clip is
     end_seam: SeamScore | None = None  # how visible the join into the end parent is (loops)
     drift: str = ""  # colour/brightness drift found and corrected, if any
+    # what the check before generation changed so the backend could make it: frames snapped to
+    # its frame rule, picture resized or cropped, frame rate changed (one sentence each)
+    corrections: tuple[str, ...] = ()
+    cost_usd: float | None = None  # what the backend charged for it, where it says
     reused: bool = False
     wall_s: float = 0.0
 
@@ -301,6 +314,7 @@ class NarrationLine(Frozen):
     rate: float  # words per minute it was spoken at
     voice: str
     backend: str
+    model: str = ""  # the model and revision that spoke it
     words: tuple[tuple[float, float, str], ...] = ()  # (start, end, word) inside the speech
     reused: bool = False
     wall_s: float = 0.0
@@ -314,6 +328,7 @@ class AudioTrack(Frozen):
     seconds: float
     sample_rate: int
     backend: str
+    model: str = ""  # the model and revision that made it
     options: dict[str, Any] = {}
     reused: bool = False
     wall_s: float = 0.0

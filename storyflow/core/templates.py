@@ -1,6 +1,7 @@
 """Prompt templates: versioned Jinja2 files in the repository's prompts/ folder.
 
-The folder is the repository's prompts/, or $STORYFLOW_PROMPTS_DIR when set. Every prompt
+The folder is the repository's prompts/, or $STORYFLOW_PROMPTS_DIR when set (a PromptFolder,
+handed to the stages that write prompts). Every prompt
 carries the sha256 of the template that wrote it, so the catalog can tell which prompt
 version made which clip. Templates render with StrictUndefined: a misspelt variable is an
 error that names the template. Jinja2 is imported on first render.
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,14 +23,6 @@ if TYPE_CHECKING:
 
 PROMPTS_DIR_ENV = "STORYFLOW_PROMPTS_DIR"
 REPOSITORY_PROMPTS = Path(__file__).resolve().parents[2] / "prompts"
-
-
-def prompts_dir() -> Path:
-    """Where templates are read from: $STORYFLOW_PROMPTS_DIR, else the repository's prompts/."""
-    override = os.environ.get(PROMPTS_DIR_ENV)
-    if override:
-        return Path(override).expanduser()
-    return REPOSITORY_PROMPTS
 
 
 @dataclass(frozen=True)
@@ -76,34 +68,46 @@ def _compile(text: str) -> jinja2.Template:
     return environment.from_string(text)
 
 
-def load_template(name: str) -> PromptTemplate:
-    """Read prompts/<name> (or $STORYFLOW_PROMPTS_DIR/<name>)."""
-    # 1. a plain file name: a template can never be read from outside the prompts folder
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name) or ".." in name:
-        raise InputError(f"bad prompt template name {name!r}", fix="name a file in prompts/, e.g. shot_prompt.j2")
-    folder = prompts_dir()
-    path = folder / name
-    # 2. read it as UTF-8 text
-    if not path.is_file():
-        where = f"${PROMPTS_DIR_ENV} ({folder})" if os.environ.get(PROMPTS_DIR_ENV) else str(folder)
-        raise InputError(
-            f"prompt template {name} not found in {where}",
-            fix=f"restore prompts/{name} from git, or unset {PROMPTS_DIR_ENV}"
-            if os.environ.get(PROMPTS_DIR_ENV)
-            else f"restore prompts/{name} from git",
-        )
-    data = path.read_bytes()
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InputError(f"prompt template {path} is not UTF-8 text", fix="save it as UTF-8") from None
-    return PromptTemplate(name=name, text=text, sha256=hashlib.sha256(data).hexdigest(), path=path)
+@dataclass(frozen=True)
+class PromptFolder:
+    """The folder prompt templates are read from: what every stage that writes a prompt is handed."""
 
+    path: Path = REPOSITORY_PROMPTS
+    chosen: bool = False  # the user chose it (STORYFLOW_PROMPTS_DIR): messages say so
 
-def templates_sha256() -> str:
-    """One sha256 over every template in the prompts folder: an edit to any of them is a new version."""
-    digest = hashlib.sha256()
-    folder = prompts_dir()
-    for path in sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()
+    @classmethod
+    def of(cls, directory: Path | str | None) -> PromptFolder:
+        """The folder a setting names (STORYFLOW_PROMPTS_DIR), else the repository's prompts/."""
+        return cls(Path(directory).expanduser(), chosen=True) if directory else cls()
+
+    @classmethod
+    def from_settings(cls) -> PromptFolder:
+        """The folder the settings name (storyflow.core.config: STORYFLOW_PROMPTS_DIR)."""
+        from storyflow.core.config import load_settings
+
+        return cls.of(load_settings().prompts_dir)
+
+    def load(self, name: str) -> PromptTemplate:
+        """Read <folder>/<name> as a template."""
+        # 1. a plain file name: a template can never be read from outside the prompts folder
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name) or ".." in name:
+            raise InputError(f"bad prompt template name {name!r}", fix="name a file in prompts/, e.g. shot_prompt.j2")
+        path = self.path / name
+        # 2. read it as UTF-8 text
+        if not path.is_file():
+            where = f"${PROMPTS_DIR_ENV} ({self.path})" if self.chosen else str(self.path)
+            fix = f"restore prompts/{name} from git" + (f", or unset {PROMPTS_DIR_ENV}" if self.chosen else "")
+            raise InputError(f"prompt template {name} not found in {where}", fix=fix)
+        data = path.read_bytes()
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InputError(f"prompt template {path} is not UTF-8 text", fix="save it as UTF-8") from None
+        return PromptTemplate(name=name, text=text, sha256=hashlib.sha256(data).hexdigest(), path=path)
+
+    def sha256(self) -> str:
+        """One sha256 over every template in the folder: an edit to any of them is a new version."""
+        digest = hashlib.sha256()
+        for path in sorted(p for p in self.path.iterdir() if p.is_file() and not p.name.startswith(".")):
+            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+        return digest.hexdigest()

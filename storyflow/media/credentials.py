@@ -8,7 +8,7 @@ The manifest says: created (`c2pa.created`) by a trained algorithm (IPTC digital
 type `trainedAlgorithmicMedia`) with storyflow <version>, with the clips placed in it as
 ingredients, plus a few non-secret provenance facts the caller passes.
 
-Signing material comes from the environment: STORYFLOW_C2PA_CERT (a PEM chain, signing
+Signing material comes from the settings (storyflow.core.config): STORYFLOW_C2PA_CERT (a PEM chain, signing
 certificate first, then its CA) and STORYFLOW_C2PA_KEY (the PEM private key of the first
 certificate), each a file path or the PEM text itself; STORYFLOW_C2PA_ALG picks es256,
 es384, es512, ps256, ps384, ps512 or ed25519 (default: what the key is). Without them,
@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from storyflow import media
 from storyflow.media.files import FILE_MODE, fsync_dir
+from storyflow.core.config import Settings, load_settings
 from storyflow.core.errors import InputError, MediaError
 
 if TYPE_CHECKING:
@@ -167,8 +168,12 @@ def sign_media(
     ingredients: Sequence[Path] = (),
     generator_version: str,
     provenance: Mapping[str, str | int | float | bool | None] | None = None,
+    settings: Settings | None = None,
 ) -> SignResult:
-    """Embed a signed C2PA manifest in `path`, replacing it atomically; the original stays on failure."""
+    """Embed a signed C2PA manifest in `path`, replacing it atomically; the original stays on failure.
+
+    The signing certificate and key come from `settings` (default: this process's environment).
+    """
     import c2pa
 
     # 1. check inputs before touching anything
@@ -185,7 +190,7 @@ def sign_media(
                     **{f"ingredient {i}": p.name for i, (p, _) in enumerate(parts)}}, "title and ingredients")["title"]  # fmt: skip
 
     # 2. the signing material: the user's certificate, or the local CA (made on first use)
-    material = signing_material(home)
+    material = signing_material(home, settings)
 
     # 3. the manifest: created by a trained model, with storyflow, from these clips
     definition = _manifest_definition(title, generator_version, [p.name for p, _ in parts], facts)
@@ -327,11 +332,13 @@ def _guard(values: Mapping[str, Any], where: str) -> dict[str, Any]:
 # ---------------------------------------------------------------- signing material
 
 
-def signing_material(home: Path) -> SigningMaterial:
-    """The user's certificate and key from the environment, else the local CA's (made on first use)."""
-    cert_value = os.environ.get(CERT_ENV) or None
-    key_value = os.environ.get(KEY_ENV) or None
-    alg = (os.environ.get(ALG_ENV) or "").strip().lower() or None
+def signing_material(home: Path, settings: Settings | None = None) -> SigningMaterial:
+    """The user's certificate and key (the settings STORYFLOW_C2PA_CERT, _KEY and _ALG), else the
+    local CA's (made on first use)."""
+    settings = settings or load_settings()
+    cert_value = settings.c2pa_cert or None
+    key_value = settings.c2pa_key.get_secret_value() or None
+    alg = settings.c2pa_alg.strip().lower() or None
     if cert_value is None and key_value is None:
         folder = ensure_local_ca(home)
         chain = _read(folder / SIGNER_CHAIN, f"the local CA's {SIGNER_CHAIN}", folder)

@@ -62,7 +62,7 @@ def decode_audio(path: Path, sample_rate: int = AUDIO_SAMPLE_RATE) -> np.ndarray
 
 
 def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
-    """Polyphase resampling (anti-aliased) between two sample rates."""
+    """Polyphase resampling (anti-aliased, exact for any integer rates) of (n,) or (n, channels) samples."""
     from math import gcd
 
     import numpy as np
@@ -71,4 +71,4 @@ def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     if from_rate == to_rate:
         return np.asarray(samples, dtype=np.float32)
     step = gcd(from_rate, to_rate)
-    return resample_poly(samples, to_rate // step, from_rate // step).astype(np.float32)
+    return resample_poly(samples, to_rate // step, from_rate // step, axis=0).astype(np.float32)

@@ -12,15 +12,18 @@ Narration is spoken earlier (narrate.py, it can stretch shots); mix.py balances 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from storyflow.backends.base import (
+    Backend,
     EffectsBackend,
     EffectsRequest,
     MusicBackend,
     MusicCue,
 )
-from storyflow.catalog.door import GenerationStore
+from storyflow.catalog import AUDIO, Generations
 from storyflow.core import progress
 from storyflow.core.hashing import cache_key
 from storyflow.core.models import AudioTrack, ClipChain, Shot, Storyboard, Transition
@@ -47,30 +50,23 @@ def score_film(
     timeline: Timeline,
     backend: MusicBackend,
     out_dir: Path,
-    store: GenerationStore,
+    door: Generations | None = None,
     sample_rate: int = AUDIO_SAMPLE_RATE,
 ) -> AudioTrack:
     """Compose (or reuse) the music bed for the whole film."""
     cues = music_cues(board, timeline)
     key = cache_key(
-        "music",
-        backend=backend.label,
-        options=backend.options_dict(),
-        cues=[(round(c.start, 4), round(c.end, 4), c.mood) for c in cues],
-        seconds=round(timeline.seconds, 4),
-        seed=board.seed,
-        sample_rate=sample_rate,
-    )
-    found = store.find_audio(key)
-    if found is not None:
-        progress.report("audio", kind="music", reused=True)
-        return found
+        "music", **backend.identity(), cues=[(round(c.start, 4), round(c.end, 4), c.mood) for c in cues],
+        seconds=round(timeline.seconds, 4), seed=board.seed, sample_rate=sample_rate,
+    )  # fmt: skip
 
-    started = time.perf_counter()
-    samples = backend.compose(cues, timeline.seconds, board.seed, sample_rate)
-    track = save_track("music", samples, sample_rate, key, out_dir, backend.label, backend.options_dict(), started)
-    store.save_audio(track)
-    progress.report("audio", kind="music", reused=False)
+    def make() -> AudioTrack:
+        started = time.perf_counter()
+        samples = backend.compose(cues, timeline.seconds, board.seed, sample_rate)
+        return save_track("music", samples, sample_rate, key, out_dir, backend, started)
+
+    track = (door or Generations.in_memory()).reuse_or_make(AUDIO, key, make, tally="music")
+    progress.report("audio", kind="music", reused=track.reused)
     return track
 
 
@@ -81,7 +77,7 @@ def shot_effects(
     prompt: str,
     backend: EffectsBackend,
     out_dir: Path,
-    store: GenerationStore,
+    door: Generations | None = None,
     sample_rate: int = AUDIO_SAMPLE_RATE,
 ) -> AudioTrack:
     """Effects for one shot, derived from its clips (or reused while the clips are unchanged)."""
@@ -93,53 +89,48 @@ def shot_effects(
         seed=board.seed, sample_rate=sample_rate,
     )  # fmt: skip
     key = cache_key(
-        "effects", backend=backend.label, options=backend.options_dict(),
-        clips=[clip.sha256 for clip in chain.clips], fps=board.fps, num_frames=chain.num_frames,
-        prompt=prompt, sound_cue=shot.sound_cue, camera=shot.camera.value, cut_in=cut_in,
-        seed=board.seed, sample_rate=sample_rate,
+        "effects", **backend.identity(), clips=[clip.sha256 for clip in chain.clips], fps=board.fps,
+        num_frames=chain.num_frames, prompt=prompt, sound_cue=shot.sound_cue, camera=shot.camera.value,
+        cut_in=cut_in, seed=board.seed, sample_rate=sample_rate,
     )  # fmt: skip
-    found = store.find_audio(key)
-    if found is not None:
-        progress.report("audio", kind=f"effects {shot.id}", reused=True)
-        return found
-    started = time.perf_counter()
-    samples = backend.render(request)
-    track = save_track(
-        "effects", samples, sample_rate, key, out_dir, backend.label, backend.options_dict(), started, name=shot.id
-    )
-    store.save_audio(track)
-    progress.report("audio", kind=f"effects {shot.id}", reused=False)
+
+    def make() -> AudioTrack:
+        started = time.perf_counter()
+        return save_track("effects", backend.render(request), sample_rate, key, out_dir, backend, started,
+                          name=shot.id)  # fmt: skip
+
+    track = (door or Generations.in_memory()).reuse_or_make(AUDIO, key, make, tally="effects")
+    progress.report("audio", kind=f"effects {shot.id}", reused=track.reused)
     return track
 
 
 def lay_effects(
-    board: Storyboard, timeline: Timeline, shots: dict[str, AudioTrack], out_dir: Path, store: GenerationStore
+    board: Storyboard, timeline: Timeline, shots: dict[str, AudioTrack], out_dir: Path, door: Generations | None = None
 ) -> AudioTrack:
     """The shots' effects on the film's timeline: equal-power crossfades where pictures overlap,
     fades where the picture dips to black, silence under the title card."""
-    import numpy as np
-
-    from storyflow.media import read_wav
-
     key = cache_key(
         "effects-bed", shots=[shots[s.id].sha256 for s in board.shots],
         placements=[(p.start, p.frames, p.overlap_in, p.overlap_out, p.fade_in, p.fade_out) for p in timeline.placements],
         fps=timeline.fps, total=timeline.total_frames,
     )  # fmt: skip
-    found = store.find_audio(key)
-    if found is not None:
-        return found
-    started = time.perf_counter()
-    rate = next(iter(shots.values())).sample_rate
-    bed = np.zeros((round(timeline.seconds * rate), 2), dtype=np.float32)
-    for place in timeline.placements:
-        samples, _ = read_wav(shots[place.shot_id].path)
-        start = round(place.start / timeline.fps * rate)
-        samples = samples[: max(0, len(bed) - start)] * _envelope(len(samples), place, timeline.fps, rate)[:, None]
-        bed[start : start + len(samples)] += samples
-    track = save_track("effects", bed, rate, key, out_dir, "storyflow timeline", {}, started)
-    store.save_audio(track)
-    return track
+
+    def make() -> AudioTrack:
+        import numpy as np
+
+        from storyflow.media import read_wav
+
+        started = time.perf_counter()
+        rate = next(iter(shots.values())).sample_rate
+        bed = np.zeros((round(timeline.seconds * rate), 2), dtype=np.float32)
+        for place in timeline.placements:
+            samples, _ = read_wav(shots[place.shot_id].path)
+            start = round(place.start / timeline.fps * rate)
+            samples = samples[: max(0, len(bed) - start)] * _envelope(len(samples), place, timeline.fps, rate)[:, None]
+            bed[start : start + len(samples)] += samples
+        return save_track("effects", bed, rate, key, out_dir, TIMELINE, started)
+
+    return (door or Generations.in_memory()).reuse_or_make(AUDIO, key, make, tally="effects bed")
 
 
 def _envelope(n: int, place, fps: int, rate: int):
@@ -163,9 +154,23 @@ def _envelope(n: int, place, fps: int, rate: int):
     return env
 
 
+@dataclass(frozen=True)
+class Maker:
+    """Who made a track that no backend made (storyflow's own timeline and mixer): label, model, options."""
+
+    label: str
+    model: str = ""
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def options_dict(self) -> dict[str, Any]:
+        return self.options
+
+
+TIMELINE = Maker("storyflow timeline")
+
+
 def save_track(
-    kind: str, samples, sample_rate: int, key: str, out_dir: Path, backend: str, options: dict, started: float,
-    name: str = "",
+    kind: str, samples, sample_rate: int, key: str, out_dir: Path, maker: Backend | Maker, started: float, name: str = ""
 ) -> AudioTrack:
     """Write samples as out_dir/audio/<kind>[-<name>]-<key12>.wav and describe the file as an AudioTrack."""
     path = out_dir / "audio" / f"{kind}{'-' + name if name else ''}-{key[:12]}.wav"
@@ -177,7 +182,8 @@ def save_track(
         cache_key=key,
         seconds=len(samples) / sample_rate,
         sample_rate=sample_rate,
-        backend=backend,
-        options=options,
+        backend=maker.label,
+        model=getattr(maker, "model_ref", maker.model),
+        options=maker.options_dict(),
         wall_s=time.perf_counter() - started,
     )

@@ -54,10 +54,11 @@ def plan_segments(
     `change_frames`: shot frames where the prompt changes; a segment starts at each.
     `loop`: the last segment closes the loop back into the first frame.
     """
-    # 1. check inputs
+    # 1. check inputs; the longest segment the backend can make, at the film's rate
     if total_frames <= 0:
         raise GenerationError(f"a shot needs at least one frame, got {total_frames}", fix="check the shot's duration")
-    max_frames = math.floor(caps.max_clip_seconds * fps)
+    lengths_allowed = segment_lengths(caps, fps)
+    max_frames = max(lengths_allowed) if lengths_allowed else 0
     if max_frames < 1:
         raise GenerationError(
             f"the backend's clips ({caps.max_clip_seconds} s) are shorter than one frame at {fps} fps",
@@ -77,7 +78,7 @@ def plan_segments(
     edges = [0, *sorted(set(change_frames)), total_frames]
     lengths: list[int] = []
     for start, stop in zip(edges, edges[1:]):
-        lengths += _even_split(stop - start, max_frames)
+        lengths += _split(stop - start, max_frames, lengths_allowed if caps.durations else ())
     if can_loop and len(lengths) == 1:
         lengths = _even_split(total_frames, max(1, math.ceil(total_frames / 2)))  # a loop needs a closing segment
         if len(lengths) == 1:
@@ -108,6 +109,34 @@ def plan_segments(
         plans.append(SegmentPlan(index, offset, frames, strategy))
         offset += frames
     return plans
+
+
+def segment_lengths(caps: VideoCapabilities, fps: int) -> list[int]:
+    """The segment lengths, in film frames at `fps`, the backend can make: each of its durations,
+    or (without durations) just the longest its frame rule and clip length allow."""
+    native = caps.native_fps(fps)
+
+    def film_frames(native_frames: int) -> int:
+        return math.floor(native_frames * fps / native + 1e-9)
+
+    if caps.durations:
+        return sorted({film_frames(round(seconds * native)) for seconds in caps.durations})
+    return [film_frames(caps.longest_clip(native))]
+
+
+def _split(frames: int, max_frames: int, allowed: Sequence[int]) -> list[int]:
+    """`frames` as the fewest segments; with fixed lengths `allowed`, the mix of them that wastes
+    least (the last segment is made at its full length and trimmed), else as equal as can be."""
+    if not allowed:
+        return _even_split(frames, max_frames)
+    import itertools
+
+    count = math.ceil(frames / max_frames)
+    best = min(itertools.combinations_with_replacement(sorted(allowed, reverse=True), count),
+               key=lambda pick: (sum(pick) < frames, abs(sum(pick) - frames)))  # fmt: skip
+    pieces = list(best)
+    pieces[-1] -= max(0, sum(pieces) - frames)
+    return pieces
 
 
 def _even_split(frames: int, max_frames: int) -> list[int]:

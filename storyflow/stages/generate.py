@@ -1,9 +1,12 @@
 """ShotPrompt -> ClipChain: make (or reuse) every segment of one shot through a video backend.
 
-Each segment is looked up by its cache key first; only a miss calls the backend. The
-frames a segment is conditioned on are always decoded from its parent's file, so a
-chain built from cached parents is the same as one built fresh. Every new segment that
-continues another is scored at its seam and guarded against colour drift (seams.py).
+Each segment goes through the catalog's door (storyflow.catalog.Generations): reused when
+its cache key is recorded and its file intact, else made. Before a segment is made, the
+check of storyflow.stages.conform decides what the backend is asked for (the nearest rate,
+size and length its rules allow) and every correction is recorded on the clip. The frames
+a segment is conditioned on are always decoded from its parent's file, so a chain built
+from cached parents is the same as one built fresh. Every new segment that continues
+another is scored at its seam and guarded against colour drift (seams.py).
 """
 
 from __future__ import annotations
@@ -16,19 +19,13 @@ from typing import TYPE_CHECKING
 
 from storyflow import media
 from storyflow.backends.base import GeneratedVideo, VideoBackend
-from storyflow.catalog.door import GenerationStore
+from storyflow.catalog import CLIP, Generations
 from storyflow.core import progress
 from storyflow.core.errors import GenerationError
 from storyflow.core.hashing import cache_key, derive_seed
-from storyflow.core.models import (
-    Clip,
-    ClipChain,
-    ClipRequest,
-    Shot,
-    ShotPrompt,
-    Storyboard,
-)
+from storyflow.core.models import Clip, ClipChain, ClipRequest, Shot, ShotPrompt, Storyboard
 from storyflow.stages import seams
+from storyflow.stages.conform import Conform, Conformed, conform, warn_once
 from storyflow.stages.extend import SegmentPlan, plan_segments
 
 if TYPE_CHECKING:
@@ -46,17 +43,16 @@ def generate_chain(
     board: Storyboard,
     backend: VideoBackend,
     out_dir: Path,
-    store: GenerationStore,
+    door: Generations | None = None,
     previous: ClipChain | None = None,
     *,
-    force: bool = False,
     finish: Callable[[Path], None] | None = None,
 ) -> ClipChain:
     """Make one shot's clips in order; a continuing shot starts from `previous`'s last frame.
 
-    `force` makes every segment again even where an earlier one is on file. `finish` is
-    called on each new clip file before it is hashed and recorded (to sign it, say).
+    `finish` is called on each new clip file before it is hashed and recorded (to sign it, say).
     """
+    door = door or Generations.in_memory()
     # 1. plan the chain from the shot's length, its prompt changes and what the backend can do
     caps = backend.capabilities
     fps = board.fps
@@ -96,15 +92,15 @@ def generate_chain(
             parent_sha256=cond_parent.sha256 if cond_parent else None, context=context,
             end_parent_sha256=end_parent.sha256 if end_parent else None, end_context=caps.context_frames,
         )  # fmt: skip
-        clip = None if force else store.find_clip(key)
-        if clip is not None:
-            clip = clip.model_copy(update={"shot_id": shot.id, "segment": plan.index, "reused": True})
-        else:
-            clip = _generate_segment(
-                request, plan, shot, backend, out_dir, key, cond_parent, context, end_parent, caps.context_frames,
-                finish,
-            )
-            store.save_clip(clip)
+
+        def make(request=request, plan=plan, key=key, cond_parent=cond_parent, context=context,
+                 end_parent=end_parent) -> Clip:  # fmt: skip
+            return _generate_segment(request, plan, shot, backend, out_dir, key, cond_parent, context, end_parent,
+                                     caps.context_frames, finish)  # fmt: skip
+
+        clip = door.reuse_or_make(CLIP, key, make, shot=shot.id)
+        if clip.reused:
+            clip = clip.model_copy(update={"shot_id": shot.id, "segment": plan.index})
         _report(shot, plan, len(plans), clip)
         clips.append(clip)
         parent = clip
@@ -123,9 +119,7 @@ def clip_cache_key(
     """Everything that determines a segment's pixels, and nothing else."""
     return cache_key(
         "clip",
-        backend=backend.name,
-        model=backend.model,
-        options=backend.options_dict(),
+        **backend.identity(),
         request=request.model_dump(mode="json", exclude={"conditioning", "end_conditioning"}),
         conditioning={"parent_sha256": parent_sha256, "last_frames": context} if parent_sha256 else None,
         end_conditioning=(
@@ -157,41 +151,34 @@ def _generate_segment(
     finish: Callable[[Path], None] | None = None,
 ) -> Clip:
     """Call the backend once and encode exactly `plan.frames` new frames to the segment's file."""
-    # 1. the frames it is conditioned on, decoded from the parents' files
+    # 1. what the backend is asked for (its rules), and the frames it is conditioned on, from the parents' files
+    fit = conform(request, backend.capabilities, backend.name)
     parent_tail = media.last_frames(parent.path, max(context, DRIFT_PROBE_FRAMES)) if parent else None
-    updates = {}
-    if parent_tail is not None:
-        updates["conditioning"] = parent_tail[-context:]
-    if end_parent is not None:
-        updates["end_conditioning"] = media.first_frames(end_parent.path, max(1, end_context))
-    request = request.model_copy(update=updates)
+    asked = _asked(request, fit, parent_tail[-context:] if parent_tail is not None else None,
+                   media.first_frames(end_parent.path, max(1, end_context)) if end_parent is not None else None)  # fmt: skip
 
-    # 2. generate, guard against drift at the seam, encode
+    # 2. generate, conform to the film, guard against drift at the seam, encode
     started = time.perf_counter()
-    result = backend.generate(request)
-    frames = _new_frames(result, request)
+    result = backend.generate(asked)
+    answer = Conformed(_new_frames(result), fit, request, backend.name)
+    frames: Iterator[np.ndarray] = iter(answer)
     correction = None
     if parent is not None and _drift_guarded(plan, request, parent):
         frames, correction = _guard_drift(frames, parent_tail[-DRIFT_PROBE_FRAMES:])
     path = out_dir / "clips" / shot.id / f"{plan.index:02d}-{key[:12]}.mp4"
     with media.VideoWriter(path, request.width, request.height, request.fps) as out:
-        for frame in frames:
-            if out.frames_written == plan.frames:
-                raise GenerationError(
-                    f"{backend.name} returned more than the {plan.frames} frames asked for shot {shot.id}",
-                    fix="this is a backend bug; pick another backend with --video-backend",
-                )
-            out.write(frame)
-        if out.frames_written != plan.frames:
-            raise GenerationError(
-                f"{backend.name} returned {out.frames_written} frames for shot {shot.id}, expected {plan.frames}",
-                fix="this is a backend bug; pick another backend with --video-backend",
-            )
+        out.write_all(frames)
+        answer.check(shot.id)
     if finish is not None:
         finish(path)
     wall = time.perf_counter() - started
 
-    # 3. how visible its seams are, measured on the files as they will be played
+    # 3. what was corrected, said once per run and recorded on the clip
+    corrections = (*fit.corrections, *answer.extra)
+    for kind, sentence in corrections:
+        warn_once(backend.name, kind, sentence)
+
+    # 4. how visible its seams are, measured on the files as they will be played
     seam = seams.score_files(parent.path, path, request.fps) if parent else None
     end_seam = seams.score_files(path, end_parent.path, request.fps) if end_parent else None
     for where, score in (("start", seam), ("end", end_seam)):
@@ -212,7 +199,7 @@ def _generate_segment(
         height=request.height,
         strategy=plan.strategy,
         backend=backend.label,
-        model=backend.model,
+        model=backend.model_ref,
         seed=request.seed,
         options=backend.options_dict(),
         prompt=request.prompt,
@@ -222,8 +209,37 @@ def _generate_segment(
         seam=seam,
         end_seam=end_seam,
         drift=correction.describe() if correction else "",
+        corrections=tuple(sentence for _, sentence in corrections),
+        cost_usd=_cost(backend, fit, result),
         wall_s=wall,
     )
+
+
+def _asked(request: ClipRequest, fit: Conform, conditioning: np.ndarray | None, end: np.ndarray | None) -> ClipRequest:
+    """The request as the backend can make it: its rate, size and frame count, conditioning frames at its size."""
+
+    def sized(frames: np.ndarray | None) -> np.ndarray | None:
+        import numpy as np
+
+        if frames is None or frames.shape[1:3] == (fit.height, fit.width):
+            return frames
+        return np.stack([media.fit_frame(frame, fit.width, fit.height) for frame in frames])
+
+    scale = fit.fps / request.fps
+    return request.model_copy(update={
+        "fps": fit.fps, "width": fit.width, "height": fit.height, "num_frames": fit.frames,
+        "shot_offset_frames": round(request.shot_offset_frames * scale),
+        "shot_total_frames": round(request.shot_total_frames * scale),
+        "conditioning": sized(conditioning), "end_conditioning": sized(end),
+    })  # fmt: skip
+
+
+def _cost(backend: VideoBackend, fit: Conform, result: GeneratedVideo) -> float | None:
+    """What the clip cost: what the backend says it charged, else its price per second for what it made."""
+    if "cost_usd" in result.metadata:
+        return float(result.metadata["cost_usd"])
+    price = backend.capabilities.cost_per_second
+    return round(price * fit.frames / fit.fps, 6) if price else None
 
 
 def _drift_guarded(plan: SegmentPlan, request: ClipRequest, parent: Clip) -> bool:
@@ -262,8 +278,8 @@ def _report(shot: Shot, plan: SegmentPlan, segments: int, clip: Clip) -> None:
     )  # fmt: skip
 
 
-def _new_frames(result: GeneratedVideo, request: ClipRequest) -> Iterator[np.ndarray]:
-    """The backend's frames at the requested size, without the conditioning it echoed back."""
+def _new_frames(result: GeneratedVideo) -> Iterator[np.ndarray]:
+    """The backend's frames, without the conditioning it echoed back (conform fits their size)."""
     if result.frames is not None:
         frames = iter(result.frames)
     elif result.path is not None:
@@ -271,8 +287,5 @@ def _new_frames(result: GeneratedVideo, request: ClipRequest) -> Iterator[np.nda
     else:
         raise GenerationError("the backend returned neither frames nor a file", fix="pick another backend")
     for index, frame in enumerate(frames):
-        if index < result.context_frames:
-            continue
-        if frame.shape[:2] != (request.height, request.width):
-            frame = media.fit_frame(frame, request.width, request.height)
-        yield frame
+        if index >= result.context_frames:
+            yield frame

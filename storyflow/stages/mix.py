@@ -25,12 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from storyflow.catalog.door import GenerationStore
+from storyflow.catalog import AUDIO, Generations
 from storyflow.core import progress
 from storyflow.core.errors import InputError
 from storyflow.core.hashing import cache_key
 from storyflow.core.models import AudioTrack
-from storyflow.stages.audio import save_track
+from storyflow.stages.audio import Maker, save_track
 
 if TYPE_CHECKING:
     import numpy as np
@@ -94,7 +94,7 @@ def mix_film(
     music: Path | None,
     effects: Path | None,
     out_dir: Path,
-    store: GenerationStore,
+    door: Generations | None = None,
     target_lufs: float = -16.0,
     duck_db: float = -12.0,
     music_db: float = -6.0,
@@ -150,10 +150,12 @@ def mix_film(
     )
     stem_keys = {kind: cache_key("mix-stem", stem=kind, mix=key) for kind in STEM_KINDS}
 
-    # 2. reuse a finished mix only when the mix and all three stems are there
-    found = store.find_audio(key)
-    stems_found = {kind: store.find_audio(stem_keys[kind]) for kind in STEM_KINDS}
-    if found is not None and all(stems_found.values()):
+    # 2. reuse a finished mix only when the mix and all three stems are there (the stems are parts of the
+    #    mix: the run's tally counts the mix alone)
+    door = door or Generations.in_memory()
+    stems_found = {kind: door.reuse(AUDIO, stem_keys[kind], tally=None) for kind in STEM_KINDS}
+    found = door.reuse(AUDIO, key, tally="mix") if all(stems_found.values()) else None
+    if found is not None:
         progress.report("audio", kind="mix", reused=True)
         return _result_from_record(found, stems_found)  # type: ignore[arg-type]
 
@@ -197,13 +199,12 @@ def mix_film(
     }
     stem_tracks = {}
     for kind in STEM_KINDS:
-        track = save_track(kind, stems[kind], sample_rate, stem_keys[kind], out_dir, MIX_VERSION,
-                           {"stem_of": key, **settings}, started)  # fmt: skip
-        store.save_audio(track)
-        stem_tracks[kind] = track
-    mix_track = save_track("mix", mix, sample_rate, key, out_dir, MIX_VERSION, {**settings, "measured": measured},
-                           started)  # fmt: skip
-    store.save_audio(mix_track)
+        track = save_track(kind, stems[kind], sample_rate, stem_keys[kind], out_dir,
+                           Maker(MIX_VERSION, options={"stem_of": key, **settings}), started)  # fmt: skip
+        stem_tracks[kind] = door.keep(AUDIO, track, tally=None)
+    mix_track = save_track("mix", mix, sample_rate, key, out_dir,
+                           Maker(MIX_VERSION, options={**settings, "measured": measured}), started)  # fmt: skip
+    door.keep(AUDIO, mix_track, tally="mix")
     progress.report("audio", kind="mix", reused=False, lufs=plan.lufs_after)
     return MixResult(
         mix=mix_track,
@@ -239,29 +240,16 @@ def _check_inputs(
             raise InputError(f"{what} file {path} does not exist", fix=f"render the {what} before mixing")
 
 
-def _to_rate(samples: np.ndarray, rate: int, sample_rate: int) -> np.ndarray:
-    """Resample (n, channels) from `rate` to `sample_rate` (polyphase; exact for any integer rates)."""
-    import math
-
-    import numpy as np
-    from scipy.signal import resample_poly
-
-    if rate == sample_rate:
-        return samples
-    common = math.gcd(rate, sample_rate)
-    return resample_poly(samples, sample_rate // common, rate // common, axis=0).astype(np.float32)
-
-
 def _place_narration(narration: list[tuple[float, Path]], total: int, sample_rate: int) -> np.ndarray:
     """Every line at its start time on one film-length stereo track (the voice in the centre)."""
     import numpy as np
 
-    from storyflow.media import read_wav
+    from storyflow.media import read_wav, resample
 
     track = np.zeros((total, 2), dtype=np.float32)
     for start, path in narration:
         samples, rate = read_wav(path)
-        voice = _to_rate(samples.mean(axis=1, keepdims=True), rate, sample_rate)[:, 0]
+        voice = resample(samples.mean(axis=1), rate, sample_rate)
         at = round(start * sample_rate)
         fits = min(len(voice), total - at)
         overrun = voice[fits:]
@@ -278,10 +266,10 @@ def _film_length(path: Path, total: int, sample_rate: int, what: str) -> np.ndar
     """A music or effects WAV as film-length stereo; more than 0.1 s off the film's length is an error."""
     import numpy as np
 
-    from storyflow.media import read_wav
+    from storyflow.media import read_wav, resample
 
     samples, rate = read_wav(path)
-    samples = _to_rate(samples, rate, sample_rate)
+    samples = resample(samples, rate, sample_rate)
     if samples.shape[1] == 1:
         samples = np.repeat(samples, 2, axis=1)
     elif samples.shape[1] > 2:

@@ -23,7 +23,7 @@ from typing import Literal
 
 from storyflow import media
 from storyflow.backends.base import SpeechBackend
-from storyflow.catalog.door import GenerationStore
+from storyflow.catalog import NARRATION, Generations
 from storyflow.core import progress
 from storyflow.core.durations import fit_to_target, not_over_target, with_frames
 from storyflow.core.hashing import cache_key
@@ -46,17 +46,22 @@ def narrate(
     board: Storyboard,
     speech: SpeechBackend,
     out_dir: Path,
-    store: GenerationStore,
+    door: Generations | None = None,
     *,
     fit: Fit = "auto",
 ) -> tuple[Storyboard, list[NarrationLine]]:
-    """Speak every narration line; return the storyboard with its shots fitted to the speech."""
+    """Speak every narration line; return the storyboard with its shots fitted to the speech.
+
+    Each line is reported once, as it will be heard (with its pace, when it was spoken again
+    faster to fit).
+    """
+    door = door or Generations.in_memory()
     if fit == "auto":
         fit = "pace" if board.target_seconds else "stretch"
     narrated = [shot for shot in board.shots if shot.narration.strip()]
 
     # 1. speak each line at the voice's own rate, and fit the shots to it
-    lines = {shot.id: speak_line(shot, speech, speech.rate, out_dir, store) for shot in narrated}
+    lines = {shot.id: speak_line(shot, speech, speech.rate, out_dir, door) for shot in narrated}
     fitted = fit_to_speech(board, lines)
 
     # 2. pacing: each line spoken as much faster as its own planned shot needs, and at least
@@ -70,7 +75,7 @@ def narrate(
         while True:
             factors = {shot_id: max(own[shot_id], film_pace) for shot_id in plain}
             paced = [shot for shot in narrated if factors[shot.id] > 1.0]
-            lines = plain | {shot.id: speak_line(shot, speech, speech.rate * factors[shot.id], out_dir, store)
+            lines = plain | {shot.id: speak_line(shot, speech, speech.rate * factors[shot.id], out_dir, door)
                              for shot in paced}  # fmt: skip
             fitted = fit_to_speech(board, lines)
             # the pace was chosen on estimates (pauses do not speed up): one step more if they fell short
@@ -87,7 +92,11 @@ def narrate(
     if board.target_seconds and not _not_over(fitted):
         log.warning("the narration needs %.1f s of film; the story asks for %.1f s (shorten the narration, "
                     "or raise the story's duration)", film_timeline(fitted).seconds, board.target_seconds)  # fmt: skip
-    return fitted, [lines[shot.id] for shot in narrated]
+    spoken = [lines[shot.id] for shot in narrated]
+    for line in spoken:
+        progress.report("narration", shot=line.shot_id, reused=line.reused, seconds=line.seconds,
+                        pace=round(line.rate / speech.rate, 2))  # fmt: skip
+    return fitted, spoken
 
 
 def fit_to_speech(board: Storyboard, lines: dict[str, NarrationLine]) -> Storyboard:
@@ -161,38 +170,35 @@ def _film_pace(board: Storyboard, lines: dict[str, NarrationLine], own: dict[str
     return pace
 
 
-def speak_line(shot: Shot, speech: SpeechBackend, rate: float, out_dir: Path, store: GenerationStore) -> NarrationLine:
+def speak_line(shot: Shot, speech: SpeechBackend, rate: float, out_dir: Path, door: Generations) -> NarrationLine:
     """Speak (or reuse) one shot's narration at `rate` words per minute, as a 48 kHz WAV."""
     text = " ".join(shot.narration.split())
-    key = cache_key("narration", backend=speech.model, options=speech.options_dict(), text=text,
-                    rate=round(rate, 2), sample_rate=AUDIO_SAMPLE_RATE)  # fmt: skip
-    found = store.find_narration(key)
-    if found is not None:
-        progress.report("narration", shot=shot.id, reused=True, seconds=found.seconds)
-        return found.model_copy(update={"shot_id": shot.id, "reused": True})
+    key = cache_key("narration", **speech.identity(), text=text, rate=round(rate, 2), sample_rate=AUDIO_SAMPLE_RATE)
 
-    started = time.perf_counter()
-    spoken = speech.speak(text, rate=rate)
-    samples = media.resample(spoken.samples, spoken.sample_rate, AUDIO_SAMPLE_RATE)
-    path = out_dir / "audio" / "narration" / f"{shot.id}-{key[:12]}.wav"
-    write_wav(path, samples, AUDIO_SAMPLE_RATE)
-    line = NarrationLine(
-        shot_id=shot.id,
-        text=text,
-        path=path.resolve(),
-        sha256=sha256_file(path),
-        cache_key=key,
-        seconds=len(samples) / AUDIO_SAMPLE_RATE,
-        offset=LEAD_IN_S,
-        rate=round(rate, 2),
-        voice=speech.voice,
-        backend=speech.label,
-        words=spoken.words,
-        wall_s=time.perf_counter() - started,
-    )
-    store.save_narration(line)
-    progress.report("narration", shot=shot.id, reused=False, seconds=line.seconds)
-    return line
+    def make() -> NarrationLine:
+        started = time.perf_counter()
+        spoken = speech.speak(text, rate=rate)
+        samples = media.resample(spoken.samples, spoken.sample_rate, AUDIO_SAMPLE_RATE)
+        path = out_dir / "audio" / "narration" / f"{shot.id}-{key[:12]}.wav"
+        write_wav(path, samples, AUDIO_SAMPLE_RATE)
+        return NarrationLine(
+            shot_id=shot.id,
+            text=text,
+            path=path.resolve(),
+            sha256=sha256_file(path),
+            cache_key=key,
+            seconds=len(samples) / AUDIO_SAMPLE_RATE,
+            offset=LEAD_IN_S,
+            rate=round(rate, 2),
+            voice=speech.voice,
+            backend=speech.label,
+            model=speech.model,
+            words=spoken.words,
+            wall_s=time.perf_counter() - started,
+        )
+
+    line = door.reuse_or_make(NARRATION, key, make)
+    return line.model_copy(update={"shot_id": shot.id}) if line.shot_id != shot.id else line
 
 
 def line_times(

@@ -14,8 +14,13 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from storyflow.backends.base import LLMTask
+from storyflow.catalog import STORYBOARD, Generations
 from storyflow.core.errors import InputError, LLMOutputError
-from storyflow.core.models import Storyboard, Transition
+from storyflow.core.hashing import cache_key
+from storyflow.core.models import CROSSFADE_SECONDS, TITLE_CARD_SECONDS, CameraMove, Storyboard, Transition
+from storyflow.core.templates import PromptFolder
+from storyflow.core.vocabulary import CHANGE_HOLD_SECONDS, MOODS
 
 if TYPE_CHECKING:
     from storyflow.backends.base import LLMBackend
@@ -27,26 +32,37 @@ PLAN_INSTRUCTIONS = "plan_system.md"
 FRAME_TOLERANCE = 1e-6  # a duration is whole frames when round(d * fps) == d * fps within this
 
 
-def plan_cache_key(story: Story, llm: LLMBackend) -> str:
-    """What determines a plan: the LLM, its options and templates, the story's bytes and seed."""
-    from storyflow.core.hashing import cache_key
-    from storyflow.core.templates import templates_sha256
-
-    return cache_key("plan", llm=llm.model, options=llm.options_dict(), templates=templates_sha256(),
-                     story=story.sha256, seed=story.seed)  # fmt: skip
+def plan_cache_key(story: Story, llm: LLMBackend, prompts: PromptFolder) -> str:
+    """What determines a plan: the LLM (backend, model, revision, options), the templates, the story's bytes and seed."""
+    return cache_key("plan", **llm.identity(), templates=prompts.sha256(), story=story.sha256, seed=story.seed)
 
 
-def plan_storyboard(story: Story, llm: LLMBackend) -> Storyboard:
-    """Ask the LLM backend for a storyboard and return it once it is known to be usable."""
-    board = llm.plan(story)
-    if not isinstance(board, Storyboard):
-        raise LLMOutputError(
-            f"{llm.label} answered the plan with a {type(board).__name__}, not a storyboard",
-            fix=_fix(llm),
-        )
-    board = _with_story_facts(board, story)
-    check_storyboard(board, llm)
-    return board
+def plan_storyboard(
+    story: Story, llm: LLMBackend, door: Generations | None = None, prompts: PromptFolder | None = None
+) -> Storyboard:
+    """The storyboard of a story: planned by the LLM backend and checked, or the one planned before
+    from the same story, seed, LLM and templates."""
+    prompts = prompts or PromptFolder.from_settings()
+    door = door or Generations.in_memory()
+
+    def make() -> Storyboard:
+        board = llm.plan(story, plan_task(story, prompts))
+        if not isinstance(board, Storyboard):
+            raise LLMOutputError(
+                f"{llm.label} answered the plan with a {type(board).__name__}, not a storyboard",
+                fix=_fix(llm),
+            )
+        board = _with_story_facts(board, story)
+        check_storyboard(board, llm)
+        return board
+
+    return door.reuse_or_make(STORYBOARD, plan_cache_key(story, llm, prompts), make,
+                              facts={"llm": llm.label, "llm_options": llm.options_dict()})  # fmt: skip
+
+
+def plan_task(story: Story, prompts: PromptFolder) -> LLMTask:
+    """What the planner is asked: the instructions for this story, a Storyboard as the answer."""
+    return LLMTask(instructions=plan_instructions(story, prompts), answer=Storyboard, templates=prompts)
 
 
 def check_storyboard(board: Storyboard, llm: LLMBackend | None = None) -> None:
@@ -185,13 +201,10 @@ def load_storyboard(path: Path | str) -> Storyboard:
 # ---------------------------------------------------------------- instructions for chat LLMs
 
 
-def plan_instructions(story: Story) -> str:
+def plan_instructions(story: Story, prompts: PromptFolder | None = None) -> str:
     """The system prompt a chat LLM gets to plan this story (prompts/plan_system.md)."""
-    from storyflow.core.models import CROSSFADE_SECONDS, TITLE_CARD_SECONDS, CameraMove
-    from storyflow.core.templates import load_template
-    from storyflow.core.vocabulary import CHANGE_HOLD_SECONDS, MOODS
-
-    return load_template(PLAN_INSTRUCTIONS).render(
+    prompts = prompts or PromptFolder.from_settings()
+    return prompts.load(PLAN_INSTRUCTIONS).render(
         schema=json.dumps(Storyboard.model_json_schema(), indent=2, sort_keys=True),
         camera_moves=[move.value for move in CameraMove],
         transitions=[transition.value for transition in Transition],

@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy import text
 
 import tests.catalog.test_catalog as catalog_builders
-from storyflow.catalog import format_provenance, format_run_detail, format_verify
+from storyflow.cli.text import format_provenance, format_run_detail, format_verify
 from storyflow.core.errors import CatalogError
 from storyflow.core.models import AudioTrack, Clip, Film, NarrationLine
 from storyflow.media import sha256_file

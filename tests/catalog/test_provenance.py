@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from storyflow.catalog import Catalog, format_provenance
+from storyflow.catalog import Catalog
+from storyflow.cli.text import format_provenance
 from storyflow.core.errors import CatalogError
 from storyflow.core.models import AudioTrack, Clip, Film
 from tests.catalog.test_catalog import Recorded, write_media
@@ -40,8 +41,9 @@ def made(storyflow_home: Path):
     def generate(shot_id: str, segment: int, parent: Clip | None = None, backend: str = "animatic") -> Clip:
         clip = rec.clip(shot_id, segment, f"{shot_id}/{segment} frames".encode() * 64,
                         parent_sha256=parent.sha256 if parent else None, backend=backend)  # fmt: skip
-        cost = 0.01 if backend == "veo" else None  # a hosted backend reports what the call cost
-        cat.record_clip(clip, prompt_id=rec.prompt_ids[shot_id], run_id=rec.run_id, cost_usd=cost)
+        cost = 0.01 if backend == "veo" else None  # a hosted backend reports what the call cost, with the clip
+        clip = clip.model_copy(update={"cost_usd": cost})
+        cat.record_clip(clip, prompt_id=rec.prompt_ids[shot_id], run_id=rec.run_id)
         clips[f"{shot_id}/{segment}"] = clip
         return clip
 

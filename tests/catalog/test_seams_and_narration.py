@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from storyflow.catalog import Catalog, format_provenance, format_shots
+from storyflow.catalog import Catalog
+from storyflow.cli.text import format_provenance, format_shots
 from storyflow.core.errors import CatalogError
 from storyflow.core.models import (
     SEAM_WARN_RATIO,

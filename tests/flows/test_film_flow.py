@@ -33,15 +33,15 @@ def flow_run(prefect_server, tmp_path_factory):
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from flows.film import FilmOptions, run_film
+    from flows.film import run_film
+    from storyflow.core.config import FilmChoices
 
     folder = tmp_path_factory.mktemp("flow")
     story = folder / "tiny.md"
     story.write_text(TINY_STORY)
-    home = folder / "outputs"
-    options = FilmOptions(story=str(story), home=str(home), max_concurrency=2)
-    with temporary_settings(updates={PREFECT_API_URL: prefect_server}):
-        summary = run_film(options)
+    with pytest.MonkeyPatch.context() as env, temporary_settings(updates={PREFECT_API_URL: prefect_server}):
+        env.setenv("STORYFLOW_HOME", str(folder / "outputs"))  # where this machine's settings put films
+        summary = run_film(story, FilmChoices(max_concurrency=2))
 
         async def task_runs():
             async with get_client() as client:

@@ -3,25 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
-from tests.stages.test_generate import MemoryStore
-
 from storyflow import media
 from storyflow.backends.registry import load_backend
+from storyflow.catalog import Generations
 from storyflow.core.models import Shot, Storyboard, StyleBible, Transition
 from storyflow.core.timeline import film_timeline
 from storyflow.stages import audio
-
-
-class AudioMemoryStore(MemoryStore):
-    def __init__(self):
-        super().__init__()
-        self.tracks = {}
-
-    def find_audio(self, key):
-        return self.tracks.get(key)
-
-    def save_audio(self, track):
-        self.tracks[track.cache_key] = track
 
 
 def board(moods, transition=Transition.CROSSFADE, title_card=True):
@@ -50,7 +37,7 @@ def test_cues_cover_the_film_and_meet_mid_crossfade():
 def test_score_is_reused_until_a_mood_changes(tmp_path):
     b = board(["calm", "tense"])
     tl = film_timeline(b)
-    store = AudioMemoryStore()
+    store = Generations.in_memory()
     music = load_backend("music", "procedural")
     first = audio.score_film(b, tl, music, tmp_path, store)
     again = audio.score_film(b, tl, music, tmp_path, store)
@@ -70,7 +57,7 @@ def test_effects_follow_each_shots_clips_and_land_on_the_timeline(tmp_path):
 
     b = make_board(shot(1, 2.0), shot(2, 2.0)).model_copy(update={"title_card": True})
     video, foley = load("video", "animatic"), load("effects", "procedural")
-    store = AudioMemoryStore()
+    store = Generations.in_memory()
     texts = {"s01": "Mara walks on a beach at noon", "s02": "a storm over a dark city at night, rain"}
     chains = {s.id: generate_chain(s, prompt(s.id, texts[s.id]), b, video, tmp_path, store) for s in b.shots}
     tracks = {s.id: audio.shot_effects(s, chains[s.id], b, "waves on a beach", foley, tmp_path, store)

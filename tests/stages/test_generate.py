@@ -8,7 +8,7 @@ import pytest
 from storyflow import media
 from storyflow.backends.base import GeneratedVideo, VideoBackend, VideoCapabilities
 from storyflow.backends.registry import load_backend
-from storyflow.catalog.door import NoStore
+from storyflow.catalog import Generations
 from storyflow.core.errors import GenerationError
 from storyflow.core.models import (
     CameraMove,
@@ -19,26 +19,6 @@ from storyflow.core.models import (
     StyleBible,
 )
 from storyflow.stages.generate import generate_chain
-
-
-class MemoryStore:
-    """A GenerationStore kept in a dict: counts what was saved."""
-
-    def __init__(self):
-        self.clips, self.saved = {}, 0
-
-    def find_clip(self, key):
-        return self.clips.get(key)
-
-    def save_clip(self, clip):
-        self.clips[clip.cache_key] = clip
-        self.saved += 1
-
-    def find_audio(self, key):
-        return None
-
-    def save_audio(self, track):
-        pass
 
 
 def make_board(*shots, fps=12):
@@ -66,7 +46,7 @@ def animatic():
 def test_a_long_shot_becomes_a_chain_of_conditioned_segments(tmp_path, animatic):
     long = shot(1, 10.0)  # 120 frames on a 4 s backend: 3 segments of 40
     board = make_board(long)
-    chain = generate_chain(long, prompt("s01"), board, animatic, tmp_path, NoStore())
+    chain = generate_chain(long, prompt("s01"), board, animatic, tmp_path, Generations.in_memory())
     assert [c.num_frames for c in chain.clips] == [40, 40, 40]
     assert [c.strategy for c in chain.clips] == ["text_to_video", "continue_video", "continue_video"]
     assert chain.clips[1].parent_sha256 == chain.clips[0].sha256
@@ -79,8 +59,8 @@ def test_a_long_shot_becomes_a_chain_of_conditioned_segments(tmp_path, animatic)
 def test_a_continuing_shot_starts_on_the_previous_shots_last_frame(tmp_path, animatic):
     first, second = shot(1, 2.0), shot(2, 2.0, continues=True, camera=CameraMove.ZOOM_IN)
     board = make_board(first, second)
-    a = generate_chain(first, prompt("s01"), board, animatic, tmp_path, NoStore())
-    b = generate_chain(second, prompt("s02", "Mara stops, zoom in"), board, animatic, tmp_path, NoStore(), previous=a)
+    a = generate_chain(first, prompt("s01"), board, animatic, tmp_path, Generations.in_memory())
+    b = generate_chain(second, prompt("s02", "Mara stops, zoom in"), board, animatic, tmp_path, Generations.in_memory(), previous=a)
     assert b.clips[0].strategy == "image_to_video"
     assert b.clips[0].parent_sha256 == a.last.sha256
     before = [f.astype(int) for f in media.read_frames(a.last.path)]
@@ -93,25 +73,25 @@ def test_a_continuing_shot_starts_on_the_previous_shots_last_frame(tmp_path, ani
 def test_an_unchanged_shot_is_reused_and_an_edited_one_is_not(tmp_path, animatic):
     s = shot(1, 6.0)
     board = make_board(s)
-    store = MemoryStore()
-    made = generate_chain(s, prompt("s01"), board, animatic, tmp_path, store)
-    assert store.saved == 2 and not any(c.reused for c in made.clips)
-    again = generate_chain(s, prompt("s01"), board, animatic, tmp_path, store)
-    assert store.saved == 2 and all(c.reused for c in again.clips)
+    door = Generations.in_memory()
+    made = generate_chain(s, prompt("s01"), board, animatic, tmp_path, door)
+    assert door.tally["clip"] == {"made": 2, "reused": 0} and not any(c.reused for c in made.clips)
+    again = generate_chain(s, prompt("s01"), board, animatic, tmp_path, door)
+    assert door.tally["clip"] == {"made": 2, "reused": 2} and all(c.reused for c in again.clips)
     assert [c.path for c in again.clips] == [c.path for c in made.clips]
-    edited = generate_chain(s, prompt("s01", "Mara runs on a beach at night"), board, animatic, tmp_path, store)
-    assert store.saved == 4 and not any(c.reused for c in edited.clips)
+    edited = generate_chain(s, prompt("s01", "Mara runs on a beach at night"), board, animatic, tmp_path, door)
+    assert door.tally["clip"]["made"] == 4 and not any(c.reused for c in edited.clips)
     assert {c.path for c in edited.clips}.isdisjoint({c.path for c in made.clips})  # old files kept
 
 
 def test_a_new_parent_changes_the_childs_key(tmp_path, animatic):
     first, second = shot(1, 2.0), shot(2, 2.0, continues=True)
     board = make_board(first, second)
-    store = MemoryStore()
-    a = generate_chain(first, prompt("s01"), board, animatic, tmp_path, store)
-    b = generate_chain(second, prompt("s02"), board, animatic, tmp_path, store, previous=a)
-    a2 = generate_chain(first, prompt("s01", "Mara on a beach at dusk"), board, animatic, tmp_path, store)
-    b2 = generate_chain(second, prompt("s02"), board, animatic, tmp_path, store, previous=a2)
+    door = Generations.in_memory()
+    a = generate_chain(first, prompt("s01"), board, animatic, tmp_path, door)
+    b = generate_chain(second, prompt("s02"), board, animatic, tmp_path, door, previous=a)
+    a2 = generate_chain(first, prompt("s01", "Mara on a beach at dusk"), board, animatic, tmp_path, door)
+    b2 = generate_chain(second, prompt("s02"), board, animatic, tmp_path, door, previous=a2)
     assert b2.clips[0].cache_key != b.clips[0].cache_key and not b2.clips[0].reused
 
 
@@ -132,7 +112,7 @@ class ShortBackend(VideoBackend):
 def test_a_backend_that_returns_too_few_frames_fails_and_leaves_no_file(tmp_path):
     s = shot(1, 1.0)
     with pytest.raises(GenerationError, match="returned 11 frames for shot s01, expected 12"):
-        generate_chain(s, prompt("s01"), make_board(s), ShortBackend(), tmp_path, NoStore())
+        generate_chain(s, prompt("s01"), make_board(s), ShortBackend(), tmp_path, Generations.in_memory())
     assert not [p for p in tmp_path.rglob("*") if p.is_file()]
 
 
@@ -145,7 +125,7 @@ def chain_colours(chain):
 def test_a_six_segment_chain_does_not_drift(tmp_path, animatic):
     long = shot(1, 24.0, camera=CameraMove.STATIC)  # 6 segments of 4 s, each continuing the last
     chain = generate_chain(long, prompt("s01", "Mara stands on a beach at noon, static shot"), make_board(long),
-                           animatic, tmp_path, NoStore())  # fmt: skip
+                           animatic, tmp_path, Generations.in_memory())  # fmt: skip
     assert [c.strategy for c in chain.clips] == ["text_to_video"] + ["continue_video"] * 5
     colours = chain_colours(chain)
     assert max(abs(a - b) for a, b in zip(colours[0], colours[-1])) < 2.0  # mean RGB levels
@@ -175,7 +155,7 @@ def test_the_drift_guard_holds_colour_across_a_drifting_chain(tmp_path, caplog):
     long = shot(1, 6.0)  # 6 continuations of 1 s
     board = make_board(long)
     with caplog.at_level("WARNING", logger="storyflow.stages.generate"):
-        chain = generate_chain(long, prompt("s01"), board, DriftingBackend(), tmp_path, NoStore())
+        chain = generate_chain(long, prompt("s01"), board, DriftingBackend(), tmp_path, Generations.in_memory())
     colours = chain_colours(chain)
     assert max(abs(a - b) for a, b in zip(colours[0], colours[-1])) < 3.0  # without the guard: +50 levels
     assert all("corrected colour drift" in c.drift for c in chain.clips[1:])
@@ -191,7 +171,7 @@ def test_a_finish_hook_signs_each_new_clip_before_it_is_hashed(tmp_path, animati
     def sign(path):
         credentials.sign_media(path, home=home, title=path.name, generator_version="test")
 
-    chain = generate_chain(s, prompt("s01"), make_board(s), animatic, tmp_path, NoStore(), finish=sign)
+    chain = generate_chain(s, prompt("s01"), make_board(s), animatic, tmp_path, Generations.in_memory(), finish=sign)
     for clip in chain.clips:
         assert media.sha256_file(clip.path) == clip.sha256  # recorded as signed
         report = credentials.verify_media(clip.path, home=home)

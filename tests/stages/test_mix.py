@@ -15,37 +15,13 @@ from storyflow.backends.base import EffectsRequest, MusicCue
 from storyflow.backends.effects.procedural import ProceduralFoley
 from storyflow.backends.music.procedural import ProceduralScore
 from storyflow.core.errors import InputError
-from storyflow.core.models import AudioTrack
+from storyflow.catalog import Generations
 from storyflow.stages.mix import mix_film
 
 RATE = 48_000
 SECONDS = 8.0
 LINES = (2.0, 5.0)  # where the two narration lines start in the film
 LINE_SECONDS = 1.6
-
-
-class MemoryStore:
-    """A GenerationStore in a dict: finds a track only while its file is intact, like the catalog."""
-
-    def __init__(self) -> None:
-        self.audio: dict[str, AudioTrack] = {}
-        self.saved = 0
-
-    def find_clip(self, cache_key):
-        return None
-
-    def save_clip(self, clip) -> None:
-        return None
-
-    def find_audio(self, cache_key: str) -> AudioTrack | None:
-        track = self.audio.get(cache_key)
-        if track is None or not track.path.is_file() or media.sha256_file(track.path) != track.sha256:
-            return None
-        return track.model_copy(update={"reused": True})
-
-    def save_audio(self, track: AudioTrack) -> None:
-        self.audio[track.cache_key] = track
-        self.saved += 1
 
 
 def spoken_line(seconds: float, rate: int, pitch: float) -> np.ndarray:
@@ -90,8 +66,8 @@ def sources(tmp_path_factory) -> dict:
 @pytest.fixture(scope="module")
 def mixed(sources, tmp_path_factory):
     out = tmp_path_factory.mktemp("film")
-    store = MemoryStore()
-    result = mix_film(seconds=SECONDS, sample_rate=RATE, out_dir=out, store=store, **sources)
+    store = Generations.in_memory()
+    result = mix_film(seconds=SECONDS, sample_rate=RATE, out_dir=out, door=store, **sources)
     return result, store, out
 
 
@@ -172,16 +148,16 @@ def test_a_rerun_reuses_every_file_and_a_changed_setting_does_not(mixed, sources
     result, store, out = mixed
     files = [result.mix.path, *(t.path for t in result.stems.values())]
     stamps = [p.stat().st_mtime_ns for p in files]
-    saved = store.saved
+    saved = dict(store.tally["mix"])
 
-    again = mix_film(seconds=SECONDS, sample_rate=RATE, out_dir=out, store=store, **sources)
+    again = mix_film(seconds=SECONDS, sample_rate=RATE, out_dir=out, door=store, **sources)
     assert again.reused and again.mix.reused
     assert [again.mix.path, *(t.path for t in again.stems.values())] == files
-    assert [p.stat().st_mtime_ns for p in files] == stamps and store.saved == saved  # nothing written
+    assert [p.stat().st_mtime_ns for p in files] == stamps and store.tally["mix"]["made"] == saved["made"]  # nothing written
     assert again.lufs == pytest.approx(result.lufs, abs=1e-3)
     assert again.ducking.speech_spans == result.ducking.speech_spans
 
-    gentler = mix_film(seconds=SECONDS, sample_rate=RATE, out_dir=out, store=store, duck_db=-6.0, **sources)
+    gentler = mix_film(seconds=SECONDS, sample_rate=RATE, out_dir=out, door=store, duck_db=-6.0, **sources)
     assert not gentler.reused and gentler.mix.path != result.mix.path
 
 
@@ -189,8 +165,8 @@ def test_the_balance_does_not_depend_on_how_loud_the_sources_came(sources, tmp_p
     quiet_music = tmp_path / "quiet.wav"
     samples, _ = media.read_wav(sources["music"])
     media.write_wav(quiet_music, samples * 0.1, RATE)  # 20 dB quieter
-    loud = mix_film(seconds=SECONDS, sample_rate=RATE, out_dir=tmp_path / "a", store=MemoryStore(), **sources)
-    quiet = mix_film(seconds=SECONDS, sample_rate=RATE, out_dir=tmp_path / "b", store=MemoryStore(),
+    loud = mix_film(seconds=SECONDS, sample_rate=RATE, out_dir=tmp_path / "a", door=Generations.in_memory(), **sources)
+    quiet = mix_film(seconds=SECONDS, sample_rate=RATE, out_dir=tmp_path / "b", door=Generations.in_memory(),
                      **{**sources, "music": quiet_music})  # fmt: skip
 
     def music_under_voice(result) -> float:
@@ -201,7 +177,7 @@ def test_the_balance_does_not_depend_on_how_loud_the_sources_came(sources, tmp_p
 
 def test_a_mix_without_narration_or_music_still_reaches_the_target(sources, tmp_path: Path):
     result = mix_film(seconds=SECONDS, sample_rate=RATE, narration=[], music=None, effects=sources["effects"],
-                      out_dir=tmp_path, store=MemoryStore())  # fmt: skip
+                      out_dir=tmp_path, door=Generations.in_memory())  # fmt: skip
     mix = read(result.mix)
     assert abs(pyloudnorm.Meter(RATE).integrated_loudness(mix.astype(np.float64)) - -16.0) < 0.5
     assert not read(result.stems["narration"]).any() and not read(result.stems["music"]).any()
@@ -213,14 +189,14 @@ def test_bad_inputs_are_refused_with_a_fix(sources, tmp_path: Path):
     media.write_wav(long_line, spoken_line(3.0, RATE, 120), RATE)
     with pytest.raises(InputError, match="runs .* past the film's end") as error:
         mix_film(seconds=SECONDS, sample_rate=RATE, narration=[(6.5, long_line)], music=None, effects=None,
-                 out_dir=tmp_path, store=MemoryStore())  # fmt: skip
+                 out_dir=tmp_path, door=Generations.in_memory())  # fmt: skip
     assert "shorten the line" in error.value.fix
 
     short_music = tmp_path / "short.wav"
     media.write_wav(short_music, np.zeros((RATE * 5, 2), np.float32), RATE)
     with pytest.raises(InputError, match="music file short.wav is 5.00 s long, the film 8.00 s"):
         mix_film(seconds=SECONDS, sample_rate=RATE, narration=[], music=short_music, effects=None,
-                 out_dir=tmp_path, store=MemoryStore())  # fmt: skip
+                 out_dir=tmp_path, door=Generations.in_memory())  # fmt: skip
     assert not (tmp_path / "audio").exists()  # refused before anything was written
 
 
@@ -231,7 +207,7 @@ def test_when_the_limiter_acts_every_stem_takes_its_dips_and_nothing_clips(sourc
     hits += np.random.default_rng(1).standard_normal(hits.shape).astype(np.float32) * 0.002
     hot = tmp_path / "hits.wav"
     media.write_wav(hot, hits, RATE)
-    result = mix_film(seconds=SECONDS, sample_rate=RATE, out_dir=tmp_path, store=MemoryStore(), target_lufs=-10.0,
+    result = mix_film(seconds=SECONDS, sample_rate=RATE, out_dir=tmp_path, door=Generations.in_memory(), target_lufs=-10.0,
                       effects_db=6.0, **{**sources, "effects": hot})  # fmt: skip
     mix = read(result.mix)
     assert result.limited_db < -3.0  # the limiter really worked

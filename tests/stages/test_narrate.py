@@ -6,6 +6,7 @@ import pytest
 
 from storyflow import media
 from storyflow.backends.registry import load_backend
+from storyflow.catalog import Generations
 from storyflow.core import durations
 from storyflow.core.models import Shot, Storyboard, StyleBible, Transition
 from storyflow.core.timeline import film_timeline
@@ -13,18 +14,6 @@ from storyflow.stages import narrate
 
 LONG = ("The keeper climbs the long spiral stairs of the old lighthouse, counting every one of the "
         "two hundred steps while the storm rattles the windows.")  # fmt: skip
-
-
-class LineStore:
-    def __init__(self):
-        self.lines, self.saved = {}, 0
-
-    def find_narration(self, key):
-        return self.lines.get(key)
-
-    def save_narration(self, line):
-        self.lines[line.cache_key] = line
-        self.saved += 1
 
 
 def board(*texts, seconds=2.0, transition=Transition.CROSSFADE):
@@ -52,7 +41,7 @@ def fits(b, lines):
 def test_a_line_longer_than_its_shot_stretches_the_shot(tmp_path, voice):
     b = board(LONG, "Then silence.")
     b = b.model_copy(update={"shots": (b.shots[0], b.shots[1].model_copy(update={"duration": 3.0}))})
-    fitted, lines = narrate.narrate(b, voice, tmp_path, LineStore())
+    fitted, lines = narrate.narrate(b, voice, tmp_path, Generations.in_memory())
     assert [line.shot_id for line in lines] == ["s01", "s02"]
     assert lines[0].seconds > 5  # the long line really is long
     assert fitted.shots[0].duration > b.shots[0].duration
@@ -65,8 +54,8 @@ def test_a_line_longer_than_its_shot_stretches_the_shot(tmp_path, voice):
 
 def test_pace_speaks_faster_before_stretching(tmp_path, voice):
     b = board(LONG, seconds=7.0)
-    stretched, (plain,) = narrate.narrate(b, voice, tmp_path / "a", LineStore(), fit="stretch")
-    paced, (fast,) = narrate.narrate(b, voice, tmp_path / "b", LineStore(), fit="pace")
+    stretched, (plain,) = narrate.narrate(b, voice, tmp_path / "a", Generations.in_memory(), fit="stretch")
+    paced, (fast,) = narrate.narrate(b, voice, tmp_path / "b", Generations.in_memory(), fit="pace")
     assert fast.rate > voice.rate and plain.rate == voice.rate
     assert fast.seconds < plain.seconds
     assert paced.shots[0].duration < stretched.shots[0].duration
@@ -75,10 +64,10 @@ def test_pace_speaks_faster_before_stretching(tmp_path, voice):
 
 def test_lines_are_reused_and_placed_after_the_shots_first_visible_frame(tmp_path, voice):
     b = board("A gull cries.", "The waves answer.")
-    store = LineStore()
+    store = Generations.in_memory()
     first_board, first = narrate.narrate(b, voice, tmp_path, store)
     again_board, again = narrate.narrate(b, voice, tmp_path, store)
-    assert store.saved == 2 and all(line.reused for line in again)
+    assert store.tally["narration"] == {"made": 2, "reused": 2} and all(line.reused for line in again)
     assert [line.path for line in again] == [line.path for line in first]
     placed = narrate.line_times(again_board, again)
     timeline = film_timeline(again_board)
@@ -91,7 +80,7 @@ def test_with_a_target_length_the_line_is_paced_and_quiet_shots_give_time_back(t
     b = board(LONG, "", "", seconds=4.0, transition=Transition.CUT)
     b = b.model_copy(update={"target_seconds": 12.0})
     planned = film_timeline(b).seconds
-    fitted, (line,) = narrate.narrate(b, voice, tmp_path, LineStore())  # fit="auto": pace, a target is set
+    fitted, (line,) = narrate.narrate(b, voice, tmp_path, Generations.in_memory())  # fit="auto": pace, a target is set
     assert line.rate > voice.rate  # spoken faster than the voice's own pace...
     assert line.rate <= voice.rate * narrate.MAX_PACE + 1e-6  # ...within the limit
     fits(fitted, [line])
@@ -109,13 +98,13 @@ def test_with_a_target_length_editing_one_line_leaves_the_other_shots_and_lines_
     texts = ["The lamps come on along the harbour.", "A gull circles the boats.", "Ada waves from the wall.",
              "The tide turns.", "Boats knock together.", "Rain starts.", "A door slams.", "Night falls."]  # fmt: skip
     b = board(*texts, seconds=3.0, transition=Transition.CUT).model_copy(update={"target_seconds": 24.0})
-    store = LineStore()
+    store = Generations.in_memory()
     before, _ = narrate.narrate(b, voice, tmp_path, store)
-    saved = store.saved
+    saved = store.tally["narration"]["made"]
     edited = b.model_copy(update={"shots": (b.shots[0], b.shots[1].model_copy(update={
         "narration": "A grey gull circles the old fishing boats."}), *b.shots[2:])})  # fmt: skip
     after, lines = narrate.narrate(edited, voice, tmp_path, store)
-    assert store.saved - saved <= 2  # the edited line (at the voice's rate, and perhaps paced): no other
+    assert store.tally["narration"]["made"] - saved <= 2  # the edited line (at the voice's rate, and perhaps paced): no other
     assert [line.reused for line in lines] == [True, False, True, True, True, True, True, True]
     assert "grey gull" in lines[1].text
     keep = [0, 2, 3, 4, 5, 6, 7]
@@ -128,5 +117,5 @@ def test_a_written_length_stands_unless_the_speech_needs_more(tmp_path, voice):
     b = board("Short.", "", seconds=3.0, transition=Transition.CUT)
     fixed = b.shots[1].model_copy(update={"duration": 1.0, "fixed_duration": True})
     b = b.model_copy(update={"shots": (b.shots[0], fixed), "target_seconds": 4.0})
-    fitted, _ = narrate.narrate(b, voice, tmp_path, LineStore())
+    fitted, _ = narrate.narrate(b, voice, tmp_path, Generations.in_memory())
     assert fitted.shots[1].duration == 1.0  # "[1s]" in the story, kept although below MIN_SHOT_S

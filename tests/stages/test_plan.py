@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from storyflow.backends.base import LLMBackend
+from storyflow.backends.base import LLMBackend, LLMTask
 from storyflow.backends.registry import load_backend
 from storyflow.core import durations
 from storyflow.core.errors import InputError, LLMOutputError
@@ -123,10 +123,10 @@ class ScriptedLLM(LLMBackend):
         super().__init__()
         self.board = board
 
-    def plan(self, story: Story) -> Storyboard:
+    def plan(self, story: Story, task: LLMTask) -> Storyboard:
         return self.board
 
-    def rewrite(self, shot: Shot, board: Storyboard) -> ShotPrompt:
+    def rewrite(self, shot: Shot, board: Storyboard, task: LLMTask) -> ShotPrompt:
         raise NotImplementedError
 
 
@@ -243,7 +243,7 @@ def test_the_storys_own_facts_override_what_the_llm_said(story, good):
 
 def test_an_answer_that_is_not_a_storyboard_is_refused(story):
     class Chatty(ScriptedLLM):
-        def plan(self, story: Story):  # type: ignore[override]
+        def plan(self, story: Story, task: LLMTask):  # type: ignore[override]
             return {"shots": []}
 
     with pytest.raises(LLMOutputError, match="not a storyboard"):

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from storyflow.backends.base import LLMBackend
+from storyflow.backends.base import LLMBackend, LLMTask
 from storyflow.backends.registry import load_backend
 from storyflow.core.errors import InputError, LLMOutputError
 from storyflow.core.models import Shot, ShotPrompt, Story, Storyboard, TimedPrompt
-from storyflow.core.templates import PROMPTS_DIR_ENV, load_template
+from storyflow.core.templates import PROMPTS_DIR_ENV, PromptFolder
 from storyflow.stages.plan import plan_storyboard
 from storyflow.stages.rewrite import rewrite_instructions, rewrite_shots
 from storyflow.stages.story import read_story
@@ -119,7 +119,7 @@ def test_the_prompt_carries_the_sha256_of_its_template_file(lighthouse, embedded
     expected = hashlib.sha256((PROMPTS / "shot_prompt.j2").read_bytes()).hexdigest()
     for prompt in rewrite_shots(lighthouse, embedded):
         assert (prompt.template, prompt.template_sha256) == ("shot_prompt.j2", expected)
-    template = load_template("shot_prompt.j2")
+    template = PromptFolder().load("shot_prompt.j2")
     assert template.sha256 == expected and template.path == PROMPTS / "shot_prompt.j2"
 
 
@@ -151,10 +151,10 @@ def test_an_undefined_template_variable_is_an_error_naming_the_template(lighthou
 def test_a_missing_template_or_a_path_as_name_is_refused(tmp_path, monkeypatch):
     monkeypatch.setenv(PROMPTS_DIR_ENV, str(tmp_path))
     with pytest.raises(InputError) as caught:
-        load_template("shot_prompt.j2")
+        PromptFolder.from_settings().load("shot_prompt.j2")
     assert PROMPTS_DIR_ENV in caught.value.fix
     with pytest.raises(InputError, match="bad prompt template name"):
-        load_template("../storyflow/models.py")
+        PromptFolder().load("../storyflow/models.py")
 
 
 def test_rewrite_instructions_list_every_camera_phrase():
@@ -174,10 +174,10 @@ class ScriptedRewriter(LLMBackend):
         super().__init__()
         self.fields = fields
 
-    def plan(self, story: Story) -> Storyboard:
+    def plan(self, story: Story, task: LLMTask) -> Storyboard:
         raise NotImplementedError
 
-    def rewrite(self, shot: Shot, board: Storyboard) -> ShotPrompt:
+    def rewrite(self, shot: Shot, board: Storyboard, task: LLMTask) -> ShotPrompt:
         return ShotPrompt(**{"shot_id": shot.id, "prompt": "a lighthouse", **self.fields})
 
 

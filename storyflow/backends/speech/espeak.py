@@ -327,6 +327,8 @@ class EspeakSpeech(SpeechBackend):
     version = "1"
     description = "espeak-ng text to speech, embedded (espeakng-loader: no system package, no network)"
     Options = EspeakOptions
+    requires = ("espeakng_loader",)
+    install = INSTALL_FIX
 
     def __init__(self, options: BackendOptions | None = None) -> None:
         super().__init__(options)
@@ -334,8 +336,12 @@ class EspeakSpeech(SpeechBackend):
 
     @property
     def model(self) -> str:
+        return "espeak-ng"
+
+    @property
+    def revision(self) -> str:
         """espeak-ng's speech changes between library releases, so its version keys the cache."""
-        return f"{self.label} (espeak-ng {engine_version()})"
+        return engine_version()
 
     @property
     def voice(self) -> str:
@@ -345,7 +351,7 @@ class EspeakSpeech(SpeechBackend):
     def rate(self) -> float:
         return float(self.options.rate)
 
-    def check_available(self) -> None:
+    def check(self) -> None:
         """Load espeak-ng and resolve the voice, so that problems show before any rendering."""
         with _LOCK, _engine():
             pass

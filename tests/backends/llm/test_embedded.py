@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from storyflow.backends.llm.embedded import EmbeddedLLM
+from storyflow.core.templates import PromptFolder
+from storyflow.stages.plan import plan_task
 from storyflow.core import durations
 from storyflow.core.errors import StoryError
 from storyflow.core.models import CameraMove, Storyboard, Transition
@@ -39,9 +41,14 @@ def plan(write_story):
 
     def make(body: str, seed: int = 0, extra: str = "") -> Storyboard:
         path = write_story(FRONT.format(seed=seed, extra=extra) + body)
-        return EmbeddedLLM().plan(read_story(path))
+        return plan_with_rules(read_story(path))
 
     return make
+
+
+def plan_with_rules(story):
+    """The embedded backend's plan of a story, asked the way the plan stage asks it."""
+    return EmbeddedLLM().plan(story, plan_task(story, PromptFolder()))
 
 
 def shot_with(board: Storyboard, words: str):
@@ -56,14 +63,17 @@ def shot_with(board: Storyboard, words: str):
 
 def test_same_story_and_seed_give_identical_storyboard_json_even_in_another_process():
     story = read_story(LIGHTHOUSE)
-    first = storyboard_json(EmbeddedLLM().plan(story))
-    assert first == storyboard_json(EmbeddedLLM().plan(story))
+    first = storyboard_json(plan_with_rules(story))
+    assert first == storyboard_json(plan_with_rules(story))
     # a fresh interpreter with a different hash salt must plan the very same bytes
     code = (
         "from storyflow.backends.llm.embedded import EmbeddedLLM;"
+        "from storyflow.core.templates import PromptFolder;"
+        "from storyflow.stages.plan import plan_task;"
         "from storyflow.stages.plan import storyboard_json;"
         "from storyflow.stages.story import read_story;"
-        f"print(storyboard_json(EmbeddedLLM().plan(read_story({str(LIGHTHOUSE)!r}))), end='')"
+        f"story = read_story({str(LIGHTHOUSE)!r});"
+        "print(storyboard_json(EmbeddedLLM().plan(story, plan_task(story, PromptFolder()))), end='')"
     )
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
     other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=REPO, check=True)
@@ -72,7 +82,7 @@ def test_same_story_and_seed_give_identical_storyboard_json_even_in_another_proc
 
 def test_a_different_seed_can_change_inferred_cameras_but_never_written_ones():
     story = read_story(LIGHTHOUSE)
-    boards = [EmbeddedLLM().plan(story.model_copy(update={"seed": seed})) for seed in range(8)]
+    boards = [plan_with_rules(story.model_copy(update={"seed": seed})) for seed in range(8)]
     written = {tuple((s.id, s.camera) for s in b.shots if s.camera_from_text) for b in boards}
     inferred = {tuple(s.camera for s in b.shots if not s.camera_from_text) for b in boards}
     assert len(written) == 1 and len(next(iter(written))) >= 5  # the story's own directives, every time

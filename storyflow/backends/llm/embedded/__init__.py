@@ -76,7 +76,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from storyflow.backends.base import LLMBackend
+from storyflow.backends.base import LLMBackend, LLMTask
 from storyflow.backends.llm.embedded.rules import (
     MAX_SHOT_SENTENCES,
     MAX_SHOT_WORDS,
@@ -142,18 +142,17 @@ class EmbeddedLLM(LLMBackend):
     version = "1"
     description = "rule-based planner and prompt rewriter (offline, deterministic, no model)"
 
-    def plan(self, story: Story) -> Storyboard:
-        """Break a story into shots by the rules in this module's docstring."""
+    def plan(self, story: Story, task: LLMTask) -> Storyboard:
+        """Break a story into shots by the rules in this module's docstring (no model: the task's
+        instructions are for chat LLMs)."""
         return plan_story(story, planner=self.label)
 
-    def rewrite(self, shot: Shot, board: Storyboard) -> ShotPrompt:
-        """Render the shot through prompts/shot_prompt.j2, negative_prompt.j2 and caption.j2.
+    def rewrite(self, shot: Shot, board: Storyboard, task: LLMTask) -> ShotPrompt:
+        """Render the shot through the task's shot_prompt.j2, negative_prompt.j2 and caption.j2.
 
         A shot with timed changes gets one more prompt per change, rendered through the same
         template with the change texts in force by then: the prompt evolves, VideoPoet style.
         """
-        from storyflow.core.templates import load_template
-
         # 1. every character in the shot, described exactly as the story describes them
         try:
             characters = [board.character(name) for name in shot.characters]
@@ -180,7 +179,7 @@ class EmbeddedLLM(LLMBackend):
             "loop": shot.loop,
         }
         # 3. render: the prompt and caption on one line, the negative prompt as unique terms
-        template = load_template(SHOT_TEMPLATE)
+        template = task.templates.load(SHOT_TEMPLATE)
         # 4. an evolving shot: the prompt from each change on, with every change so far added
         texts = [change.text for change in shot.prompt_changes]
         changes = tuple(
@@ -190,8 +189,8 @@ class EmbeddedLLM(LLMBackend):
         return ShotPrompt(
             shot_id=shot.id,
             prompt=_one_line(template.render(**variables)),
-            negative_prompt=_unique_terms(load_template(NEGATIVE_TEMPLATE).render(**variables)),
-            caption=_one_line(load_template(CAPTION_TEMPLATE).render(**variables)),
+            negative_prompt=_unique_terms(task.templates.load(NEGATIVE_TEMPLATE).render(**variables)),
+            caption=_one_line(task.templates.load(CAPTION_TEMPLATE).render(**variables)),
             template=template.name,
             template_sha256=template.sha256,
             llm=self.label,
