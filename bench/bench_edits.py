@@ -24,19 +24,6 @@ REPO = Path(__file__).resolve().parent.parent
 EDIT_WORD = "there"  # neutral: no camera, mood, weather or time word
 
 
-class _Lines:
-    """In-memory narration cache: each distinct line is spoken once for the whole benchmark."""
-
-    def __init__(self):
-        self.lines = {}
-
-    def find_narration(self, key):
-        return self.lines.get(key)
-
-    def save_narration(self, line):
-        self.lines[line.cache_key] = line
-
-
 def _edits(text: str) -> list[tuple[int, str]]:
     """(paragraph number, story) for one word added to each paragraph's first sentence of 4+ words.
 
@@ -56,7 +43,7 @@ def _edits(text: str) -> list[tuple[int, str]]:
     return out
 
 
-def _fitted_frames(text: str, folder: Path, store: _Lines, llm, voice) -> tuple[list[tuple[str, int]], float]:
+def _fitted_frames(text: str, folder: Path, store, llm, voice) -> tuple[list[tuple[str, int]], float]:
     """Each shot's (story text, frames) and the film's seconds, after planning and narration."""
     from storyflow.core.timeline import film_timeline
     from storyflow.stages import narrate
@@ -75,7 +62,10 @@ def main() -> None:
     from storyflow.stages.story import read_story
 
     logging.getLogger("storyflow").setLevel(logging.ERROR)  # edits that tip a film past its target warn; expected
-    llm, voice, store = load_backend("llm", "embedded"), load_backend("speech", "espeak"), _Lines()
+    from storyflow.catalog import Generations
+
+    # one in-memory door for the whole benchmark: each distinct line is spoken once
+    llm, voice, store = load_backend("llm", "embedded"), load_backend("speech", "espeak"), Generations.in_memory()
     rules = {"storyflow: within 2%, grid factor": durations.TARGET_TOLERANCE, "exact: to the frame": 0.0}
     rows = []
     with tempfile.TemporaryDirectory() as tmp, timer() as took:

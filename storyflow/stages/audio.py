@@ -159,7 +159,7 @@ class Maker:
     """Who made a track that no backend made (storyflow's own timeline and mixer): label, model, options."""
 
     label: str
-    model: str = ""
+    model_ref: str = ""
     options: dict[str, Any] = field(default_factory=dict)
 
     def options_dict(self) -> dict[str, Any]:
@@ -183,7 +183,7 @@ def save_track(
         seconds=len(samples) / sample_rate,
         sample_rate=sample_rate,
         backend=maker.label,
-        model=getattr(maker, "model_ref", maker.model),
+        model=maker.model_ref,
         options=maker.options_dict(),
         wall_s=time.perf_counter() - started,
     )

@@ -192,7 +192,7 @@ def speak_line(shot: Shot, speech: SpeechBackend, rate: float, out_dir: Path, do
             rate=round(rate, 2),
             voice=speech.voice,
             backend=speech.label,
-            model=speech.model,
+            model=speech.model_ref,
             words=spoken.words,
             wall_s=time.perf_counter() - started,
         )
