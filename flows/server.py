@@ -109,8 +109,9 @@ def temporary_server(prefect_home: Path, wait_s: float = 90) -> Iterator[str]:
          "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(port),
          "--log-level", "error", "--lifespan", "on"],  # fmt: skip
         # Prefect's state where this process keeps it (ours, unless the user chose PREFECT_HOME), no telemetry
+        # as Prefect starts its own temporary server: no UI, the services a temporary server needs
         env={**os.environ, **prefect_env(prefect_home, keep_home=True), "PREFECT_UI_ENABLED": "0",
-             "PREFECT__SERVER_EPHEMERAL": "1"},  # fmt: skip
+             "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"},  # fmt: skip
         stdout=log,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,

@@ -28,6 +28,7 @@ A row and its record map onto each other by these rules:
 
 from __future__ import annotations
 
+import functools
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
@@ -91,6 +92,13 @@ class Kind(Generic[T]):
         """The record is kept whole in the row's `data` column."""
         return "data" in self.columns
 
+    @functools.cached_property
+    def nested(self) -> dict[str, type[BaseModel]]:
+        """The record's nested records (a clip's `seam`, `end_seam`) kept flat in `<name>_<field>` columns."""
+        found = {name: _nested_model(self.record, name) for name in self.record.model_fields}
+        return {name: model for name, model in found.items()
+                if model is not None and all(f"{name}_{sub}" in self.columns for sub in model.model_fields)}  # fmt: skip
+
     def __repr__(self) -> str:
         return f"Kind({self.name})"
 
@@ -148,11 +156,9 @@ def record_columns(kind: Kind, item: BaseModel) -> dict[str, Any]:
         if name in columns and name not in ("id", "data"):
             values[name] = _plain(value)
             continue
-        nested = _nested_model(type(item), name)
-        if nested is not None:
-            for sub in nested.model_fields:
-                if f"{name}_{sub}" in columns:
-                    values[f"{name}_{sub}"] = getattr(value, sub) if value is not None else None
+        if name in kind.nested:
+            for sub in kind.nested[name].model_fields:
+                values[f"{name}_{sub}"] = getattr(value, sub) if value is not None else None
     return values
 
 
@@ -205,11 +211,9 @@ def row_record(kind: Kind[T], row: Any, absolute: Callable[[str], Path], files: 
             value = getattr(row, name)
             if value is not None or _nullable(info.annotation):
                 data[name] = value
-        else:
-            nested = _nested_model(kind.record, name)
-            if nested is not None:
-                subs = {sub: getattr(row, f"{name}_{sub}", None) for sub in nested.model_fields}
-                data[name] = None if all(v is None for v in subs.values()) else subs
+        elif name in kind.nested:
+            subs = {sub: getattr(row, f"{name}_{sub}") for sub in kind.nested[name].model_fields}
+            data[name] = None if all(v is None for v in subs.values()) else subs
     if "reused" in fields:
         data["reused"] = True
     return kind.record.model_validate(data)

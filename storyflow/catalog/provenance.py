@@ -237,11 +237,10 @@ class Walk:
             elif isinstance(value, datetime):
                 value = value.isoformat()
             facts[column] = value
-        for group in ("seam", "end_seam"):
-            if f"{group}_ratio" in facts:
-                for part in ("jump", "median", "ratio"):
-                    facts.pop(f"{group}_{part}")
-                facts[group] = seam_dict(row, group)
+        for group, model in kind.nested.items():  # a seam's three columns as one object
+            for part in model.model_fields:
+                facts.pop(f"{group}_{part}", None)
+            facts[group] = seam_dict(row, group)
         if "corrections" in facts:
             facts["corrections"] = list(facts["corrections"] or ())
         if {"num_frames", "fps"} <= facts.keys():
