@@ -83,7 +83,7 @@ class Kind(Generic[T]):
         """The name a files row gives its owner table."""
         return self.table.__tablename__
 
-    @property
+    @functools.cached_property
     def columns(self) -> frozenset[str]:
         return frozenset(column.key for column in self.table.__table__.columns)
 
@@ -277,7 +277,13 @@ def _plain(value: Any) -> Any:
 
 
 def _annotation(model: type[BaseModel], name: str) -> Any:
-    return typing.get_type_hints(model).get(name) if name in model.model_fields else None
+    return _type_hints(model).get(name)
+
+
+@functools.cache
+def _type_hints(model: type[BaseModel]) -> dict[str, Any]:
+    """A record's resolved field types, once per record type (resolving them costs about 0.2 ms)."""
+    return {name: hint for name, hint in typing.get_type_hints(model).items() if name in model.model_fields}
 
 
 def _nested_model(model: type[BaseModel], name: str) -> type[BaseModel] | None:

@@ -104,7 +104,6 @@ class WanLike(VideoBackend):
                                  image_to_video=True, cost_per_second=0.05)  # fmt: skip
 
     def generate(self, request: ClipRequest) -> GeneratedVideo:
-        caps = self.capabilities
         assert request.fps == 16 and (request.num_frames - 1) % 4 == 0
         assert request.width % 16 == 0 and request.height % 16 == 0 and request.num_frames <= 33
         if request.conditioning is not None:  # conditioning frames arrive at the size the model makes

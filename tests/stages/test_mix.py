@@ -16,6 +16,7 @@ from storyflow.backends.effects.procedural import ProceduralFoley
 from storyflow.backends.music.procedural import ProceduralScore
 from storyflow.core.errors import InputError
 from storyflow.catalog import Generations
+from storyflow.core.models import AudioTrack
 from storyflow.stages.mix import mix_film
 
 RATE = 48_000
