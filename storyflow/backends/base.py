@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -33,7 +33,16 @@ from storyflow.core.errors import BackendUnavailableError
 if TYPE_CHECKING:
     import numpy as np
 
-    from storyflow.core.models import ClipRequest, Shot, ShotPrompt, Story, Storyboard
+    from storyflow.core.models import (
+        ClipRequest,
+        LLMUsage,
+        PlanAnswer,
+        PromptAnswer,
+        Shot,
+        ShotPrompt,
+        Story,
+        Storyboard,
+    )
     from storyflow.core.templates import PromptFolder
 
 
@@ -137,32 +146,52 @@ FLAGS = {"llm": "--llm", "video": "--video-backend", "music": "--music-backend",
 class LLMTask:
     """What a stage asks an LLM for, handed to the backend with the question.
 
-    `instructions` is the system prompt (rendered from prompts/ by the stage), `answer` the
-    pydantic model the answer must validate against (`schema` is its JSON Schema, for
-    structured output), and `templates` the prompt templates a template-driven backend
-    (the embedded one) renders instead of asking a model. A backend never imports a stage.
+    `instructions` is the system prompt (rendered from prompts/ by the stage) and `question`
+    the user message: the story or the shot, always as data to work on, never as
+    instructions. `answer` is the pydantic model the answer must validate against (`schema`
+    is its JSON Schema, for structured output, named `name`). `check` finds what the schema
+    cannot (a story span lost, a character who is not in the story): a chat backend sends
+    its problems back to the model for repair, as it does validation errors. `templates`
+    are the prompt templates a template-driven backend (the embedded one) renders instead
+    of asking a model; `shape` is how the video backend likes its prompts written. A chat
+    backend appends what each answer cost to `usage`. A backend never imports a stage.
     """
 
     instructions: str
     answer: type[BaseModel]
     templates: PromptFolder
+    question: str = ""
+    name: str = "answer"
+    check: Callable[[Any], list[str]] | None = None
+    shape: PromptShape | None = None
+    usage: list[LLMUsage] = field(default_factory=list, compare=False)
 
     @property
     def schema(self) -> dict[str, Any]:
         return self.answer.model_json_schema()
 
+    def problems(self, answer: Any) -> list[str]:
+        """What `check` finds wrong with a validated answer ([] when there is no check)."""
+        return list(self.check(answer)) if self.check is not None else []
+
 
 class LLMBackend(Backend):
-    """Writes storyboards and prompts: Story -> Storyboard, Shot -> ShotPrompt."""
+    """Writes storyboards and prompts: Story -> Storyboard, Shot -> ShotPrompt.
+
+    A rule-based planner answers with the finished records (Storyboard, ShotPrompt); a chat
+    model answers with `task.answer` (PlanAnswer, PromptAnswer), validated, which the stage
+    turns into the records: it numbers the shots, finds their spans in the story, snaps
+    durations to whole frames and stamps template and model on every prompt.
+    """
 
     kind = "llm"
 
     @abstractmethod
-    def plan(self, story: Story, task: LLMTask) -> Storyboard:
+    def plan(self, story: Story, task: LLMTask) -> Storyboard | PlanAnswer:
         """Break a story into shots, as `task` says."""
 
     @abstractmethod
-    def rewrite(self, shot: Shot, board: Storyboard, task: LLMTask) -> ShotPrompt:
+    def rewrite(self, shot: Shot, board: Storyboard, task: LLMTask) -> ShotPrompt | PromptAnswer:
         """Turn one shot into a model-ready prompt, as `task` says."""
 
 
@@ -252,6 +281,29 @@ class VideoCapabilities:
         return (max(step, round(width / step) * step), max(step, round(height / step) * step))
 
 
+@dataclass(frozen=True)
+class PromptShape:
+    """How a video model reads prompts best: what the rewriter writes for it.
+
+    `template` is the file under prompts/ the embedded rewriter renders (a chat LLM is told
+    the same order and limits); `order` the parts of a prompt, in the order the model
+    follows best (the parts of the Veo prompt guide: subject, context, action, style, camera
+    motion, composition, ambience); `max_words` what the model reads before it stops
+    listening; `negative_prompt` whether it takes one (no: the rewriter writes none).
+    """
+
+    template: str = "shot_prompt.j2"
+    order: tuple[str, ...] = ("subject", "context", "action", "style", "camera", "composition", "ambience")
+    max_words: int = 160
+    negative_prompt: bool = True
+    notes: str = ""  # one sentence for a chat LLM about this model's taste, if any
+
+    def as_dict(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return asdict(self)
+
+
 @dataclass
 class GeneratedVideo:
     """A backend's answer: frames to encode, or a file it already wrote.
@@ -269,6 +321,8 @@ class GeneratedVideo:
 
 class VideoBackend(Backend):
     kind = "video"
+    # How this backend's model reads prompts best (see PromptShape); the rewriter follows it.
+    prompt_shape: ClassVar[PromptShape] = PromptShape()
 
     @property
     @abstractmethod

@@ -46,7 +46,38 @@ class CameraMove(StrEnum):
     CRANE_SHOT = "crane shot"
     TRACKING_SHOT = "tracking shot"
     FPV_DRONE = "FPV drone shot"
+    TILT_SHIFT = "tilt shift"  # kept for storyboards written before LensEffect; planners write the effect
+
+
+class Framing(StrEnum):
+    """How much of the scene the frame holds, widest first."""
+
+    EXTREME_WIDE = "extreme wide shot"
+    WIDE = "wide shot"
+    MEDIUM_WIDE = "medium wide shot"
+    MEDIUM = "medium shot"
+    MEDIUM_CLOSE_UP = "medium close-up"
+    CLOSE_UP = "close-up"
+    EXTREME_CLOSE_UP = "extreme close-up"
+
+
+class CameraAngle(StrEnum):
+    """Where the camera looks from."""
+
+    EYE_LEVEL = "eye level"
+    LOW = "low angle"
+    HIGH = "high angle"
+    OVERHEAD = "overhead shot"
+    DUTCH = "dutch angle"
+
+
+class LensEffect(StrEnum):
+    """Lens and speed effects a shot may carry, several at once."""
+
     TILT_SHIFT = "tilt shift"
+    SLOW_MOTION = "slow motion"
+    TIME_LAPSE = "time-lapse"
+    RACK_FOCUS = "rack focus"
 
 
 class Transition(StrEnum):
@@ -104,8 +135,15 @@ class Shot(Frozen):
     story_text: str  # the story text this shot covers
     action: str  # what is seen
     setting: str = ""  # where and when: "a pine forest at dawn, light rain"
+    # The shot grammar: framing, angle, the camera's moves (the first leads: a backend that can
+    # make only one makes that), lens and speed effects. Several may be written; all are kept.
+    framing: Framing | None = None
+    angle: CameraAngle | None = None
     camera: CameraMove = CameraMove.STATIC
+    more_moves: tuple[CameraMove, ...] = ()  # further moves written for the same shot, in order
+    effects: tuple[LensEffect, ...] = ()
     camera_from_text: bool = False  # written in the story, rather than inferred
+    span: tuple[int, int] | None = None  # [start, end) character offsets of story_text in Story.text
     duration: float  # seconds, a whole number of frames at the storyboard's fps
     characters: tuple[str, ...] = ()
     narration: str = ""
@@ -119,6 +157,18 @@ class Shot(Frozen):
 
     def frames(self, fps: int) -> int:
         return round(self.duration * fps)
+
+    @property
+    def moves(self) -> tuple[CameraMove, ...]:
+        """Every camera move of the shot, the leading one first."""
+        return (self.camera, *self.more_moves)
+
+    @property
+    def directives(self) -> tuple[str, ...]:
+        """The shot grammar as a prompt says it: framing, angle, moves, effects (only what is set)."""
+        parts: list[str] = [self.framing.value] if self.framing else []
+        parts += [self.angle.value] if self.angle else []
+        return (*parts, *(move.value for move in self.moves), *(effect.value for effect in self.effects))
 
 
 class Storyboard(Frozen):
@@ -135,6 +185,8 @@ class Storyboard(Frozen):
     title_card: bool = True
     target_seconds: float | None = None  # the film length the story asks for, if any
     planner: str = ""  # "<backend> <version>"
+    planner_model: str = ""  # the model (and revision) that planned it
+    coverage: float | None = None  # the share of the story's words some shot covers (1.0: all)
 
     def shot(self, shot_id: str) -> Shot:
         for shot in self.shots:
@@ -176,6 +228,7 @@ class ShotPrompt(Frozen):
     template: str = ""  # template file name under prompts/
     template_sha256: str = ""
     llm: str = ""  # "<backend> <version>" that wrote it
+    model: str = ""  # the LLM's model (and revision) that wrote it
     changes: tuple[TimedPrompt, ...] = ()  # later prompts of an evolving shot, in time order
 
     def prompt_at(self, seconds: float) -> str:
@@ -194,6 +247,47 @@ class PromptAnswer(Frozen):
     negative_prompt: str = ""
     caption: str = ""
     changes: tuple[TimedPrompt, ...] = ()
+
+
+class PlannedShot(Frozen):
+    """One shot as a chat LLM plans it (prompts/plan_system.md); the stage numbers it, finds its
+    span in the story and snaps its duration to whole frames."""
+
+    story_text: str = Field(description="the story text this shot covers, copied exactly")
+    action: str = Field(description="what is seen, present tense")
+    setting: str = ""
+    framing: Framing | None = None
+    angle: CameraAngle | None = None
+    camera: tuple[CameraMove, ...] = Field(default=(), description="camera moves, the leading one first")
+    effects: tuple[LensEffect, ...] = ()
+    camera_from_text: bool = False
+    duration: float = Field(gt=0, description="seconds")
+    characters: tuple[str, ...] = ()
+    narration: str = ""
+    mood: str = "calm"
+    sound_cue: str = ""
+    transition: Transition = Transition.CUT
+    continues_previous: bool = False
+    prompt_changes: tuple[PromptChange, ...] = ()
+    loop: bool = False
+
+
+class PlanAnswer(Frozen):
+    """What a chat LLM answers for a story: its shots, in story order."""
+
+    shots: tuple[PlannedShot, ...]
+
+
+class LLMUsage(Frozen):
+    """What one answer from an LLM cost: calls (repairs and retries included), tokens, time, money."""
+
+    model: str
+    calls: int = 1
+    repairs: int = 0  # answers sent back with their validation errors
+    prompt_tokens: int | None = None  # None: the server did not say
+    completion_tokens: int | None = None
+    latency_s: float = 0.0
+    cost_usd: float | None = None
 
 
 SegmentStrategy = Literal[
