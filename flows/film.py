@@ -36,11 +36,12 @@ from storyflow.backends.base import (
     EffectsBackend,
     LLMBackend,
     MusicBackend,
+    PromptShape,
     SpeechBackend,
     VideoBackend,
 )
 from storyflow.backends.registry import load_backend
-from storyflow.catalog import FILM, Catalog, Generations, open_catalog
+from storyflow.catalog import FILM, STORYBOARD, Catalog, Generations, open_catalog
 from storyflow.core import locks, progress
 from storyflow.core.config import FilmChoices, Settings, load_settings
 from storyflow.core.errors import InputError, TransientError
@@ -89,6 +90,16 @@ def plan_task(story: Story, llm: LLMBackend, door: Generations, prompts: PromptF
     return plan.plan_storyboard(story, llm, door, prompts)
 
 
+@task(name="storyboard-file", cache_policy=NONE)
+def storyboard_file_task(story: Story, path: str, catalog: Catalog, door: Generations) -> tuple[Storyboard, str]:
+    """Read the storyboard file a person reviewed, to render it as it is; and whether they edited it."""
+    board = plan.storyboard_from_file(path, story)
+    origin = "from a file, as planned" if catalog.holds(STORYBOARD, board) else "edited by hand"
+    get_run_logger().info("rendering %s (%s; planned by %s)", path, origin, board.planner or "an unknown planner")
+    facts = {"llm": board.planner or "unknown", "llm_options": {}, "origin": origin, "wall_s": 0.0}
+    return door.keep(STORYBOARD, board, facts=facts, tally=None), origin
+
+
 @task(name="narrate", cache_policy=NONE, **RETRY)
 def narrate_task(board: Storyboard, speech: SpeechBackend, out_dir: Path, door: Generations,
                  fit: str) -> tuple[Storyboard, list[NarrationLine]]:  # fmt: skip
@@ -103,9 +114,9 @@ def narrate_task(board: Storyboard, speech: SpeechBackend, out_dir: Path, door: 
 
 @task(name="rewrite", task_run_name="rewrite-{shot.id}", cache_policy=NONE, **RETRY)
 def rewrite_task(shot: Shot, board: Storyboard, llm: LLMBackend, door: Generations,
-                 prompts: PromptFolder) -> ShotPrompt:  # fmt: skip
-    """Rewrite one shot into a model-ready prompt (or reuse the prompt written for it before)."""
-    return rewrite.rewrite_shot(shot, board, llm, door, prompts)
+                 prompts: PromptFolder, shape: PromptShape) -> ShotPrompt:  # fmt: skip
+    """Rewrite one shot into a prompt shaped for the video backend (or reuse the prompt written for it before)."""
+    return rewrite.rewrite_shot(shot, board, llm, door, prompts, shape)
 
 
 @task(name="generate", task_run_name="generate-{shot.id}", cache_policy=NONE, **RETRY)
@@ -210,11 +221,13 @@ def film_flow(
     seed: int | None = None,
     force: bool = False,
     force_shots: list[str] | None = None,
+    storyboard: str | None = None,
 ) -> dict[str, Any]:
     """Make one film from one story file and return its summary.
 
     `choices` default to this machine's settings (STORYFLOW_ variables); `seed` overrides the
-    story's; `force` makes everything again, `force_shots` ("s03") one shot's clips.
+    story's; `force` makes everything again, `force_shots` ("s03") one shot's clips;
+    `storyboard` is a storyboard file (YAML or JSON) to render as it is instead of planning.
     """
     settings = load_settings()  # this machine's: where outputs go, the catalog, the signing key
     choices = choices or settings.choices()
@@ -233,7 +246,8 @@ def film_flow(
         swept = remove_partials(out_dir) + _remove_scratch(out_dir)  # left by a killed run of this story
         if swept:
             log.warning("removed %d unfinished file(s) a killed run left in %s", len(swept), out_dir)
-        request = {"story": story, "seed": seed, "force": force, "force_shots": list(force_shots or [])}
+        request = {"story": story, "seed": seed, "force": force, "force_shots": list(force_shots or []),
+                   "storyboard": storyboard}  # fmt: skip
         return _make_film(parsed, choices, settings, out_dir, request)
 
 
@@ -267,13 +281,17 @@ def _make_film(story: Story, choices: FilmChoices, settings: Settings, out_dir: 
         # 2. plan (or reuse the plan), then speak the narration (it may stretch shots) and
         #    record the fitted storyboard: the one the film is made from
         t = time.perf_counter()
-        planned = plan_task(story, llm, door, prompts)
+        if request["storyboard"] is None:
+            planned, origin = plan_task(story, llm, door, prompts), "planned"
+        else:
+            planned, origin = storyboard_file_task(story, request["storyboard"], catalog, door)
         timed("plan", t)
         t = time.perf_counter()
         board, lines = narrate_task(planned, speech, out_dir, door, choices.narration_fit)
         timed("narrate", t)
-        board_id = catalog.record_storyboard(story_id, board, llm=llm.label, options=llm.options_dict(),
-                                             wall_s=timings["plan"])  # fmt: skip
+        board_id = catalog.record_storyboard(story_id, board, llm=board.planner or llm.label, wall_s=timings["plan"],
+                                             options=llm.options_dict() if request["storyboard"] is None else {},
+                                             origin=origin)  # fmt: skip
         door.point_at(storyboard=board_id, shot=catalog.record_shots(board_id, board))
         text = plan.storyboard_json(board)  # kept by content, so earlier films keep theirs
         storyboard_json = publish_text(out_dir / "storyboards" / f"{sha256_bytes(text.encode())[:12]}.json", text)
@@ -286,7 +304,7 @@ def _make_film(story: Story, choices: FilmChoices, settings: Settings, out_dir: 
 
         # 3. rewrite every shot into a prompt (or reuse it), all at once
         t = time.perf_counter()
-        rewritten = [rewrite_task.submit(shot, board, llm, door, prompts) for shot in board.shots]
+        rewritten = [rewrite_task.submit(shot, board, llm, door, prompts, video.prompt_shape) for shot in board.shots]
         prompts_of = {shot.id: future.result() for shot, future in zip(board.shots, rewritten)}
         timed("rewrite", t)
 
@@ -523,6 +541,7 @@ def run_film(
     seed: int | None = None,
     force: bool = False,
     force_shots: list[str] | None = None,
+    storyboard: str | Path | None = None,
 ) -> dict[str, Any]:
     """Run the flow in this process, with this run's concurrency bound (the backend's own limit included)."""
     choices = choices or load_settings().choices()
@@ -532,4 +551,5 @@ def run_film(
         task_runner=ThreadPoolTaskRunner(max_workers=workers),
         flow_run_name=Path(story).stem,
     )
-    return configured(str(story), choices, seed=seed, force=force, force_shots=force_shots)
+    return configured(str(story), choices, seed=seed, force=force, force_shots=force_shots,
+                      storyboard=str(storyboard) if storyboard is not None else None)

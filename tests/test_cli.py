@@ -227,7 +227,9 @@ def test_plan_prints_the_storyboard(tmp_path):
     assert len(board["shots"]) >= 8
     text = run_cli(["plan", str(SAMPLE)], home=tmp_path / "outputs", cwd=tmp_path)
     assert all(shot["id"] in text.stdout for shot in board["shots"])
-    assert not (tmp_path / "outputs").exists(), "plan writes nothing"
+    assert board["coverage"] == 1.0 and "covers 100% of the story" in text.stdout
+    # the plan is kept in the catalog (so `film` renders this plan), and nothing else is written
+    assert files_under(tmp_path / "outputs") <= {"catalog.db", "catalog.db-wal", "catalog.db-shm"}
 
 
 def test_backends_lists_capabilities(tmp_path):

@@ -170,16 +170,25 @@ def test_two_runs_of_the_same_story_at_once_wait_for_each_other(copy, prefect_se
         "STORYFLOW_HOME": str(home), "PREFECT_API_URL": prefect_server, "PYTHONPATH": str(REPO),
         "DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     }  # fmt: skip
-    both = [
-        subprocess.Popen([sys.executable, "-m", "storyflow.cli", "film", str(story), "--json"], cwd=story.parent,
-                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
-        for _ in range(2)
-    ]
-    results = [p.communicate(timeout=300) for p in both]
+    def start() -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "storyflow.cli", "film", str(story), "--json"],
+                                cwd=story.parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+    # the second starts once the first holds the story's folder (it has planned: it is making clips)
+    first = start()
+    said = []
+    for line in first.stderr:
+        said.append(line)
+        if line.startswith("planned '"):
+            break
+    second = start()
+    out, err = first.communicate(timeout=300)
+    results = [(out, "".join(said) + err), second.communicate(timeout=300)]
+    both = [first, second]
     assert [p.returncode for p in both] == [0, 0], [err[-1500:] for _, err in results]
     summaries = [json.loads(out[out.index("{"):]) for out, _ in results]
     waited = [i for i, (_, err) in enumerate(results) if "waiting for another run" in err]
-    assert len(waited) == 1  # one ran, the other waited for it...
-    assert made(summaries[waited[0]])["clip"] == 0  # ...and then reused what it made
+    assert waited == [1]  # the first ran, the second waited for it...
+    assert made(summaries[1])["clip"] == 0  # ...and then reused what it made
     assert summaries[0]["film"] == summaries[1]["film"]
     assert run("catalog", "verify").code == 0

@@ -57,9 +57,9 @@ class Catalog(Store):
         return self.find(STORYBOARD, cache_key)
 
     def record_storyboard(self, story_id: int, board: Storyboard, *, llm: str, options: dict, wall_s: float,
-                          cache_key: str | None = None) -> int:  # fmt: skip
+                          cache_key: str | None = None, origin: str = "planned") -> int:  # fmt: skip
         return self.record(STORYBOARD, board, key=cache_key, refs={"story": story_id},
-                           facts={"llm": llm, "llm_options": options, "wall_s": float(wall_s)})  # fmt: skip
+                           facts={"llm": llm, "llm_options": options, "wall_s": float(wall_s), "origin": origin})  # fmt: skip
 
     def find_prompt(self, cache_key: str) -> ShotPrompt | None:
         return self.find(PROMPT, cache_key)

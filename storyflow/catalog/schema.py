@@ -102,6 +102,11 @@ class StoryboardRow(Base):
     cache_key: Mapped[str | None] = mapped_column(SHA256, index=True)  # of the plan call's inputs
     llm: Mapped[str] = mapped_column(Text)
     llm_options: Mapped[dict[str, Any]]
+    planner_model: Mapped[str] = mapped_column(Text, default="", server_default="")  # the model and revision
+    # "planned" by the LLM, or read from a storyboard file: "from a file, as planned" / "edited by hand"
+    origin: Mapped[str] = mapped_column(Text, default="planned", server_default="planned")
+    coverage: Mapped[float | None] = mapped_column(Float)  # the share of the story's words in some shot
+    usage: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # the LLM's calls, tokens, latency, cost
     seed: Mapped[int] = mapped_column(BigInteger)  # stories allow seeds up to 2**32
     data: Mapped[dict[str, Any]]  # the whole Storyboard, as JSON
     wall_s: Mapped[float] = mapped_column(Float)
@@ -142,6 +147,8 @@ class PromptRow(Base):
     template: Mapped[str] = mapped_column(Text)
     template_sha256: Mapped[str] = mapped_column(String(64))
     llm: Mapped[str] = mapped_column(Text)
+    model: Mapped[str] = mapped_column(Text, default="", server_default="")  # the LLM's model and revision
+    usage: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # the LLM's calls, tokens, latency, cost
     # an evolving shot's later prompts: [{"at": seconds, "prompt": text}, ...]
     changes: Mapped[list | None] = mapped_column(JSON)
     wall_s: Mapped[float] = mapped_column(Float)

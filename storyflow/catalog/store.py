@@ -316,6 +316,12 @@ class Store:
                         kind.name, key[:12], len(candidates))  # fmt: skip
         return None
 
+    def holds(self, kind: Kind, item: Any) -> bool:
+        """Whether a generation with exactly this content is recorded (a storyboard read back from a file)."""
+        with self.reading() as s:
+            found = s.scalar(select(kind.table.id).where(kind.table.sha256 == canonical_sha256(item)).limit(1))
+        return found is not None
+
     def find(self, kind: Kind[T], key: str) -> T | None:
         """The record of lookup(kind, key), or None."""
         found = self.lookup(kind, key)

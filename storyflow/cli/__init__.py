@@ -84,6 +84,10 @@ def film(
     force_shot: Annotated[
         list[str] | None, typer.Option("--force-shot", help="Make this shot's clips again, e.g. 3 or s03 (repeatable).")
     ] = None,
+    storyboard: Annotated[
+        Path | None,
+        typer.Option("--storyboard", help="Render this storyboard file (from `storyflow plan --out`) as it is."),
+    ] = None,
     credentials: Annotated[
         bool | None, typer.Option("--credentials/--no-credentials", help="Sign the film with C2PA Content Credentials.")
     ] = None,
@@ -110,7 +114,12 @@ def film(
         speech_options=parse_option_pairs(speech_option, "--speech-option") or None,
     )  # fmt: skip
     # 1. validate everything before anything is written or Prefect starts
-    read_story(story)
+    parsed = read_story(story)
+    if storyboard is not None:
+        from storyflow.stages.plan import storyboard_from_file
+
+        storyboard_from_file(storyboard, parsed)
+        storyboard = storyboard.resolve()
     forced_shots = [_shot_id(value) for value in force_shot or []]
     choices = settings.choices()
     for kind in ("llm", "video", "music", "speech", "effects"):
@@ -124,7 +133,7 @@ def film(
         _quiet_prefect_run_logs()
         progress.set_reporter(text.TerminalProgress(sys.stderr))
         try:
-            summary = run_film(story, choices, seed=seed, force=force, force_shots=forced_shots)
+            summary = run_film(story, choices, seed=seed, force=force, force_shots=forced_shots, storyboard=storyboard)
         finally:
             progress.set_reporter(None)
     summary["wall_s"] = round(time.perf_counter() - started, 3)
@@ -132,21 +141,43 @@ def film(
 
 
 @app.command("plan")
-def plan_command(story: StoryArg, llm: LLMOpt = None, seed: SeedOpt = None, llm_option: LLMOptionsOpt = None,
-                 as_json: JsonOpt = False) -> None:  # fmt: skip
-    """Plan a story into shots and print the storyboard (writes nothing)."""
+def plan_command(
+    story: StoryArg,
+    llm: LLMOpt = None,
+    seed: SeedOpt = None,
+    llm_option: LLMOptionsOpt = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Also write the storyboard to this file (.yaml/.yml or .json) to edit.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Plan a story into shots and print the storyboard, with how much of the story it covers.
+
+    The plan is kept in the catalog: `storyflow film` then renders this same plan without
+    asking the LLM again. With --out, review and edit the file, then render it as it is with
+    `storyflow film STORY --storyboard FILE`.
+    """
     from storyflow.backends.registry import load_backend, parse_option_pairs
+    from storyflow.catalog import Generations, open_catalog
     from storyflow.core.templates import PromptFolder
-    from storyflow.stages.plan import plan_storyboard, storyboard_json
+    from storyflow.stages.plan import YAML_SUFFIXES, plan_storyboard, save_storyboard, storyboard_json
     from storyflow.stages.story import read_story
 
+    if out is not None and out.suffix.lower() not in (*YAML_SUFFIXES, ".json"):
+        raise InputError(f"--out {out}: the file must end in .yaml, .yml or .json", fix=f"--out {out.stem}.yaml")
     settings = _settings(llm=llm, llm_options=parse_option_pairs(llm_option, "--llm-option") or None)
     parsed = read_story(story)
     if seed is not None:
         parsed = parsed.model_copy(update={"seed": seed})
     backend = load_backend("llm", settings.llm, settings.llm_options)
     backend.check_available()
-    board = plan_storyboard(parsed, backend, prompts=PromptFolder.of(settings.prompts_dir))
+    with open_catalog(settings) as catalog:
+        door = Generations(catalog)
+        door.point_at(story=catalog.record_story(parsed))
+        board = plan_storyboard(parsed, backend, door, prompts=PromptFolder.of(settings.prompts_dir))
+    if out is not None:
+        save_storyboard(board, out)
+        print(text.wrote_storyboard(out, story), file=sys.stderr)
     print(storyboard_json(board) if as_json else text.format_plan(board), end="")
 
 

@@ -92,14 +92,31 @@ def _story(out: _Lines, story: dict) -> None:
 
 
 def _storyboard(out: _Lines, board: dict) -> None:
+    model = board.get("planner_model") or ""
+    planner = (board["planner"] or board["llm"]) + (f" ({model})" if model and model != board["planner"] else "")
+    origin = "" if board.get("origin", "planned") == "planned" else f"  {board['origin']}"
+    covered = f"  covers {board['coverage']:.0%}" if board.get("coverage") is not None else ""
     out.add(
         1,
-        f"storyboard #{board['id']}  planned by {board['planner'] or board['llm']}  llm {board['llm']}  "
-        f"seed {board['seed']}  {board['shots']} shots  {board['size']} @ {board['fps']} fps  "
-        f"sha256 {short(board['sha256'])}  {_seconds(board['wall_s'])}",
+        f"storyboard #{board['id']}  planned by {planner}{origin}  seed {board['seed']}  {board['shots']} shots  "
+        f"{board['size']} @ {board['fps']} fps{covered}  sha256 {short(board['sha256'])}  {_seconds(board['wall_s'])}",
     )
     if board["llm_options"]:
         out.add(2, f"llm options {_options(board['llm_options'])}")
+    if board.get("usage"):
+        out.add(2, f"llm usage {_usage(board['usage'])}")
+
+
+def _usage(usage: dict) -> str:
+    """'2 calls (1 repair), 1,234 + 567 tokens, 3.2 s, $0.0012'."""
+    parts = [f"{usage['calls']} call{'s' if usage['calls'] != 1 else ''}"
+             + (f" ({usage['repairs']} repair{'s' if usage['repairs'] != 1 else ''})" if usage.get("repairs") else "")]  # fmt: skip
+    if usage.get("prompt_tokens") is not None:
+        parts.append(f"{usage['prompt_tokens']:,} + {usage.get('completion_tokens') or 0:,} tokens")
+    parts.append(f"{usage.get('latency_s', 0):.1f} s")
+    if usage.get("cost_usd") is not None:
+        parts.append(f"${usage['cost_usd']:.4f}")
+    return ", ".join(parts)
 
 
 def _shot(out: _Lines, shot: dict, depth: int) -> None:
@@ -107,7 +124,8 @@ def _shot(out: _Lines, shot: dict, depth: int) -> None:
     extra += "  loops" if shot.get("loop") else ""
     out.add(
         depth,
-        f"shot {shot['shot_key']}  {shot['camera']}  {_seconds(shot['duration'])}  mood {shot['mood']}  "
+        f"shot {shot['shot_key']}  {', '.join(shot.get('directives') or [shot['camera']])}  "
+        f"{_seconds(shot['duration'])}  mood {shot['mood']}  "
         f"-> {shot['transition']}{extra}  sha256 {short(shot['sha256'])}",
     )
     if shot["narration"]:
@@ -122,7 +140,10 @@ def _prompt(out: _Lines, prompt: dict | None, depth: int) -> None:
     if prompt["template"]:
         template = f"template {prompt['template']} (sha256 {short(prompt['template_sha256'])})"
     by = prompt["llm"] or "?"
+    by += f" ({prompt['model']})" if prompt.get("model") and prompt["model"] != prompt["llm"] else ""
     out.add(depth, f"prompt  by {by}  {template}  sha256 {short(prompt['sha256'])}  {_seconds(prompt['wall_s'])}")
+    if prompt.get("usage"):
+        out.add(depth + 1, f"llm usage {_usage(prompt['usage'])}")
     out.add(depth + 1, f"text: {prompt['text']!r}")
     if prompt["negative"]:
         out.add(depth + 1, f"negative: {prompt['negative']!r}")
@@ -463,20 +484,28 @@ def format_film_summary(summary: dict) -> str:
 # ---------------------------------------------------------------- a plan (storyflow plan)
 
 
+def wrote_storyboard(path, story) -> str:
+    """What `plan --out` says after writing the file."""
+    return f"wrote {path}: edit it, then render it as it is with: storyflow film {story} --storyboard {path}"
+
+
 def format_plan(board) -> str:
     """A storyboard as a table: one line per shot, with its camera, length, mood, transition, who, what."""
     from storyflow.core.timeline import film_timeline
 
     timeline = film_timeline(board)
+    model = f" ({board.planner_model})" if board.planner_model and board.planner_model != board.planner else ""
+    planned = f"planned by {board.planner or 'an unknown planner'}{model}"
+    covered = f", covers {board.coverage:.0%} of the story" if board.coverage is not None else ""
     out = [f"{board.title}: {len(board.shots)} shots, {timeline.seconds:.1f} s, "
-           f"{board.width}x{board.height} @ {board.fps} fps, seed {board.seed}"]  # fmt: skip
+           f"{board.width}x{board.height} @ {board.fps} fps, seed {board.seed}; {planned}{covered}"]  # fmt: skip
     for shot in board.shots:
         link = "↳ " if shot.continues_previous else "  "
         who = ", ".join(shot.characters) or "-"
         notes = ([f"{len(shot.prompt_changes)} change(s) at " + ", ".join(f"{c.at:g}s" for c in shot.prompt_changes)]
                  if shot.prompt_changes else []) + (["loop"] if shot.loop else [])  # fmt: skip
         extra = f"  [{'; '.join(notes)}]" if notes else ""
-        out.append(f"{link}{shot.id}  {shot.camera.value:<15} {shot.duration:5.1f} s  {shot.mood:<11} "
+        out.append(f"{link}{shot.id}  {clipped(', '.join(shot.directives), 34):<34} {shot.duration:5.1f} s  {shot.mood:<11} "
                    f"{shot.transition.value:<9} {who:<16} {clipped(shot.narration or shot.action, 60)}{extra}")  # fmt: skip
     return "\n".join(out) + "\n"
 

@@ -9,11 +9,17 @@ clips exist, so a rule that re-timed every shot after any edit would regenerate 
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Collection
 
 from storyflow.core.models import Storyboard
 from storyflow.core.timeline import film_timeline
+from storyflow.core.vocabulary import CHANGE_HOLD_SECONDS
+
+log = logging.getLogger(__name__)
+
+MIN_FITTED_SECONDS = 1.0  # fitting a target length never shortens a shot below this
 
 # A film within 2% of its target length is on target (about a second in a minute). The
 # slack is what lets an edit to one shot leave every other shot, and its clips, alone.
@@ -116,3 +122,46 @@ def apportion(weights: list[int], total: int, floors: list[int]) -> list[int]:
         if not too_short:
             return [pinned.get(i, share.get(i, 0)) for i in range(len(weights))]
         pinned.update({i: floors[i] for i in too_short})
+
+
+def fit_to_duration(board: Storyboard, target: float, fixed: Collection[str] = ()) -> Storyboard:
+    """Scale the shots so the film's timeline lasts `target` seconds (within storyflow.core.durations' tolerance).
+
+    Shots named in `fixed` (a length written in the story, "[12s]") keep their length; the
+    others share what is left. No shot goes under MIN_FITTED_SECONDS, nor a shot with timed
+    changes under its last change + CHANGE_HOLD_SECONDS.
+    """
+    from storyflow.core.timeline import film_timeline
+
+    fps = board.fps
+    target_frames = round(target * fps)
+    frames = [shot.frames(fps) for shot in board.shots]
+    floors = [_shortest_frames(shot, fps) for shot in board.shots]
+    # 1. the written lengths alone may already be too long for the target
+    shortest = [count if shot.id in fixed else floor for shot, count, floor in zip(board.shots, frames, floors)]
+    too_long = bool(fixed) and film_timeline(with_frames(board, shortest)).total_frames > target_frames
+    if too_long:
+        written = sum(count for shot, count in zip(board.shots, frames) if shot.id in fixed)
+        log.warning(
+            "the shots with a written length ([Ns]) last %.2f s together; with the title card and the other "
+            "shots at their shortest (%.1f s each), the film cannot last the %.2f s asked for",
+            written / fps, MIN_FITTED_SECONDS, target,
+        )
+    # 2. scale the free shots
+    board = fit_to_target(board, target, floors, fixed)
+    reached = film_timeline(board).total_frames
+    if not on_target(reached, target_frames) and not too_long:
+        log.warning(
+            "the storyboard lasts %.2f s, not the %.2f s asked for: %d shots need at least %.1f s each "
+            "(a shot with timed changes, its last change + %.1f s)",
+            reached / fps, target, len(frames), MIN_FITTED_SECONDS, CHANGE_HOLD_SECONDS,
+        )
+    return board
+
+
+def _shortest_frames(shot: Shot, fps: int) -> int:
+    """The fewest frames fitting may leave a shot: a second, or its last change held on screen."""
+    seconds = MIN_FITTED_SECONDS
+    if shot.prompt_changes:
+        seconds = max(seconds, shot.prompt_changes[-1].at + CHANGE_HOLD_SECONDS)
+    return max(1, math.ceil(seconds * fps - 1e-9))

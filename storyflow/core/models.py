@@ -317,6 +317,7 @@ class ClipRequest(BaseModel):
     fps: int
     num_frames: int = Field(gt=0)
     camera: CameraMove = CameraMove.STATIC
+    effects: tuple[LensEffect, ...] = ()  # the shot's lens and speed effects (Shot.effects)
     subjects: tuple[Character, ...] = ()
     caption: str = ""
     # Where this clip sits inside its shot, so a camera move spans the whole shot.

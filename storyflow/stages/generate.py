@@ -81,6 +81,7 @@ def generate_chain(
             fps=fps,
             num_frames=plan.frames,
             camera=shot.camera,
+            effects=shot.effects,
             subjects=subjects,
             caption=prompt.caption,
             shot_offset_frames=plan.offset,

@@ -9,27 +9,65 @@ How a story is planned
    (e.g. "## The harbour at dawn") set the scene's place and time. Emphasis, links and
    images are stripped.
 2. Shots. A paragraph becomes one shot, or several when it is long: shots of at most
-   3 sentences and 18 words (about 2.5 to 8 s). A camera directive, "Continuous.",
+   3 sentences and 18 words (about 2.5 to 8 s). A directive (rule 4), "Continuous.",
    "Cut to", "Fade to black." and "Seamless loop." also start a new shot. A paragraph
-   with a timing marker (rule 10) is always ONE shot, however long.
+   with a timing marker (rule 10) is always ONE shot, however long. A sentence going on
+   with a sequence of events ("Then it barks.", rule 12) stays with the shot before it.
 3. Continuing shots. A shot split out of the same paragraph as the shot before it
-   continues that shot (same moment, joined by a cut) unless its text names its own
-   camera move: then it is a new angle, still joined by a cut. "Continuous." or a
+   continues that shot (same moment, joined by a cut) unless its text writes its own
+   directive (rule 4): then it is a new angle, still joined by a cut. "Continuous." or a
    paragraph opening with "(continuous)" makes a shot continue the previous one, across
    paragraphs too. The first shot never continues anything, and nothing continues a
    loop (rule 11): a shot marked continuous after one starts afresh, with a warning.
-4. Cameras. Written directives win (phrases in embedded_text.DIRECTIVE_PHRASES). A
-   sentence that is only a directive ("Arc shot.") applies to the next sentence of its
-   paragraph; at a paragraph's end to the shot before it (if that has none yet); alone
-   in a paragraph to the next paragraph. It is dropped from the narration; a directive
-   inside a longer sentence is detected and the sentence stays. Otherwise the camera is
-   inferred (embedded_rules.CAMERA_RULES): the first shot of a scene establishes it
-   (crane shot or pan, picked by the seed); then, first match wins: running/chasing ->
-   tracking shot; flying/soaring/diving -> FPV drone shot; shock/suddenly/realises ->
-   dolly zoom; tiny/village/from above -> tilt shift; looks up/climbs/towers -> tilt up;
-   looks down/descends -> tilt down; reveals/wide/vast -> zoom out; close/whispers/eyes
-   -> zoom in; else a seeded pick among calm moves, never the previous shot's move.
-5. Narration: the shot's sentences without directives and markers; dialogue kept. The
+4. The shot grammar: every shot has a framing (extreme wide ... extreme close-up), one or
+   more camera moves, and may have a camera angle (eye level, low, high, overhead, dutch)
+   and lens or speed effects (tilt shift, slow motion, time-lapse, rack focus).
+   a. Written directives win, all of them (phrases in embedded_text.DIRECTIVE_PHRASES:
+      "close-up", "close up", "closeup", "CU", "ECU", "wide shot", "low angle", "bird's-eye
+      view", "dutch angle", "slow motion", "time-lapse", "tilt shift", "rack focus", "arc
+      shot", "pan left"...): the first framing and the first angle written, every move in
+      the order written (the first is Shot.camera, the others Shot.more_moves) and every
+      effect: "Close-up, low angle, slow motion. Arc shot then zoom in." keeps all five.
+      Ordinary words alone are never directives: "close", "wide", "low", "slow".
+      camera_from_text says the shot's moves were written. A sentence that is only
+      directives applies to the next sentence of its paragraph; at a paragraph's end to
+      the shot before it (if that has none of their kinds yet); alone in a paragraph to
+      the next paragraph. It is dropped from the narration; a directive inside a longer
+      sentence ("A close-up of her hands.") is read and the sentence stays.
+   b. What is not written is inferred from the shot's words (embedded_rules.infer_grammar;
+      each list below: first match wins). The framing and angle are read from what is
+      seen at the shot's start, the moves and effects from all of its text.
+      Establishing: the first shot of a scene (unless the story is a single shot: a
+      one-line prompt shows its subject), or a shot whose words move to a new large
+      place (a coast, a forest, a harbour, a city...), is a wide shot (extreme wide for a
+      vast place: sea, mountains, desert, sky...) with a crane shot or a pan (the seed
+      picks), unless a rule below names the move.
+      Framing: eyes, a tear, a drop -> extreme close-up; a face, hands, a whisper, a
+      small object held or looked at ("holds the key", "reads a letter") -> close-up
+      (both win over establishing); then establishing -> wide / extreme wide; a vast
+      view with nobody in it -> extreme wide; eating, drinking, talking, typing, a
+      selfie -> medium close-up; running, chasing, riding, dancing, walking along ->
+      medium wide; flying, an explosion, a storm -> wide; else a vast word -> extreme
+      wide; else a medium shot.
+      Move: running/chasing/galloping/riding/skating/walking along -> tracking shot;
+      flying/soaring/diving -> FPV drone shot; shock/suddenly/realises -> dolly zoom;
+      looks up/climbs/towers -> tilt up; looks down/descends -> tilt down; dancing/
+      spinning/playing an instrument or cards -> arc shot; reveals/emerges -> zoom out;
+      then establishing -> crane or pan (seeded); a close-up -> zoom in (static after a
+      shot that zoomed in); else a seeded pick among calm moves that suit the framing
+      (medium: static, zoom in, arc, pans; wide: pans, zoom out, static, crane), never
+      the previous shot's move. The seed and the shot's own words make the pick, so
+      one-line stories do not all get the same move.
+      Angle, only where the words imply one: from above/bird's-eye/top-down -> overhead;
+      towering/looms/giant/heroic/roars/from below -> low angle; tiny/far below/a village/
+      looks down on -> high angle; dizzy/off-kilter/disoriented -> dutch angle. Else none.
+      Effects, only where the words clearly imply them: slowly falling/drifting/floating/
+      sinking, suspended in mid-air -> slow motion; over hours/days/the seasons, day
+      turning to night -> time-lapse; miniature/toy-like/small world -> tilt shift. Rack
+      focus only when written.
+5. Narration: the shot's sentences without directive-only sentences and markers; dialogue
+   kept. A shot cut out of the middle of a sentence of events (rule 12) narrates its events
+   as sentences of their own ("Tom walks to the harbour."). The
    texts of timed changes (rule 10) are narrated too, in their place: "A walking figure
    made out of water. Lightning flashes in the background. Purple smoke emits from it."
 6. Transitions (out of each shot): into a continuing shot, a cut; into a new scene, a
@@ -37,7 +75,8 @@ How a story is planned
    a fade; "Cut to", a cut; into a new paragraph, a crossfade; within a paragraph, a
    cut. The last shot fades out.
 7. Durations: a length written in the paragraph ("[12s]", rule 10) wins; otherwise reading
-   speed (2.6 words/s + 1 s, clamped to 2.5-12 s), raised to the last timed change + 2 s.
+   speed (2.6 words/s + 1 s, clamped to 2.5-12 s), raised to the last timed change + 2 s
+   (rule 10's written changes and rule 12's events alike).
    With a target `duration`, the shots without a written length are scaled so the film
    (title card included, crossfade overlaps taken off, see storyflow.core.timeline) lands
    within 2% of it (a factor from a fixed grid: an edit to one shot leaves the others'
@@ -65,6 +104,18 @@ How a story is planned
    Shot.loop: the shot's last frame leads back to its first. It is not narrated, and
    attaches like a camera directive (rule 4): to the next sentence of its paragraph, at
    a paragraph's end to the shot before it.
+12. Events in sequence: a shot whose text tells events one after another, with a sequence
+   word ("A man walks into the room, sits down, and then picks up a book."; "The dog runs
+   to the door. Then it barks. Finally it lies down."), is cut into events
+   (embedded_text.split_events: one per sentence, and one per clause of a sentence holding
+   "then"). Events of one subject at one place, at most MAX_EVENTS_PER_SHOT (3), make ONE
+   evolving shot: its action is the first event, and each next event is a timed change
+   (Shot.prompt_changes) spread evenly, at least EVENT_SECONDS (2.5 s) apart, the shot
+   lasting the last change + 2 s at least. The subject left out is put back ("The man
+   sits down.", "The dog barks."). A new place (an event naming another place) or
+   another named character taking over cuts to a new shot (a cut, not a continuation);
+   a fourth event starts a new shot that continues this one. A paragraph with timing
+   markers (rule 10) is never cut this way: what is written wins.
 """
 
 from __future__ import annotations
@@ -76,40 +127,48 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from storyflow.backends.base import LLMBackend, LLMTask
+from storyflow.backends.base import LLMBackend, LLMTask, PromptShape
 from storyflow.backends.llm.embedded.rules import (
     MAX_SHOT_SENTENCES,
     MAX_SHOT_WORDS,
     MIN_CHANGE_HOLD_SECONDS,
-    MIN_FITTED_SECONDS,
     SceneState,
     action_of,
     characters_in,
-    infer_camera,
+    big_place_of,
+    event_sentence,
+    infer_grammar,
     lighting_of,
     mood_of,
-    palette_of,
+    place_of,
     reading_seconds,
     sound_of,
+    subject_of,
     uses_pronoun,
 )
 from storyflow.backends.llm.embedded.text import (
+    SEQUENCE_OPENER,
     TIME_LIKE,
     TIME_SKIP,
     Block,
+    Directive,
     Marker,
     Sentence,
     classify,
     find_markers,
     split_at_markers,
     split_blocks,
+    split_events,
     split_sentences,
     word_count,
 )
-from storyflow.core.durations import fit_to_target, on_target, with_frames
+from storyflow.core.durations import fit_to_duration
 from storyflow.core.errors import LLMOutputError, StoryError
 from storyflow.core.models import (
+    CameraAngle,
     CameraMove,
+    Framing,
+    LensEffect,
     PromptChange,
     Shot,
     ShotPrompt,
@@ -120,6 +179,7 @@ from storyflow.core.models import (
     Transition,
 )
 from storyflow.core.vocabulary import (
+    palette_of,
     CAMERA_PHRASES,
     CHANGE_HOLD_SECONDS,
     DEFAULT_NEGATIVE,
@@ -130,7 +190,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SHOT_TEMPLATE = "shot_prompt.j2"
+# Events told in sequence (rule 12): at most this many in one evolving shot, each this long at least.
+MAX_EVENTS_PER_SHOT = 3
+EVENT_SECONDS = 2.5
+
 NEGATIVE_TEMPLATE = "negative_prompt.j2"
 CAPTION_TEMPLATE = "caption.j2"
 
@@ -148,11 +211,17 @@ class EmbeddedLLM(LLMBackend):
         return plan_story(story, planner=self.label)
 
     def rewrite(self, shot: Shot, board: Storyboard, task: LLMTask) -> ShotPrompt:
-        """Render the shot through the task's shot_prompt.j2, negative_prompt.j2 and caption.j2.
+        """Render the shot through the task's shot template, negative_prompt.j2 and caption.j2.
 
-        A shot with timed changes gets one more prompt per change, rendered through the same
-        template with the change texts in force by then: the prompt evolves, VideoPoet style.
+        The video backend's prompt shape (`task.shape`, a PromptShape; the default one when
+        None) picks the shot template, the order of the prompt's parts (subject, context,
+        action, style, camera, composition, ambience) and whether a negative prompt is written.
+        Every directive of the shot's grammar (framing, angle, moves, effects) is phrased as
+        storyflow.core.vocabulary.CAMERA_PHRASES says. A shot with timed changes gets one more
+        prompt per change, rendered through the same template with the change texts in force
+        by then: the prompt evolves, VideoPoet style.
         """
+        shape = task.shape or PromptShape()
         # 1. every character in the shot, described exactly as the story describes them
         try:
             characters = [board.character(name) for name in shot.characters]
@@ -172,6 +241,16 @@ class EmbeddedLLM(LLMBackend):
             "setting": shot.setting,
             "camera": shot.camera.value,
             "camera_phrase": CAMERA_PHRASES[shot.camera],
+            "moves": [move.value for move in shot.moves],
+            "move_phrases": [CAMERA_PHRASES[move] for move in shot.moves],
+            "framing": shot.framing.value if shot.framing else "",
+            "framing_phrase": CAMERA_PHRASES[shot.framing] if shot.framing else "",
+            "angle": shot.angle.value if shot.angle else "",
+            "angle_phrase": CAMERA_PHRASES[shot.angle] if shot.angle else "",
+            "effects": [effect.value for effect in shot.effects],
+            "effect_phrases": [CAMERA_PHRASES[effect] for effect in shot.effects],
+            "directives": [CAMERA_PHRASES[_directive(value)] for value in shot.directives],
+            "order": list(shape.order),
             "mood": shot.mood,
             "lighting": lighting_of(shot.setting, shot.mood),
             "narration": shot.narration,
@@ -179,23 +258,36 @@ class EmbeddedLLM(LLMBackend):
             "loop": shot.loop,
         }
         # 3. render: the prompt and caption on one line, the negative prompt as unique terms
-        template = task.templates.load(SHOT_TEMPLATE)
+        template = task.templates.load(shape.template)
         # 4. an evolving shot: the prompt from each change on, with every change so far added
         texts = [change.text for change in shot.prompt_changes]
         changes = tuple(
             TimedPrompt(at=change.at, prompt=_one_line(template.render(**{**variables, "changes": texts[: n + 1]})))
             for n, change in enumerate(shot.prompt_changes)
         )
+        negative = ""
+        if shape.negative_prompt:
+            negative = _unique_terms(task.templates.load(NEGATIVE_TEMPLATE).render(**variables))
         return ShotPrompt(
             shot_id=shot.id,
             prompt=_one_line(template.render(**variables)),
-            negative_prompt=_unique_terms(task.templates.load(NEGATIVE_TEMPLATE).render(**variables)),
+            negative_prompt=negative,
             caption=_one_line(task.templates.load(CAPTION_TEMPLATE).render(**variables)),
             template=template.name,
             template_sha256=template.sha256,
             llm=self.label,
             changes=changes,
         )
+
+
+def _directive(value: str) -> CameraMove | Framing | CameraAngle | LensEffect:
+    """The grammar member a Shot.directives entry names (its CAMERA_PHRASES key)."""
+    for kind in (Framing, CameraAngle, CameraMove, LensEffect):
+        try:
+            return kind(value)
+        except ValueError:
+            continue
+    raise ValueError(value)
 
 
 # ---------------------------------------------------------------- planning
@@ -241,8 +333,9 @@ class _Draft:
     opens_scene: bool = False
     heading: str = ""
     time_skip: bool = False
-    camera: CameraMove | None = None  # written in the story
+    grammar: list[Directive] = field(default_factory=list)  # directives written in the story, in order
     forced_continue: bool = False  # "Continuous." / "(continuous)"
+    sequel: bool = False  # a later part of a sequence of events cut into several shots: it continues
     fade_out: bool = False  # "Fade to black."
     cut_in: bool = False  # "Cut to"
     loop: bool = False  # "Seamless loop."
@@ -259,13 +352,29 @@ class _Draft:
     def narration(self) -> str:
         return " ".join(self.lines)
 
+    @property
+    def camera(self) -> CameraMove | None:
+        """The first camera move written for it."""
+        return next((d for d in self.grammar if isinstance(d, CameraMove)), None)
+
+
+def _add(have: list[Directive], new: Collection[Directive]) -> list[Directive]:
+    """`have` with the directives of `new` it lacks appended, in order."""
+    return list(dict.fromkeys([*have, *new]))
+
+
+def _fits(have: list[Directive], new: Collection[Directive]) -> bool:
+    """Can directives closing a paragraph join a shot? Only if it has none of their kinds yet."""
+    return bool(new) and not ({type(d) for d in new} & {type(d) for d in have})
+
 
 def plan_story(story: Story, planner: str = "embedded 1") -> Storyboard:
     """Story -> Storyboard by the embedded rules (deterministic for a story and seed)."""
     # 1. read the body into paragraphs, each knowing its scene and its timing markers
     paragraphs = _read_paragraphs(story)
-    # 2. cut the paragraphs into shots
+    # 2. cut the paragraphs into shots, events told in sequence into evolving shots
     drafts = _draft_shots(paragraphs)
+    drafts = [part for draft in drafts for part in _sequence_shots(draft, story)]
     if not drafts:
         raise StoryError(
             f"{story.source or 'the story'} has headings but no narration to film",
@@ -400,7 +509,7 @@ def _draft_shots(paragraphs: list[_Paragraph]) -> list[_Draft]:
                 previous = current or (drafts[-1] if drafts else None)
                 attach = current is not None and (
                     paragraph.one_shot  # never split: everything after its first sentence is its shot's
-                    or (not narration_follows and (sentence.loop or (sentence.camera and current.camera is None)))
+                    or (not narration_follows and (sentence.loop or _fits(current.grammar, sentence.directives)))
                 )
                 if sentence.fade_out and previous is not None:
                     previous.fade_out = True
@@ -408,14 +517,14 @@ def _draft_shots(paragraphs: list[_Paragraph]) -> list[_Draft]:
                     new_shot_next = True
                 elif attach and current is not None:
                     # "... Tilt up." / "... Seamless loop." closing a paragraph
-                    current.camera = current.camera or sentence.camera
+                    current.grammar = _add(current.grammar, sentence.directives)
                     current.loop |= sentence.loop
                     current.sentences.append(sentence)
                 else:
                     waiting.append(sentence)
                 continue
             # 2. a narration sentence: join the current shot or start a new one
-            camera = next((s.camera for s in waiting if s.camera), None) or sentence.camera
+            written = _add([d for s in waiting for d in s.directives], sentence.directives)
             continues = sentence.continues or any(s.continues for s in waiting)
             cut_in = sentence.cut_in or any(s.cut_in for s in waiting)
             loop = any(s.loop for s in waiting)
@@ -426,11 +535,17 @@ def _draft_shots(paragraphs: list[_Paragraph]) -> list[_Draft]:
                     current is None
                     or new_shot_next
                     or bool(waiting)
-                    or camera is not None
+                    or bool(written)
                     or continues
                     or cut_in
-                    or len(current.lines) >= MAX_SHOT_SENTENCES
-                    or word_count(current.narration) + word_count(sentence.text) > MAX_SHOT_WORDS
+                    or (
+                        # the next event of a sequence ("Then it barks.") stays with it: rule 12 cuts sequences
+                        not SEQUENCE_OPENER.match(sentence.text)
+                        and (
+                            len(current.lines) >= MAX_SHOT_SENTENCES
+                            or word_count(current.narration) + word_count(sentence.text) > MAX_SHOT_WORDS
+                        )
+                    )
                 )
             if starts_new:
                 first = current is None
@@ -440,13 +555,13 @@ def _draft_shots(paragraphs: list[_Paragraph]) -> list[_Draft]:
                     opens_scene=first and paragraph.opens_scene,
                     heading=paragraph.heading if first else "",
                     time_skip=first and paragraph.time_skip,
-                    camera=camera,
+                    grammar=written,
                     forced_continue=continues,
                     cut_in=cut_in,
                 )
                 drafts.append(current)
             assert current is not None
-            current.camera = current.camera or camera  # only a one-shot paragraph gets here with one set
+            current.grammar = _add(current.grammar, written)  # only a one-shot paragraph gets here with some set
             current.loop |= loop
             current.sentences += [*waiting, sentence]
             current.fade_out |= sentence.fade_out
@@ -458,11 +573,100 @@ def _draft_shots(paragraphs: list[_Paragraph]) -> list[_Draft]:
     # 4. directives after the last sentence belong to the last shot
     if drafts and waiting:
         last = drafts[-1]
-        last.camera = last.camera or next((s.camera for s in waiting if s.camera), None)
+        trailing = [d for s in waiting for d in s.directives]
+        if _fits(last.grammar, trailing) or not last.grammar:
+            last.grammar = _add(last.grammar, trailing)
         last.fade_out |= any(s.fade_out for s in waiting)
         last.loop |= any(s.loop for s in waiting)
         last.sentences += waiting
     return drafts
+
+
+def _sequence_shots(draft: _Draft, story: Story) -> list[_Draft]:
+    """A shot whose text tells events in sequence, as an evolving shot or several (rule 12).
+
+    Events of one subject at one place, at most MAX_EVENTS_PER_SHOT of them, make one shot
+    whose prompt changes at each next event (timed changes, spread evenly, each event on
+    screen at least EVENT_SECONDS). A change of place, or another named character taking
+    over, cuts to a new shot; so does an event past MAX_EVENTS_PER_SHOT (that shot continues
+    the one before). A shot with a written length or timed changes is left as written.
+    """
+    if draft.changes or draft.length is not None:
+        return [draft]
+    narrated = [s for s in draft.sentences if s.is_narration]
+    events = split_events([s.text for s in narrated])
+    if not events:
+        return [draft]
+    # 1. every event as a sentence of its own, its subject put back where the story left it out
+    names = [character.name for character in story.characters]
+    subject, texts = "", []
+    for event in events:
+        subject = subject_of(event.text, names) or subject
+        texts.append(event_sentence(event, subject))
+    # 2. events into shots: a new place, a new named character or one event too many starts one
+    groups: list[list[int]] = []
+    sequels: list[bool] = []  # per group: it only goes on with the same events (one too many)
+    place, who = "", ""
+    for n, event in enumerate(events):
+        named = characters_in(event.text, names)
+        event_place, event_who = place_of(event.text), (named[0] if named and not event.opens_with_verb else "")
+        new_place = bool(event_place) and bool(place) and event_place != place
+        new_who = bool(event_who) and bool(who) and event_who != who
+        if not groups or new_place or new_who or len(groups[-1]) >= MAX_EVENTS_PER_SHOT:
+            groups.append([])
+            sequels.append(bool(groups[:-1]) and not (new_place or new_who))
+            if new_place or new_who:
+                place, who = "", ""
+        groups[-1].append(n)
+        place, who = place or event_place, who or event_who
+    if len(groups) == 1:
+        draft.opening = [texts[0]]
+        step = _event_seconds(draft.narration, len(events))
+        draft.changes = [_Change(at=step * m, sentences=[Sentence(e.text, texts[m])]) for m, e in enumerate(events) if m]
+        return [draft]
+    # 3. each group a draft; an event that starts another shot mid-sentence is narrated as its own sentence
+    drafts: list[_Draft] = []
+    for g, group in enumerate(groups):
+        whole = {events[n].sentence for n in group}
+        split_sentence = {i for i in whole if any(e.sentence == i for m, e in enumerate(events) if m not in group)}
+        sentences: list[Sentence] = []
+        for n in group:
+            i = events[n].sentence
+            if i in split_sentence:
+                sentences.append(Sentence(events[n].text, texts[n]))
+            elif not sentences or sentences[-1] is not narrated[i]:
+                sentences.append(narrated[i])
+        first, last = g == 0, g == len(groups) - 1
+        before = [s for s in draft.sentences[: draft.sentences.index(narrated[0])]] if first else []
+        after = [s for s in draft.sentences[draft.sentences.index(narrated[-1]) + 1 :]] if last else []
+        part = _Draft(
+            beat=draft.beat,
+            sentences=before + sentences + after,
+            first_in_paragraph=draft.first_in_paragraph if first else False,
+            opens_scene=draft.opens_scene if first else False,
+            heading=draft.heading if first else "",
+            time_skip=draft.time_skip if first else False,
+            grammar=list(draft.grammar),
+            forced_continue=draft.forced_continue if first else False,
+            sequel=sequels[g],
+            cut_in=draft.cut_in if first else not sequels[g],
+            fade_out=draft.fade_out if last else False,
+            loop=draft.loop if last else False,
+        )
+        part.opening = [texts[group[0]]]
+        if len(group) > 1:
+            step = _event_seconds(part.narration, len(group))
+            part.changes = [
+                _Change(at=step * m, sentences=[Sentence(events[n].text, texts[n])]) for m, n in enumerate(group[1:], 1)
+            ]
+        drafts.append(part)
+    return drafts
+
+
+def _event_seconds(narration: str, events: int) -> float:
+    """How far apart the events of an evolving shot are: the narration spread over them, at least
+    EVENT_SECONDS each, in half seconds."""
+    return max(EVENT_SECONDS, math.ceil(reading_seconds(narration) / events * 2) / 2)
 
 
 def _describe_shots(drafts: list[_Draft], story: Story) -> list[Shot]:
@@ -471,16 +675,23 @@ def _describe_shots(drafts: list[_Draft], story: Story) -> list[Shot]:
     state = SceneState()
     shots: list[Shot] = []
     camera: CameraMove | None = None
+    big_place = ""  # the large place the story is at (a harbour, a forest...), for establishing shots
     characters: list[str] = []
     mood: str | None = None
     for k, draft in enumerate(drafts):
         text = draft.narration  # a timed change is narrated too, where the story tells it
-        seen_first = " ".join(draft.opening) if draft.changes else text  # what is seen from 0 s
-        # 1. camera: written, else inferred
-        if draft.camera is not None:
-            camera = draft.camera
-        else:
-            camera = infer_camera(text, draft.opens_scene, camera, _rng(story.seed, "camera", k))
+        seen_first = " ".join(draft.opening) if draft.opening else text  # what is seen from 0 s
+        # 1. the shot grammar: written, else inferred; a scene's first shot (of several) and a
+        #    shot at a new large place establish it
+        here = big_place_of(f"{draft.heading} {seen_first}")
+        establishing = not continues[k] and (
+            (draft.opens_scene and len(drafts) > 1) or (bool(here) and here != big_place)
+        )
+        big_place = here or ("" if draft.opens_scene else big_place)
+        grammar = infer_grammar(
+            draft.grammar, text, seen_first, establishing, camera, _rng(story.seed, "camera", k, text)
+        )
+        camera = grammar.moves[0]
         # 2. who is in it: named, else carried over through a pronoun
         named = characters_in(text, names)
         characters = named or (characters if uses_pronoun(text) else [])
@@ -503,9 +714,13 @@ def _describe_shots(drafts: list[_Draft], story: Story) -> list[Shot]:
                 index=k,
                 beat=draft.beat,
                 story_text=draft.written or " ".join(s.source for s in draft.sentences),
-                action=action_of(draft.opening if draft.changes else draft.lines, characters),
+                action=action_of(draft.opening or draft.lines, characters),
                 setting=setting,
+                framing=grammar.framing,
+                angle=grammar.angle,
                 camera=camera,
+                more_moves=grammar.moves[1:],
+                effects=grammar.effects,
                 camera_from_text=draft.camera is not None,
                 duration=_shot_seconds(shot_id, draft, story.fps),
                 characters=tuple(characters),
@@ -555,8 +770,10 @@ def _continues(k: int, drafts: list[_Draft]) -> bool:
         return False
     if draft.forced_continue:
         return True
+    if draft.sequel:
+        return not drafts[k - 1].fade_out
     split_from_same_paragraph = not draft.first_in_paragraph
-    return split_from_same_paragraph and draft.camera is None and not draft.cut_in and not drafts[k - 1].fade_out
+    return split_from_same_paragraph and not draft.grammar and not draft.cut_in and not drafts[k - 1].fade_out
 
 
 def _transition(k: int, drafts: list[_Draft], continues: list[bool]) -> Transition:
@@ -588,49 +805,6 @@ def _rng(seed: int, *parts: object) -> np.random.Generator:
 
 def _whole_frames(seconds: float, fps: int) -> float:
     return max(1, round(seconds * fps)) / fps
-
-
-def fit_to_duration(board: Storyboard, target: float, fixed: Collection[str] = ()) -> Storyboard:
-    """Scale the shots so the film's timeline lasts `target` seconds (within storyflow.core.durations' tolerance).
-
-    Shots named in `fixed` (a length written in the story, "[12s]") keep their length; the
-    others share what is left. No shot goes under MIN_FITTED_SECONDS, nor a shot with timed
-    changes under its last change + CHANGE_HOLD_SECONDS.
-    """
-    from storyflow.core.timeline import film_timeline
-
-    fps = board.fps
-    target_frames = round(target * fps)
-    frames = [shot.frames(fps) for shot in board.shots]
-    floors = [_shortest_frames(shot, fps) for shot in board.shots]
-    # 1. the written lengths alone may already be too long for the target
-    shortest = [count if shot.id in fixed else floor for shot, count, floor in zip(board.shots, frames, floors)]
-    too_long = bool(fixed) and film_timeline(with_frames(board, shortest)).total_frames > target_frames
-    if too_long:
-        written = sum(count for shot, count in zip(board.shots, frames) if shot.id in fixed)
-        log.warning(
-            "the shots with a written length ([Ns]) last %.2f s together; with the title card and the other "
-            "shots at their shortest (%.1f s each), the film cannot last the %.2f s asked for",
-            written / fps, MIN_FITTED_SECONDS, target,
-        )
-    # 2. scale the free shots
-    board = fit_to_target(board, target, floors, fixed)
-    reached = film_timeline(board).total_frames
-    if not on_target(reached, target_frames) and not too_long:
-        log.warning(
-            "the storyboard lasts %.2f s, not the %.2f s asked for: %d shots need at least %.1f s each "
-            "(a shot with timed changes, its last change + %.1f s)",
-            reached / fps, target, len(frames), MIN_FITTED_SECONDS, CHANGE_HOLD_SECONDS,
-        )
-    return board
-
-
-def _shortest_frames(shot: Shot, fps: int) -> int:
-    """The fewest frames fitting may leave a shot: a second, or its last change held on screen."""
-    seconds = MIN_FITTED_SECONDS
-    if shot.prompt_changes:
-        seconds = max(seconds, shot.prompt_changes[-1].at + CHANGE_HOLD_SECONDS)
-    return max(1, math.ceil(seconds * fps - 1e-9))
 
 
 # ---------------------------------------------------------------- prompt text

@@ -1,7 +1,8 @@
 """The embedded planner's rules: lexicons and small pure functions, one job each.
 
 Everything the planner infers is decided here, from words in the story, so each rule can
-be read (and changed) on its own: which camera a shot gets when the story names none,
+be read (and changed) on its own: the shot grammar (framing, camera move, angle, effects)
+a shot gets where the story writes none, how events told in sequence are worded,
 who is in a shot, where and when it happens, its mood, its sound, what is seen, how long
 it lasts, and, for the rewriter, how a camera move and a lighting situation are phrased.
 """
@@ -13,11 +14,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from storyflow.backends.llm.embedded.text import (
+    Directive,
+    Event,
     find_directives,
     without_directives,
     word_count,
 )
-from storyflow.core.models import CameraMove
+from storyflow.core.models import CameraAngle, CameraMove, Framing, LensEffect
 from storyflow.core.vocabulary import DEFAULT_MOOD
 
 if TYPE_CHECKING:
@@ -34,7 +37,6 @@ def _words(*alternatives: str) -> re.Pattern[str]:
 WORDS_PER_SECOND = 2.6  # a calm narration pace
 SHOT_PAD_SECONDS = 1.0  # time to take the picture in beyond reading it
 MIN_SHOT_SECONDS, MAX_SHOT_SECONDS = 2.5, 12.0  # reading-speed durations are clamped here
-MIN_FITTED_SECONDS = 1.0  # fitting a target length never shortens a shot below this
 MIN_CHANGE_HOLD_SECONDS = 1.0  # ...and a written length ("[10s]") that leaves it less than this is an error
 MAX_SHOT_WORDS = 18  # a paragraph is split into shots of at most this many words...
 MAX_SHOT_SENTENCES = 3  # ...and at most this many sentences (about 2.5 to 8 s each)
@@ -46,16 +48,67 @@ def reading_seconds(text: str) -> float:
     return min(MAX_SHOT_SECONDS, max(MIN_SHOT_SECONDS, seconds))
 
 
-# ---------------------------------------------------------------- cameras
+# ---------------------------------------------------------------- shot grammar
 
-# When the story names no camera move, the first rule whose words appear wins. The first
-# shot of a scene is an establishing shot and is handled before these (crane or pan).
+# What the story did not write is inferred from its words, part by part; every rule below is
+# "first match wins". See infer_grammar and rule 4 of the embedded package's docstring.
+
+# Vast places and views: an establishing shot of one is an extreme wide shot.
+VAST = _words(
+    r"vast", r"endless", r"massive", r"immense", r"enormous", r"huge", r"horizon", r"panorama",
+    r"landscape", r"skyline", r"surface of the earth", r"as far as the eye can see", r"sea", r"ocean",
+    r"mountains?", r"desert", r"dunes", r"valley", r"canyon", r"tundra", r"nebula", r"galaxy",
+    r"universe", r"planet", r"sky",
+)
+# Framing, first match wins (after what is written, and the establishing shot: see infer_grammar).
+FRAMING_RULES: tuple[tuple[Framing, re.Pattern[str]], ...] = (
+    # one small detail: an eye, a tear, a drop
+    (Framing.EXTREME_CLOSE_UP, _words(
+        r"eyes?", r"iris", r"pupils?", r"eyelash(?:es)?", r"tears?", r"teardrop", r"droplets?",
+        r"a drop of", r"dewdrops?", r"fingertips?", r"a single (?:drop|petal|feather|grain)",
+    )),
+    # a face, hands, a whisper, a small object held or looked at
+    (Framing.CLOSE_UP, _words(
+        r"(?:her|his|their|its|my|a|the) (?:face|hands?|fingers|lips|palms?)", r"whisper(?:s|ed|ing)?",
+        r"yawn(?:s|ed|ing)?",
+        r"smil(?:e|es|ed|ing)", r"frown(?:s|ed|ing)?", r"weep(?:s|ing)?|wept", r"cr(?:y|ies|ying)",
+        r"blink(?:s|ed|ing)?",
+        r"(?:hold(?:s|ing)?|held|grips?|gripping|clutch(?:es|ing)?|picks? up|picking up|looks? at|looking at|"
+        r"stares? at|staring at|gazes? at|examin(?:es|ing)|studies|studying|turns? over|opens?|reads?|reading)"
+        r" (?:a|an|the|his|her|their|its|my|one) (?:\w+ ){0,2}"
+        r"(?:keys?|coins?|rings?|letters?|photo(?:graph)?s?|notes?|lockets?|watch|compass|shells?|stones?|"
+        r"pebbles?|feathers?|buttons?|cups?|mugs?|phones?|candles?|matches|needles?|seeds?|flowers?|"
+        r"petals?|leaf|leaves|jewel|gem|envelopes?|map|ticket|card|bottle|vial|scroll|book)",
+    )),
+    # two faces in a conversation, eating, drinking, typing: head and shoulders
+    (Framing.MEDIUM_CLOSE_UP, _words(
+        r"selfie", r"eat(?:s|ing)?|ate", r"drink(?:s|ing)?|drank", r"typ(?:e|es|ing)", r"sips?",
+        r"talk(?:s|ing)?", r"speak(?:s|ing)?", r"listen(?:s|ing)?", r"sing(?:s|ing)?", r"kiss(?:es|ing)?",
+    )),
+    # a chase, a walk along: the whole body in motion
+    (Framing.MEDIUM_WIDE, _words(
+        r"run|runs|running|ran", r"chas(?:e|es|ed|ing)", r"rac(?:e|es|ed|ing)", r"sprint(?:s|ed|ing)?",
+        r"flee(?:s|ing)?|fled", r"gallop(?:s|ed|ing)?", r"pursu(?:e|es|ed|ing)", r"skat(?:e|es|ing)",
+        r"walk(?:s|ing)? (?:along|down|through|across|up)", r"danc(?:e|es|ed|ing)", r"jump(?:s|ed|ing)?",
+        r"rid(?:e|es|ing)|rode",
+    )),
+    # flight, a vast view: the whole scene
+    (Framing.WIDE, _words(
+        r"fl(?:y|ies|ying|ew)", r"soar(?:s|ed|ing)?", r"glid(?:e|es|ed|ing)", r"swoop(?:s|ed|ing)?",
+        r"explo(?:de|des|ding|sion)", r"erupt(?:s|ing|ion)?", r"crash(?:es|ing)?", r"storm",
+    )),
+)
+DEFAULT_FRAMING = Framing.MEDIUM
+
+# The camera move, first match wins (after what is written).
 CAMERA_RULES: tuple[tuple[CameraMove, re.Pattern[str]], ...] = (
-    # running, chasing, racing: follow the subject along the ground
+    # running, chasing, racing, riding, walking along: follow the subject along the ground
     (CameraMove.TRACKING_SHOT, _words(
         r"run|runs|running|ran", r"chas(?:e|es|ed|ing)", r"rac(?:e|es|ed|ing)",
         r"sprint(?:s|ed|ing)?", r"flee(?:s|ing)?|fled", r"gallop(?:s|ed|ing)?",
         r"pursu(?:e|es|ed|ing)", r"dash(?:es|ed|ing)?", r"scurr(?:y|ies|ied|ying)",
+        r"skat(?:e|es|ing)", r"rid(?:e|es|ing) (?:a|an|the|his|her|their|along|through|down|across)",
+        r"walk(?:s|ing)? (?:along|down|through|across)", r"driv(?:e|es|ing) (?:through|along|down|across)",
     )),
     # flying, soaring, diving, over the city: fly with it
     (CameraMove.FPV_DRONE, _words(
@@ -68,10 +121,6 @@ CAMERA_RULES: tuple[tuple[CameraMove, re.Pattern[str]], ...] = (
         r"reali[sz](?:e|es|ed|ing)", r"shock(?:ed)?", r"horror|horrified", r"sudden(?:ly)?",
         r"freez(?:e|es)|froze", r"gasp(?:s|ed)?", r"stunned",
     )),
-    # something tiny, a village, a view from above: a miniature
-    (CameraMove.TILT_SHIFT, _words(
-        r"tiny", r"villages?", r"miniature", r"toy-like", r"from above", r"far below",
-    )),
     # looking up, climbing, something towering: tilt up with it
     (CameraMove.TILT_UP, _words(
         r"look(?:s|ed|ing)? up", r"gaz(?:e|es|ed|ing) up", r"towers|towering",
@@ -81,39 +130,167 @@ CAMERA_RULES: tuple[tuple[CameraMove, re.Pattern[str]], ...] = (
     (CameraMove.TILT_DOWN, _words(
         r"look(?:s|ed|ing)? down", r"peer(?:s|ed|ing)? down", r"descend(?:s|ed|ing)?",
     )),
-    # a reveal, something wide or vast: pull out
+    # dancing, spinning, a performance: circle the subject
+    (CameraMove.ARC_SHOT, _words(
+        r"danc(?:e|es|ed|ing)", r"spin(?:s|ning)?|spun", r"twirl(?:s|ed|ing)?", r"pirouettes?",
+        r"play(?:s|ing)? (?:the )?(?:drums|guitar|piano|violin|cello|flute|cards|chess)",
+        r"circl(?:e|es|ing)",
+    )),
+    # a reveal: pull out
     (CameraMove.ZOOM_OUT, _words(
-        r"reveal(?:s|ed|ing)?", r"wide", r"vast", r"endless", r"horizon",
-    )),
-    # something close: a whisper, eyes, a face
-    (CameraMove.ZOOM_IN, _words(
-        r"close|closer", r"whisper(?:s|ed|ing)?", r"eyes?", r"face", r"tears?",
-        r"lean(?:s|ed)? in", r"stares?",
+        r"reveal(?:s|ed|ing)?", r"emerg(?:e|es|ed|ing)", r"appears? (?:from|out of|behind)",
     )),
 )
+# An establishing shot (see infer_grammar): a seeded pick among these.
 ESTABLISHING_MOVES = (CameraMove.CRANE_SHOT, CameraMove.PAN_RIGHT, CameraMove.PAN_LEFT)
-# No rule fired: a seeded choice among calm moves, never the previous shot's move.
-ROTATION_MOVES = (
-    CameraMove.STATIC,
-    CameraMove.PAN_LEFT,
-    CameraMove.PAN_RIGHT,
-    CameraMove.ZOOM_IN,
-    CameraMove.ZOOM_OUT,
-    CameraMove.ARC_SHOT,
+# No rule fired and not a close-up: a seeded pick among calm moves that suit the framing,
+# never the previous shot's move (a close-up pushes in, or holds after a push-in).
+ROTATION_MOVES: dict[str, tuple[CameraMove, ...]] = {
+    "medium": (CameraMove.STATIC, CameraMove.ZOOM_IN, CameraMove.ARC_SHOT, CameraMove.PAN_LEFT, CameraMove.PAN_RIGHT),
+    "wide": (CameraMove.PAN_LEFT, CameraMove.PAN_RIGHT, CameraMove.ZOOM_OUT, CameraMove.STATIC, CameraMove.CRANE_SHOT),
+}
+_SCALE = {
+    Framing.EXTREME_CLOSE_UP: "close", Framing.CLOSE_UP: "close", Framing.MEDIUM_CLOSE_UP: "medium",
+    Framing.MEDIUM: "medium", Framing.MEDIUM_WIDE: "medium", Framing.WIDE: "wide", Framing.EXTREME_WIDE: "wide",
+}  # fmt: skip
+
+# The angle, only where the text implies one (first match wins); else none is set.
+ANGLE_RULES: tuple[tuple[CameraAngle, re.Pattern[str]], ...] = (
+    (CameraAngle.OVERHEAD, _words(
+        r"from (?:high )?above", r"bird'?s[- ]eye", r"top[- ]down", r"directly (?:above|overhead)",
+        r"seen from the sky",
+    )),
+    (CameraAngle.LOW, _words(
+        r"towers|towering", r"loom(?:s|ed|ing)?", r"giant", r"colossal", r"gigantic", r"skyscrapers?",
+        r"heroic(?:ally)?", r"triumphant(?:ly)?", r"roar(?:s|ed|ing)?", r"from below", r"looks? up at",
+        r"looking up at", r"statue",
+    )),
+    (CameraAngle.HIGH, _words(
+        r"tiny", r"far below", r"looks? down (?:on|at)", r"looking down (?:on|at)", r"villages?",
+        r"miniature", r"toy-like", r"helpless",
+    )),
+    (CameraAngle.DUTCH, _words(
+        r"dizz(?:y|ily|iness)", r"off-kilter", r"askew", r"disorient(?:ed|ing)", r"drunk(?:enly)?",
+        r"reel(?:s|ed|ing)", r"lopsided",
+    )),
+)
+# Effects, only where the text clearly implies one (each that matches); rack focus only when written.
+EFFECT_RULES: tuple[tuple[LensEffect, re.Pattern[str]], ...] = (
+    (LensEffect.SLOW_MOTION, _words(
+        r"slowly (?:fall(?:s|ing)?|drift(?:s|ing)?|float(?:s|ing)?|sink(?:s|ing)?|settl(?:e|es|ing)|tumbl(?:e|es|ing))",
+        r"(?:fall(?:s|ing)?|drift(?:s|ing)?|float(?:s|ing)?|sink(?:s|ing)?|settl(?:e|es|ing)|tumbl(?:e|es|ing)) slowly",
+        r"frozen in mid-?air", r"suspended in (?:mid-?)?air",
+    )),
+    (LensEffect.TIME_LAPSE, _words(
+        r"over (?:the course of )?(?:the |many |several |a few )?(?:hours|days|weeks|months|years|seasons|the day|the night)",
+        r"(?:day|dusk|dawn) (?:turns|fades|gives way) (?:in)?to (?:night|day|dawn|dusk)",
+        r"(?:the )?seasons (?:change|pass|turn)", r"hours pass", r"days pass",
+    )),
+    (LensEffect.TILT_SHIFT, _words(
+        r"miniature", r"toy-like", r"toy town", r"model (?:village|town|city)", r"small world",
+    )),
 )
 
 
-def infer_camera(
-    text: str, establishing: bool, previous: CameraMove | None, rng: np.random.Generator
-) -> CameraMove:
-    """The camera move for a shot whose text names none (see CAMERA_RULES)."""
+@dataclass(frozen=True)
+class Grammar:
+    """A shot's grammar: written parts kept, the rest inferred."""
+
+    framing: Framing
+    angle: CameraAngle | None
+    moves: tuple[CameraMove, ...]  # the leading move first
+    effects: tuple[LensEffect, ...]
+
+
+def infer_grammar(
+    written: list[Directive],
+    text: str,
+    opening: str,
+    establishing: bool,
+    previous: CameraMove | None,
+    rng: np.random.Generator,
+) -> Grammar:
+    """The shot grammar: every written directive kept, what is missing inferred (rule 4).
+
+    `text` is all of the shot's words, `opening` what is seen from its start (its framing and
+    angle are read from it), `establishing` whether it opens a scene or a new place, and
+    `previous` the previous shot's leading move (a seeded pick never repeats it).
+    """
+    text = without_directives(text)
+    opening = without_directives(opening)
+    framing = next((d for d in written if isinstance(d, Framing)), None) or infer_framing(opening, establishing)
+    angle = next((d for d in written if isinstance(d, CameraAngle)), None) or infer_angle(opening)
+    moves = tuple(dict.fromkeys(d for d in written if isinstance(d, CameraMove)))
+    if not moves:
+        moves = (infer_move(text, framing, establishing, previous, rng),)
+    effects = tuple(dict.fromkeys(d for d in written if isinstance(d, LensEffect)))
+    if not effects:
+        effects = infer_effects(text)
+    return Grammar(framing, angle, moves, effects)
+
+
+def infer_framing(text: str, establishing: bool) -> Framing:
+    """A detail or a face (close-ups) wins; then an establishing shot is wide (extreme wide for a
+    vast place); then FRAMING_RULES; else a medium shot."""
+    for framing, pattern in FRAMING_RULES[:2]:
+        if pattern.search(text):
+            return framing
     if establishing:
-        return ESTABLISHING_MOVES[int(rng.integers(len(ESTABLISHING_MOVES)))]
+        return Framing.EXTREME_WIDE if VAST.search(text) else Framing.WIDE
+    if VAST.search(text) and not _SUBJECT.search(text):
+        return Framing.EXTREME_WIDE
+    for framing, pattern in FRAMING_RULES[2:]:
+        if pattern.search(text):
+            return framing
+    return Framing.EXTREME_WIDE if VAST.search(text) else DEFAULT_FRAMING
+
+
+def infer_move(
+    text: str, framing: Framing, establishing: bool, previous: CameraMove | None, rng: np.random.Generator
+) -> CameraMove:
+    """CAMERA_RULES; then an establishing crane or pan; then a seeded calm move for the framing."""
     for move, pattern in CAMERA_RULES:
         if pattern.search(text):
             return move
-    choices = [move for move in ROTATION_MOVES if move != previous]
+    if establishing:
+        return ESTABLISHING_MOVES[int(rng.integers(len(ESTABLISHING_MOVES)))]
+    if _SCALE[framing] == "close":  # a close-up pushes in, or holds after a shot that pushed in
+        return CameraMove.STATIC if previous is CameraMove.ZOOM_IN else CameraMove.ZOOM_IN
+    choices = [move for move in ROTATION_MOVES[_SCALE[framing]] if move != previous]
     return choices[int(rng.integers(len(choices)))]
+
+
+def infer_angle(text: str) -> CameraAngle | None:
+    """ANGLE_RULES: an angle only where the words imply one."""
+    return next((angle for angle, pattern in ANGLE_RULES if pattern.search(text)), None)
+
+
+def infer_effects(text: str) -> tuple[LensEffect, ...]:
+    """EFFECT_RULES: every effect the words clearly imply (usually none)."""
+    return tuple(effect for effect, pattern in EFFECT_RULES if pattern.search(text))
+
+
+# Someone or something to frame: a person, an animal, a figure. Without one, a vast view is
+# framed extreme wide even when it does not open a scene.
+_SUBJECT = _words(
+    r"he|she|they|man|woman|boy|girl|child|people|person|figure|robot|astronaut|dog|cat|horse|bear|"
+    r"fox|bird|birds|gull|raccoons?|panda|pandas|lion|dragon|animal|creature|ship|boat|car|train",
+)
+
+
+def big_place_of(text: str) -> str:
+    """The first large place (scale 0-1 of PLACES: a coast, a forest, a harbour...) the text names, or ""."""
+    return _first_place(text, max_scale=1)
+
+
+def place_of(text: str) -> str:
+    """The first place of any size (PLACES) the text names, or ""."""
+    return _first_place(text, max_scale=3)
+
+
+def _first_place(text: str, max_scale: int) -> str:
+    found = [(m.start(), phrase) for phrase, scale, pattern in PLACES if scale <= max_scale for m in [pattern.search(text)] if m]
+    return min(found)[1] if found else ""
 
 
 # ---------------------------------------------------------------- characters
@@ -364,11 +541,19 @@ def action_of(sentences: list[str], characters: list[str]) -> str:
 
 
 def _without_camera_talk(sentence: str) -> str:
-    """Drop the clauses that talk about the camera ("the camera pans left across the bay")."""
+    """Drop the clauses that talk about the camera ("the camera pans left across the bay"); cut
+    the other directives out of their clause ("A close-up of her hands" -> "Her hands")."""
     if not find_directives(sentence) and not re.search(r"\bcamera\b", sentence, re.I):
         return sentence
     clauses = [c for c in _CLAUSE_SPLIT.split(sentence.rstrip(".!?…")) if c.strip()]
-    kept = [c for c in clauses if not find_directives(c) and not re.search(r"\bcamera\b", c, re.I)]
+    kept = []
+    for clause in clauses:
+        found = [kind for kind, _, _ in find_directives(clause)]
+        if re.search(r"\bcamera\b", clause, re.I) or any(isinstance(kind, CameraMove) for kind in found):
+            continue
+        rest = without_directives(clause) if found else clause
+        if re.search(r"[A-Za-z]{2,}", rest):
+            kept.append(rest)
     if not kept:  # the whole sentence is camera talk: keep what it looks at, if anything
         rest = re.sub(r"\b(?:the )?camera\b", " ", without_directives(sentence), flags=re.I)
         kept = [rest] if re.search(r"[A-Za-z]{3,}", rest) else []
@@ -400,28 +585,6 @@ def _as_sentence(text: str) -> str:
 
 
 # ---------------------------------------------------------------- style and lighting
-
-_COLOURS = (
-    r"red|crimson|scarlet|orange|amber|gold(?:en)?|yellow|ochre|green|emerald|olive|teal|"
-    r"turquoise|cyan|blue|navy|indigo|violet|purple|magenta|pink|rose|brown|sepia|umber|"
-    r"black|white|grey|gray|silver|cream|ivory|pastels?|monochrome"
-)
-_PALETTE = re.compile(  # "muted teal", "emerald green", "blue-grey"
-    rf"\b(?:(?:muted|pale|deep|dark|bright|warm|cool|soft|dusty|faded|rich|burnt|neon)\s+)?"
-    rf"(?:{_COLOURS})(?:[\s-]+(?:{_COLOURS}))?\b",
-    re.I,
-)
-
-
-def palette_of(style: str) -> str:
-    """The colour words of a style, in order: 'muted teal, amber'."""
-    seen: list[str] = []
-    for match in _PALETTE.finditer(style):
-        colour = match.group().lower()
-        if colour not in seen:
-            seen.append(colour)
-    return ", ".join(seen)
-
 
 LIGHT_BY_TIME: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("soft pink dawn light", _words(r"dawn")),
@@ -457,3 +620,35 @@ def lighting_of(setting: str, mood: str) -> str:
     words += [light for light, pattern in LIGHT_BY_WEATHER if pattern.search(setting)][:1]
     words.append(LIGHT_BY_MOOD.get(mood, LIGHT_BY_MOOD[DEFAULT_MOOD]))
     return ", ".join(words)
+
+
+# ---------------------------------------------------------------- events in sequence
+
+_DETERMINER = re.compile(r"^(?:a|an|the|his|her|their|its|my|our|one|two|three|some)\b", re.I)
+
+
+def subject_of(event: str, characters: list[str]) -> str:
+    """Who or what an event's sentence is about, as a later event can name it: "A man walks in"
+    -> "The man"; "Mara climbs" -> "Mara"; "" when it cannot tell."""
+    for name in characters:
+        if re.match(rf"{re.escape(name)}\b", event, re.I):
+            return name
+    words = event.split()
+    if not words or not _DETERMINER.match(words[0]):
+        return ""
+    for n in range(2, min(len(words), 5)):  # the noun after the determiner is never the verb
+        if re.fullmatch(r"[a-z]+s", words[n]) and not words[n].endswith("ss"):
+            phrase = " ".join(words[:n]).strip(",")
+            return re.sub(r"^(?:a|an)\b", "The", phrase, flags=re.I)
+    return ""
+
+
+def event_sentence(event: Event, subject: str) -> str:
+    """An event as a sentence a picture can be made of: the subject it shares with the event
+    before it put back ("sits down" -> "The man sits down."; "It barks." -> "The dog barks.")."""
+    text = event.text.strip()
+    if subject and event.opens_with_verb:
+        text = f"{subject} {text}"
+    elif subject and re.match(r"^it\b", text, re.I) and not re.match(r"^it(?:'s| is| was)\b", text, re.I):
+        text = subject + text[2:]
+    return _as_sentence(text)

@@ -2,13 +2,17 @@
 
 Markdown body -> blocks (scene headings, scene breaks, paragraphs of plain text) ->
 timing markers taken out of each paragraph ("[12s]", "[at 4s]") -> sentences -> each
-sentence classified as narration, a camera directive ("Arc shot."), or a marker
-("Continuous.", "Fade to black.", "Cut to:", "Seamless loop.").
+sentence classified as narration, directives of the shot grammar ("Close-up, low angle.",
+"Arc shot."), or a marker ("Continuous.", "Fade to black.", "Cut to:", "Seamless loop.").
 
-Camera directives are read wherever they appear, case-insensitive. A sentence that is
-only a directive (plus filler such as "slow", "the camera") is removed from the
-narration; a directive inside a longer sentence ("The camera pans left across the bay")
-is detected and the sentence stays.
+Directives (framing, angle, camera moves, lens and speed effects: DIRECTIVE_PHRASES) are
+read wherever they appear. A sentence that is only directives (plus filler such as "slow",
+"the camera", "then") is removed from the narration; a directive inside a longer sentence
+("The camera pans left across the bay", "A close-up of her hands") is detected and the
+sentence stays. Ordinary words are never directives on their own: "close", "wide", "low",
+"slow" need their directive phrase ("close-up", "wide shot", "low angle", "slow motion").
+Sentences that tell events in sequence ("..., and then ...", "Then ...", "Finally ...")
+are cut into events by split_events.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from storyflow.core.models import CameraMove
+from storyflow.core.models import CameraAngle, CameraMove, Framing, LensEffect
 
 # ---------------------------------------------------------------- blocks and markdown
 
@@ -173,50 +177,91 @@ def word_count(text: str) -> int:
     return len(re.findall(r"[\w’']+", text))
 
 
-# ---------------------------------------------------------------- camera directives
+# ---------------------------------------------------------------- shot grammar: directives
 
-# Phrases for every CameraMove, most specific first: where two overlap ("dolly zoom in"),
-# the earlier entry wins. Inflections cover in-sentence use ("the camera pans left").
-DIRECTIVE_PHRASES: dict[CameraMove, str] = {
-    CameraMove.DOLLY_ZOOM: r"dolly[- ]?zoom(?:s|ed|ing)?|vertigo (?:shot|effect)|zolly",
-    CameraMove.TILT_SHIFT: r"tilt[- ]?shift(?: shot| lens| effect| view)?",
-    CameraMove.FPV_DRONE: r"fpv(?: drone)?(?: shot)?|drone (?:shot|footage)",
-    CameraMove.ARC_SHOT: r"arc(?:ing)? shot|orbit(?:ing|al)? shot|camera (?:orbits|circles|arcs)(?: around)?",
-    CameraMove.CRANE_SHOT: r"crane (?:shot|up|down)|camera cranes(?: up| down)?",
-    CameraMove.TRACKING_SHOT: r"tracking shot|follow(?:ing)? shot|camera (?:tracks|follows)",
-    CameraMove.STATIC: r"static (?:shot|camera)|locked[- ]off(?: shot| camera)?",
-    CameraMove.PAN_LEFT: r"pan(?:s|ned|ning)? (?:to the )?left",
-    CameraMove.PAN_RIGHT: r"pan(?:s|ned|ning)? (?:to the )?right",
-    CameraMove.TILT_UP: r"tilt(?:s|ed|ing)? up(?:wards?)?",
-    CameraMove.TILT_DOWN: r"tilt(?:s|ed|ing)? down(?:wards?)?",
-    CameraMove.ZOOM_IN: r"zoom(?:s|ed|ing)? in",
-    CameraMove.ZOOM_OUT: r"zoom(?:s|ed|ing)? out",
+# A directive is one part of the shot grammar a story may write: a framing ("close-up"),
+# an angle ("low angle"), a camera move ("arc shot") or a lens or speed effect ("slow motion").
+Directive = CameraMove | Framing | CameraAngle | LensEffect
+
+# "close up" written apart is also a verb ("the flowers close up at night"): it is a framing
+# only after an article or a framing word, before "of"/"on"/"shot", or standing alone in a
+# list of directives ("Close up, slow motion.").
+_CLOSE_UP_APART = (
+    r"(?:(?<=\ba )|(?<=\ban )|(?<=\bthe )|(?<=\bin )|(?<=\btight )|(?<=^))close up(?:s)?"
+    r"|close up(?= (?:shot|of|on)\b)"
+    r"|(?<=[,;:.] )close up(?=\s*(?:[.,;:!]|$))"
+)
+
+# Phrases for every directive, most specific first: where two overlap ("extreme close-up",
+# "dolly zoom in") the earlier entry wins. Inflections cover in-sentence use ("the camera
+# pans left"). Lower-case phrases match in any case; the abbreviations (ECU, MCU, CU) only
+# in capitals, so ordinary words never read as one. Words that are ordinary prose on their
+# own ("close", "wide", "low", "slow", "overhead", "from below") are never directives.
+# CameraMove.TILT_SHIFT is not here: "tilt shift" is the lens effect.
+DIRECTIVE_PHRASES: dict[Directive, str] = {
+    # framing
+    Framing.EXTREME_CLOSE_UP: r"(?i:extreme close[- ]?ups?|extreme close up(?:s)?|macro shot)|ECU",
+    Framing.MEDIUM_CLOSE_UP: r"(?i:medium close[- ]?ups?|medium close up(?:s)?)|MCU",
+    Framing.EXTREME_WIDE: r"(?i:extreme(?:ly)? wide(?: shot| angle)?|extreme long shot)",
+    Framing.MEDIUM_WIDE: r"(?i:medium wide shot|medium long shot|full[- ]body shot|full shot|cowboy shot)",
+    Framing.CLOSE_UP: rf"(?i:close-ups?|closeups?|{_CLOSE_UP_APART})|CU",
+    Framing.WIDE: r"(?i:wide shot|wide[- ]angle (?:shot|view|lens)|establishing shot)",
+    Framing.MEDIUM: r"(?i:medium shot|mid[- ]shot)",
+    # angles
+    CameraAngle.EYE_LEVEL: r"(?i:eye[- ]level(?: shot| angle| view)?)",
+    CameraAngle.LOW: r"(?i:low[- ]angle(?: shot| view)?|worm'?s[- ]eye (?:view|shot))",
+    CameraAngle.HIGH: r"(?i:high[- ]angle(?: shot| view)?)",
+    CameraAngle.OVERHEAD: r"(?i:overhead (?:shot|view|angle)|bird'?s[- ]eye (?:view|shot)|top[- ]down (?:shot|view))",
+    CameraAngle.DUTCH: r"(?i:dutch (?:angle|tilt)(?: shot)?|canted (?:angle|shot|camera))",
+    # camera moves
+    CameraMove.DOLLY_ZOOM: r"(?i:dolly[- ]?zoom(?:s|ed|ing)?|vertigo (?:shot|effect)|zolly)",
+    CameraMove.FPV_DRONE: r"(?i:fpv(?: drone)?(?: shot| footage)?|drone (?:shot|footage))",
+    CameraMove.ARC_SHOT: r"(?i:arc(?:ing)? shot|orbit(?:ing|al)? shot|camera (?:orbits|circles|arcs)(?: around)?)",
+    CameraMove.CRANE_SHOT: r"(?i:crane (?:shot|up|down)|camera cranes(?: up| down)?)",
+    CameraMove.TRACKING_SHOT: r"(?i:tracking shot|follow(?:ing)? shot|camera (?:tracks|follows))",
+    CameraMove.STATIC: r"(?i:static (?:shot|camera)|locked[- ]off(?: shot| camera)?)",
+    CameraMove.PAN_LEFT: r"(?i:pan(?:s|ned|ning)? (?:to the )?left)",
+    CameraMove.PAN_RIGHT: r"(?i:pan(?:s|ned|ning)? (?:to the )?right|panning shot|rotating panorama)",
+    CameraMove.TILT_UP: r"(?i:tilt(?:s|ed|ing)? up(?:wards?)?)",
+    CameraMove.TILT_DOWN: r"(?i:tilt(?:s|ed|ing)? down(?:wards?)?)",
+    CameraMove.ZOOM_IN: r"(?i:zoom(?:s|ed|ing)? in)",
+    CameraMove.ZOOM_OUT: r"(?i:zoom(?:s|ed|ing)? out)",
+    # lens and speed effects
+    LensEffect.TILT_SHIFT: r"(?i:tilt[- ]?shift(?: shot| lens| effect| view| look)?|miniature (?:effect|look))",
+    LensEffect.SLOW_MOTION: r"(?i:(?:in )?slow[- ]?motion|slow[- ]?mo|slo[- ]?mo)",
+    LensEffect.TIME_LAPSE: r"(?i:time[- ]?lapse(?: shot| footage)?|hyperlapse)",
+    LensEffect.RACK_FOCUS: r"(?i:rack(?:s|ed|ing)?[- ]focus(?:es|ed|ing)?|focus pull|pull(?:s|ed|ing)? focus)",
 }
-_DIRECTIVES = [(move, re.compile(rf"\b(?:{p})\b", re.I)) for move, p in DIRECTIVE_PHRASES.items()]
+_DIRECTIVES = [(kind, re.compile(rf"(?<![\w-])(?:{p})(?![\w-])")) for kind, p in DIRECTIVE_PHRASES.items()]
 
-# Words that may stand beside a directive in a directive-only sentence ("Slow pan left.").
+# Words that may stand beside directives in a directive-only sentence ("Slow pan left.",
+# "Close-up, low angle, then zoom in.").
 _FILLER = {
     "a", "an", "the", "camera", "shot", "slow", "slowly", "quick", "quickly", "fast", "gentle",
     "gently", "smooth", "smoothly", "steady", "steadily", "then", "now", "and", "very", "long",
     "sweeping", "dramatic", "we", "to", "on", "in", "out", "up", "down", "move", "movement",
-    "angle", "cam",
+    "angle", "cam", "with", "followed", "by", "after", "that", "finally", "lens", "effect",
 }  # fmt: skip
 
 
-def find_directives(sentence: str) -> list[tuple[CameraMove, int, int]]:
-    """Every camera directive in a sentence as (move, start, end), in reading order."""
-    found: list[tuple[CameraMove, int, int]] = []
-    for move, pattern in _DIRECTIVES:  # most specific first, so overlaps go to it
+def find_directives(sentence: str) -> list[tuple[Directive, int, int]]:
+    """Every directive in a sentence as (directive, start, end), in reading order."""
+    found: list[tuple[Directive, int, int]] = []
+    for kind, pattern in _DIRECTIVES:  # most specific first, so overlaps go to it
         for match in pattern.finditer(sentence):
             start, end = match.span()
             if all(end <= s or start >= e for _, s, e in found):
-                found.append((move, start, end))
+                found.append((kind, start, end))
     return sorted(found, key=lambda item: item[1])
 
 
 def without_directives(sentence: str) -> str:
-    """The sentence with its directive phrases cut out."""
+    """The sentence with its directive phrases cut out ("A close-up of her hands" -> "her hands")."""
     for _, start, end in reversed(find_directives(sentence)):
+        before = re.search(r"(?:\b(?:an?|the)\s+)?$", sentence[:start], re.I)
+        after = re.match(r"\s+(?:of|on)\b", sentence[end:], re.I)
+        start = before.start() if before and before.group() else start
+        end = end + after.end() if after else end
         sentence = sentence[:start] + " " + sentence[end:]
     return " ".join(sentence.split())
 
@@ -253,7 +298,7 @@ class Sentence:
 
     source: str  # as written (markdown removed): what Shot.story_text is made of
     text: str  # its narration: "" for a directive-only or marker sentence
-    camera: CameraMove | None = None  # the first camera directive it names
+    directives: tuple[Directive, ...] = ()  # every directive it names, in reading order
     continues: bool = False  # "Continuous." / "(continuous) ...": continue the previous shot
     fade_out: bool = False  # "Fade to black.": the shot holding it fades out
     cut_in: bool = False  # "Cut to: ...": a hard cut into the shot holding it
@@ -262,6 +307,11 @@ class Sentence:
     @property
     def is_narration(self) -> bool:
         return bool(self.text)
+
+    @property
+    def camera(self) -> CameraMove | None:
+        """The first camera move it names."""
+        return next((d for d in self.directives if isinstance(d, CameraMove)), None)
 
 
 def classify(source: str) -> Sentence:
@@ -288,14 +338,13 @@ def classify(source: str) -> Sentence:
     fade_out = bool(_FADE.search(text))
     if fade_out and _only_filler(_FADE.sub(" ", text)):
         return Sentence(source, "", fade_out=True, continues=continues, cut_in=cut_in)
-    # 4. camera directives; alone they are not narration
-    directives = find_directives(text)
-    camera = directives[0][0] if directives else None
-    if camera is not None and _only_filler(without_directives(text)):
+    # 4. directives (framing, angle, moves, effects); alone they are not narration
+    directives = tuple(dict.fromkeys(kind for kind, _, _ in find_directives(text)))
+    if directives and _only_filler(without_directives(text)):
         text = ""
     if not re.search(r"\w", text):
         text = ""
-    return Sentence(source, " ".join(text.split()), camera, continues, fade_out, cut_in)
+    return Sentence(source, " ".join(text.split()), directives, continues, fade_out, cut_in)
 
 
 # ---------------------------------------------------------------- timing markers
@@ -360,3 +409,90 @@ def split_at_markers(text: str, markers: list[Marker]) -> tuple[str, list[tuple[
         if marker is not None:
             opened, position = marker, marker.end
     return before, changes
+
+
+# ---------------------------------------------------------------- events in sequence
+
+# A sentence opening with one of these tells the next event of a sequence.
+SEQUENCE_OPENER = re.compile(
+    r"^(?:and\s+)?(?:then|next|after that|afterwards|after this|finally|at last|eventually|"
+    r"soon after|moments later|a moment later|in the end)\b[\s,:]*",
+    re.I,
+)
+# "then" inside a sentence, between two events ("..., and then picks up a book"); not "back
+# then", "just then", "by then", "since then", and not "then," (an aside).
+_THEN = re.compile(
+    r"(?<!\bjust)(?<!\bonly)(?<!\beven)(?<!\bby)(?<!\buntil)(?<!\bsince)(?<!\bback)(?<!\bfrom)(?<!\btill)"
+    r"\s+(?:and\s+)?then\s+(?=[a-z])",
+    re.I,
+)
+# Where a sentence of a sequence may change event: a comma or semicolon, or "then".
+_EVENT_BREAK = re.compile(r"\s*[,;]\s*(?:and\s+)?(?:then\s+)?|\s+(?:and\s+)?then\s+|\s+and\s+(?=\w+s\b)", re.I)
+_NOT_VERBS = {
+    "his", "hers", "its", "this", "thus", "was", "as", "us", "always", "perhaps", "across", "towards",
+    "afterwards", "besides", "sometimes", "unless", "less", "glass", "grass", "dress", "moss", "yes",
+    "plus", "various", "nervous", "famous", "anxious", "curious", "glorious", "furious", "whereas",
+    "upstairs", "downstairs", "outdoors", "indoors", "backwards", "forwards", "sideways", "clothes",
+}  # fmt: skip
+_PRONOUN_START = re.compile(r"^(?:he|she|it|they|we|i)\s+\w", re.I)
+
+
+@dataclass(frozen=True)
+class Event:
+    """One event of a sequence: its words as written and the sentence (index) it comes from."""
+
+    text: str  # as written, sequence words ("Then", "and then") taken off
+    sentence: int  # which of the sentences given to split_events
+    opens_with_verb: bool  # "sits down": the subject is the previous event's
+
+
+def _verb_like(word: str) -> bool:
+    """A present-tense verb of the third person, as prose writes events: 'sits', 'picks', 'goes'."""
+    word = word.lower()
+    return len(word) > 2 and word.isalpha() and word.endswith("s") and not word.endswith("ss") and word not in _NOT_VERBS
+
+
+def split_events(sentences: list[str]) -> list[Event]:
+    """The events a run of sentences tells in sequence, or [] when it tells none.
+
+    A sequence needs a sequence word: a sentence opening with "Then", "Next", "After that",
+    "Finally"... or "then" between two clauses of a sentence. Then every sentence is an
+    event, and a sentence holding "then" is cut at its commas and "then"s into one event per
+    clause that opens with "then", a verb ("sits down") or a pronoun ("she sits"); other
+    clauses ("slowly") stay with the event before them.
+    """
+    cued = any(SEQUENCE_OPENER.match(s) for s in sentences[1:]) or any(_THEN.search(s) for s in sentences)
+    if not cued:
+        return []
+    events: list[Event] = []
+    for index, sentence in enumerate(sentences):
+        body = SEQUENCE_OPENER.sub("", sentence, count=1) if index or events else sentence
+        body = body[:1].upper() + body[1:]
+        if not _THEN.search(body):
+            events.append(Event(body, index, opens_with_verb=False))
+            continue
+        clauses: list[str] = []
+        position = 0
+        for cut in _EVENT_BREAK.finditer(body):
+            clauses.append(body[position : cut.start()])
+            clauses.append(cut.group())
+            position = cut.end()
+        clauses.append(body[position:])
+        parts = [(clauses[0], True)]
+        for glue, clause in zip(clauses[1::2], clauses[2::2]):
+            words = clause.split()
+            starts_event = bool(words) and (
+                bool(re.search(r"\bthen\b", glue, re.I)) or _verb_like(words[0]) or bool(_PRONOUN_START.match(clause))
+            )
+            if starts_event:
+                parts.append((clause, False))
+            else:  # "slowly": part of the event before it
+                text, first = parts[-1]
+                parts[-1] = (text + glue + clause, first)
+        for text, first in parts:
+            text = text.strip(" ,;")
+            if not re.search(r"[A-Za-z]{2,}", text):
+                continue
+            verb = not first and _verb_like(text.split()[0])
+            events.append(Event(text[:1].upper() + text[1:] if not verb else text, index, verb))
+    return events if len(events) >= 2 else []

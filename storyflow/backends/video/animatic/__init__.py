@@ -48,6 +48,7 @@ from pydantic import Field
 from storyflow.backends.base import (
     BackendOptions,
     GeneratedVideo,
+    PromptShape,
     VideoBackend,
     VideoCapabilities,
 )
@@ -80,7 +81,7 @@ from storyflow.backends.video.animatic.layers import (
 )
 from storyflow.backends.video.animatic.scene import Scene, read_scene
 from storyflow.core.errors import GenerationError
-from storyflow.core.models import CameraMove, ClipRequest
+from storyflow.core.models import CameraMove, ClipRequest, LensEffect
 
 CAPABILITIES = VideoCapabilities(
     max_clip_seconds=4.0,
@@ -113,6 +114,9 @@ class AnimaticBackend(VideoBackend):
     # 2: continuing shots dissolve in place; no lightning flash next to a seam.
     version = "2"
     description = "embedded procedural previz renderer: no weights, no GPU, deterministic"
+    # A preview of what a real model will make: its prompts are written as a text-to-video
+    # model of today reads them best (the animatic itself picks scenery and figures from their words).
+    prompt_shape = PromptShape(max_words=120)
 
     class Options(BackendOptions):
         caption: bool = Field(True, description="burn the shot's caption into a band at the bottom")
@@ -378,7 +382,9 @@ class ShotRenderer:
         self.move = request.camera
         self.blocking = Blocking(scene.figures, self.move, self.clock, self.width, self.height)
         self.ctx = Ctx(scene, self.width, self.height, horizon_of(scene) * self.height, GROUND_LINE * self.height)
-        self.grade = Grade(scene, saturation=1.4 if self.move is CameraMove.TILT_SHIFT else 1.0)
+        # tilt shift: the lens effect (LensEffect.TILT_SHIFT), or the camera value of older storyboards
+        self.miniature = self.move is CameraMove.TILT_SHIFT or LensEffect.TILT_SHIFT in request.effects
+        self.grade = Grade(scene, saturation=1.4 if self.miniature else 1.0)
 
         # 1. the camera over the whole shot (and a frame either side, where seams anchor)
         self.span = np.arange(-2, total + 2)
@@ -428,7 +434,7 @@ class ShotRenderer:
         if first > 0 or request.strategy != "text_to_video":
             quiet.append(range(first, first + quiet_frames))
         self.lightning = Lightning(scene, request.fps, self.width, self.height, quiet=tuple(quiet))
-        self.tilt_shift = TiltShift(self.width, self.height) if self.move is CameraMove.TILT_SHIFT else None
+        self.tilt_shift = TiltShift(self.width, self.height) if self.miniature else None
         self.labels = [label_sprite(f.name, self.width, self.height) for f in scene.figures] if options.labels else []
         self.tag = tag_sprite(self.move.value.upper(), self.width, self.height) if options.camera_tag else None
         self.caption = caption_sprite(request.caption, self.width, self.height) if options.caption else None
