@@ -65,6 +65,9 @@ class Backend(ABC):
     requires: ClassVar[tuple[str, ...]] = ()
     install: ClassVar[str] = ""  # e.g. 'pip install "storyflow[diffusers]"'; default: pip install <requires>
     key_env: ClassVar[tuple[str, ...]] = ()
+    # Options that change how an output is fetched, paid for or where it runs, never what it is
+    # (retries, prices, the GPU it ran on): recorded with the output, left out of its cache key.
+    operational: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, options: BackendOptions | None = None) -> None:
         self.options = options if options is not None else self.Options()
@@ -90,9 +93,11 @@ class Backend(ABC):
         return f"{self.model}@{self.revision}" if self.revision else self.model
 
     def identity(self) -> dict[str, Any]:
-        """What every cache key of this backend's output names: backend, version, model, revision, options."""
+        """What every cache key of this backend's output names: backend, version, model, revision, and the
+        options that can change the output (not the `operational` ones)."""
+        options = {name: value for name, value in self.options_dict().items() if name not in self.operational}
         return {"backend": self.name, "version": self.version, "model": self.model, "revision": self.revision,
-                "options": self.options_dict()}  # fmt: skip
+                "options": options}  # fmt: skip
 
     def options_dict(self) -> dict[str, Any]:
         """Options as plain data for cache keys and the catalog (never secrets)."""

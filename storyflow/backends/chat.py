@@ -73,12 +73,6 @@ class ChatLLM(LLMBackend):
     def model(self) -> str:
         return self.options.model
 
-    def identity(self) -> dict[str, Any]:
-        """As Backend.identity, without the options that cannot change an answer (retries, prices, timeouts)."""
-        identity = super().identity()
-        identity["options"] = {k: v for k, v in identity["options"].items() if k not in self.operational}
-        return identity
-
     def plan(self, story: Story, task: LLMTask) -> PlanAnswer:
         return self.answer(task)
 

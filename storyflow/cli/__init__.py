@@ -65,6 +65,9 @@ def film(
     ] = None,
     llm_option: LLMOptionsOpt = None,
     music_backend: Annotated[str | None, typer.Option("--music-backend", help="Music backend.")] = None,
+    music_option: Annotated[
+        list[str] | None, typer.Option("--music-option", help="Music backend option KEY=VALUE (repeatable).")
+    ] = None,
     speech_backend: Annotated[str | None, typer.Option("--speech-backend", help="Narration (TTS) backend.")] = None,
     voice: Annotated[str | None, typer.Option("--voice", help="Narrator voice, e.g. en-gb or en-us+f3.")] = None,
     speech_option: Annotated[
@@ -74,6 +77,9 @@ def film(
         str | None, typer.Option("--narration-fit", help="Line longer than its shot: stretch, pace, or auto.")
     ] = None,
     effects_backend: Annotated[str | None, typer.Option("--effects-backend", help="Sound effects backend.")] = None,
+    effects_option: Annotated[
+        list[str] | None, typer.Option("--effects-option", help="Effects backend option KEY=VALUE (repeatable).")
+    ] = None,
     loudness: Annotated[float | None, typer.Option("--loudness", help="Target loudness in LUFS (-16).")] = None,
     burn_subtitles: Annotated[
         bool | None, typer.Option("--burn-subtitles/--no-burn-subtitles", help="Draw subtitles into the picture.")
@@ -112,6 +118,8 @@ def film(
         sign_clips=sign_clips, llm_options=parse_option_pairs(llm_option, "--llm-option") or None,
         video_options=parse_option_pairs(video_option, "--video-option") or None,
         speech_options=parse_option_pairs(speech_option, "--speech-option") or None,
+        music_options=parse_option_pairs(music_option, "--music-option") or None,
+        effects_options=parse_option_pairs(effects_option, "--effects-option") or None,
     )  # fmt: skip
     # 1. validate everything before anything is written or Prefect starts
     parsed = read_story(story)
@@ -222,7 +230,8 @@ def backends(as_json: JsonOpt = False) -> None:
                 continue
             entry.update(version=cls.version, description=cls.description, requires=list(cls.requires),
                          key_env=list(cls.key_env), options={
-                key: {"type": getattr(f.annotation, "__name__", str(f.annotation)), "default": f.default,
+                key: {"type": getattr(f.annotation, "__name__", str(f.annotation)),
+                      "default": None if f.is_required() else f.default, "required": f.is_required(),
                       "help": f.description or ""}
                 for key, f in cls.Options.model_fields.items()
             })  # fmt: skip

@@ -534,7 +534,8 @@ def format_backends(listing: dict[str, list[dict]]) -> str:
                     f"up to {caps['max_clip_seconds']:g} s")
                 out.append(f"  {'':<12} clips {lengths}; {', '.join(can + rules)}")
             for key, opt in entry.get("options", {}).items():
-                out.append(f"  {'':<12} option {key} ({opt['type']}, default {opt['default']!r}) {opt['help']}")
+                given = "required" if opt.get("required") else f"default {opt['default']!r}"
+                out.append(f"  {'':<12} option {key} ({opt['type']}, {given}) {opt['help']}")
     return "\n".join(out) + "\n"
 
 

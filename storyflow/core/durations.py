@@ -13,7 +13,7 @@ import logging
 import math
 from collections.abc import Collection
 
-from storyflow.core.models import Storyboard
+from storyflow.core.models import Shot, Storyboard
 from storyflow.core.timeline import film_timeline
 from storyflow.core.vocabulary import CHANGE_HOLD_SECONDS
 

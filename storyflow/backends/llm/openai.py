@@ -163,6 +163,11 @@ class OpenAIBackend(ChatLLM):
             parameters["response_format"] = {"type": "json_object"}
         return parameters
 
+    @property
+    def _retries(self) -> str:
+        count = self.options.max_retries
+        return f"{count} {'retry' if count == 1 else 'retries'}"
+
     def _error(self, exc: Exception) -> Exception:
         """The storyflow error for an openai error: what failed, where, with the fix."""
         import openai
@@ -176,12 +181,12 @@ class OpenAIBackend(ChatLLM):
             )
         if isinstance(exc, openai.APITimeoutError):
             return TransientError(
-                f"{where} did not answer within {self.options.timeout:g} s ({self.options.max_retries} retries)",
+                f"{where} did not answer within {self.options.timeout:g} s ({self._retries})",
                 fix="try again later, or raise --llm-option timeout=... for a slow model",
             )
         if isinstance(exc, openai.APIConnectionError):
             return TransientError(
-                f"cannot reach {where} ({self.options.max_retries} retries): {redact(str(exc))}",
+                f"cannot reach {where} ({self._retries}): {redact(str(exc))}",
                 fix="check that the server is running and base_url (or OPENAI_BASE_URL) points at it, "
                 "or try again later",
             )
@@ -193,7 +198,7 @@ class OpenAIBackend(ChatLLM):
                                        fix="check the account's plan and billing, or use --llm embedded")  # fmt: skip
             if status in (408, 409, 429) or status >= 500:
                 return TransientError(
-                    f"{where} failed with HTTP {status} after {self.options.max_retries} retries: {said}",
+                    f"{where} failed with HTTP {status} after {self._retries}: {said}",
                     fix="try again later (the server is busy or failing)",
                 )
             if status == 404:
