@@ -20,6 +20,7 @@ with the same inputs, and --force / --force-shot are decided there.
 
 import logging
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,7 @@ from storyflow.backends.registry import load_backend
 from storyflow.catalog import FILM, STORYBOARD, Catalog, Generations, open_catalog
 from storyflow.core import locks, progress
 from storyflow.core.config import FilmChoices, Settings, load_settings
-from storyflow.core.errors import InputError, TransientError
+from storyflow.core.errors import InputError, ShotsFailed, StoryflowError, TransientError
 from storyflow.core.models import (
     SEAM_WARN_RATIO,
     AudioTrack,
@@ -324,7 +325,7 @@ def _make_film(story: Story, choices: FilmChoices, settings: Settings, out_dir: 
                         shot, prompts_of[shot.id], board, video, out_dir, door, previous,
                         signer if choices.sign_clips else None,
                     )  # fmt: skip
-        chains = {shot.id: generating[shot.id].result() for shot in board.shots}
+        chains = _finished_chains(board, generating)
         timed("generate", t)
 
         # 5. sound: every shot's effects from its clips, music on the real timeline, the mix
@@ -374,6 +375,28 @@ def _make_film(story: Story, choices: FilmChoices, settings: Settings, out_dir: 
         catalog.close()
 
 
+def _finished_chains(board: Storyboard, generating: dict[str, PrefectFuture]) -> dict[str, ClipChain]:
+    """Every shot's chain, waiting for all of them: one shot's failure stops no other shot. Any that
+    failed end the run with ShotsFailed, naming each and why, after every other shot is made and kept."""
+    chains: dict[str, ClipChain] = {}
+    failures: dict[str, str] = {}
+    for shot in board.shots:
+        try:
+            chains[shot.id] = generating[shot.id].result()
+        except Exception as exc:  # noqa: BLE001 - each failure is reported below, with its shot
+            before = board.shots[shot.index - 1].id if shot.continues_previous and shot.index else None
+            failures[shot.id] = (f"continues {before}, which failed" if before in failures
+                                 else exc.message if isinstance(exc, StoryflowError) else f"{type(exc).__name__}: {exc}")  # fmt: skip
+    if failures:
+        raise ShotsFailed(
+            f"{len(failures)} of {len(board.shots)} shots could not be made ({len(chains)} made and kept): "
+            + "; ".join(f"{shot_id}: {why}" for shot_id, why in failures.items()),
+            fix="fix what each says (a filtered prompt: reword that paragraph), then run again: only what is "
+            "missing is made",
+        )
+    return chains
+
+
 def _remove_scratch(out_dir: Path) -> list[Path]:
     """Scratch folders of a stitch a killed run never finished."""
     import shutil
@@ -419,7 +442,7 @@ def film_summary(
                 "parent_sha256": c.parent_sha256, "end_parent_sha256": c.end_parent_sha256,
                 "prompt": c.prompt, "seam": c.seam.model_dump() if c.seam else None,
                 "end_seam": c.end_seam.model_dump() if c.end_seam else None, "drift": c.drift,
-                "corrections": list(c.corrections),
+                "corrections": list(c.corrections), "cost_usd": c.cost_usd,
             })  # fmt: skip
             for where, score in (("into", c.seam), ("loop", c.end_seam)):
                 if score is not None:
@@ -451,6 +474,9 @@ def film_summary(
         "shots": shots,
         "clips_generated": sum(s["clips_generated"] for s in shots),
         "clips_reused": sum(s["clips_reused"] for s in shots),
+        # what the video backend charged: for the clips this run made, and for every clip the film plays
+        "cost_usd": _total(c.cost_usd for chain in chains.values() for c in chain.clips if not c.reused),
+        "film_cost_usd": _total(c.cost_usd for chain in chains.values() for c in chain.clips),
         "duration_s": round(film.duration_s, 3),
         "width": film.width,
         "height": film.height,
@@ -495,6 +521,12 @@ def film_summary(
                     seam["shot"], seam["segment"], seam["at"], seam["jump"], seam["ratio"])  # fmt: skip
     atomic_write_text(published["film"].parent / "summary.json", _json(summary))
     return summary
+
+
+def _total(costs: Iterable[float | None]) -> float | None:
+    """The sum of what was charged (None when nothing says what it cost: a local backend)."""
+    known = [cost for cost in costs if cost is not None]
+    return round(sum(known), 4) if known else None
 
 
 def _median(values: list[float]) -> float | None:

@@ -14,12 +14,22 @@ finish_reason, usage. Each request takes the next scripted reply; when the scrip
 A scripted reply is a `Reply`, or shorthand: a str is the assistant's text, a dict is sent
 as its JSON text. `FakeOpenAI.error(status, message)` builds an error reply with OpenAI's
 error body. As a fixture: `pytest_plugins = ["tests.fake_openai"]`, then ask for `fake_openai`.
+
+It also answers POST /v1/audio/speech (text to speech), recorded in `requests` like chat
+requests: a scripted error reply (or a `Reply` whose `body` is bytes) answers as it is,
+else `speech(request_json)` builds the audio: bytes, sent as audio/wav (audio/pcm when
+the request asked for response_format "pcm"). The default speaks a quiet tone of
+`SECONDS_PER_WORD` per word at the requested speed, as WAV or raw PCM at 24 kHz
+(`wav_bytes`, `tone`).
 """
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
+import math
+import wave
 import threading
 import time
 from collections import deque
@@ -31,6 +41,9 @@ from typing import Any
 import pytest
 
 CHAT_PATH = "/v1/chat/completions"
+SPEECH_PATH = "/v1/audio/speech"
+SPEECH_RATE = 24_000  # OpenAI's TTS sample rate (its raw "pcm" format is 24 kHz 16-bit mono)
+SECONDS_PER_WORD = 0.4  # the default fake voice: 150 words a minute at speed 1
 
 
 @dataclass
@@ -56,6 +69,32 @@ class Reply:
 
 Scripted = Reply | str | dict
 Respond = Callable[[dict[str, Any]], Scripted]
+Speak = Callable[[dict[str, Any]], bytes]
+
+
+def tone(seconds: float, sample_rate: int = SPEECH_RATE, channels: int = 1) -> bytes:
+    """`seconds` of a quiet 220 Hz tone as 16-bit little-endian PCM frames (`channels` identical channels)."""
+    frames = round(seconds * sample_rate)
+    samples = (round(8000 * math.sin(2 * math.pi * 220 * i / sample_rate)) for i in range(frames))
+    return b"".join(value.to_bytes(2, "little", signed=True) * channels for value in samples)
+
+
+def wav_bytes(pcm: bytes, sample_rate: int = SPEECH_RATE, channels: int = 1) -> bytes:
+    """16-bit PCM frames wrapped as a WAV file."""
+    out = io.BytesIO()
+    with wave.open(out, "wb") as wav:
+        wav.setnchannels(channels)
+        wav.setsampwidth(2)
+        wav.setframerate(sample_rate)
+        wav.writeframes(pcm)
+    return out.getvalue()
+
+
+def speak_tone(request: dict[str, Any]) -> bytes:
+    """The default fake voice: SECONDS_PER_WORD per word of `input`, divided by `speed`; WAV or raw PCM."""
+    words = max(len(str(request.get("input", "")).split()), 1)
+    pcm = tone(words * SECONDS_PER_WORD / float(request.get("speed") or 1.0))
+    return pcm if request.get("response_format") == "pcm" else wav_bytes(pcm)
 
 
 def as_reply(item: Scripted) -> Reply:
@@ -66,10 +105,11 @@ class FakeOpenAI:
     """The server: `url` (ends in /v1), `requests` (every JSON body received), `headers` (theirs, names lowercased)."""
 
     def __init__(self, replies: Iterable[Scripted] = (), *, respond: Respond | None = None,
-                 default: Scripted | None = None) -> None:  # fmt: skip
+                 default: Scripted | None = None, speech: Speak = speak_tone) -> None:  # fmt: skip
         self.script: deque[Scripted] = deque(replies)
         self.respond = respond
         self.default = default
+        self.speech = speech
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self._ids = itertools.count(1)
@@ -116,23 +156,27 @@ class FakeOpenAI:
             def do_POST(self) -> None:  # noqa: N802 - the http.server API
                 length = int(self.headers.get("content-length") or 0)
                 raw = self.rfile.read(length)
-                if self.path.rstrip("/") != CHAT_PATH:
+                path = self.path.rstrip("/")
+                if path not in (CHAT_PATH, SPEECH_PATH):
                     return self._send(FakeOpenAI.error(404, f"no route {self.path}"), {})
                 try:
                     request = json.loads(raw or b"{}")
                 except ValueError:
                     return self._send(FakeOpenAI.error(400, "the body is not JSON"), {})
-                reply = fake._next(request, {name.lower(): value for name, value in self.headers.items()})
+                headers = {name.lower(): value for name, value in self.headers.items()}
+                reply = fake._next(request, headers) if path == CHAT_PATH else fake._next_speech(request, headers)
                 if reply.delay:
                     time.sleep(reply.delay)
                 self._send(reply, request)
 
             def _send(self, reply: Reply, request: dict[str, Any]) -> None:
                 body = fake._body(reply, request)
-                data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+                audio = isinstance(body, bytes)  # speech: the audio file itself
+                data = body if audio else body.encode() if isinstance(body, str) else json.dumps(body).encode()
+                kind = f"audio/{'pcm' if request.get('response_format') == 'pcm' else 'wav'}"
                 try:
                     self.send_response(reply.status)
-                    self.send_header("content-type", "application/json")
+                    self.send_header("content-type", kind if audio else "application/json")
                     self.send_header("content-length", str(len(data)))
                     for name, value in reply.headers.items():
                         self.send_header(name, value)
@@ -178,6 +222,18 @@ class FakeOpenAI:
         if item is None:
             return FakeOpenAI.error(418, f"fake server: no scripted reply left for request {len(self.requests)}")
         return as_reply(item)
+
+    def _next_speech(self, request: dict[str, Any], headers: dict[str, str]) -> Reply:
+        """A speech request's reply: the next scripted one if any (an error, or audio bytes as its `body`),
+        with the audio `speech(request)` builds when it has no body (its delay and headers kept)."""
+        with self._lock:
+            self.requests.append(request)
+            self.headers.append(headers)
+            item = self.script.popleft() if self.script else None
+        reply = as_reply(item) if item is not None else Reply()
+        if reply.status == 200 and reply.body is None:
+            reply = Reply(status=200, body=self.speech(request), headers=reply.headers, delay=reply.delay)
+        return reply
 
     def _body(self, reply: Reply, request: dict[str, Any]) -> Any:
         if reply.status != 200:

@@ -24,7 +24,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
@@ -324,10 +324,30 @@ class GeneratedVideo:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
+class PaidJobs(Protocol):
+    """Where a hosted backend writes down a job it pays for, before it waits for it: never pay twice.
+
+    The pipeline hands one to a backend with `resumable_jobs` for each clip (the catalog keeps
+    it under the clip's cache key). A job a killed run left in flight is `pending()`: the
+    backend resumes polling it instead of creating (and paying for) a new one.
+    """
+
+    def pending(self) -> str | None:
+        """The provider's id of a job an earlier run started for this very clip and never finished."""
+
+    def started(self, job_id: str, *, cost_usd: float | None = None, detail: str = "") -> None:
+        """Record a job the provider accepted, before polling starts."""
+
+    def finished(self, job_id: str, status: str, *, detail: str = "") -> None:
+        """Record how it ended: "done", "failed" or "filtered" (with the provider's reasons)."""
+
+
 class VideoBackend(Backend):
     kind = "video"
     # How this backend's model reads prompts best (see PromptShape); the rewriter follows it.
     prompt_shape: ClassVar[PromptShape] = PromptShape()
+    # A hosted backend that takes a PaidJobs ledger: generate(request, jobs=...) records and resumes its jobs.
+    resumable_jobs: ClassVar[bool] = False
 
     @property
     @abstractmethod

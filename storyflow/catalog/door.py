@@ -158,6 +158,10 @@ class Generations:
                 else:
                     self._record(kind, item, entry)
 
+    def jobs(self, key: str, backend: str, model: str) -> JobLedger:
+        """The ledger a hosted backend writes its paid job for the generation under `key` into (PaidJobs)."""
+        return JobLedger(self.store, key, backend, model, self.refs.get("run"))
+
     def row_id(self, kind: Kind, key: str) -> int | None:
         """The catalog row of the generation under `key` this door reused or recorded, if any."""
         return self._rows.get((kind.name, key))
@@ -190,6 +194,23 @@ class Generations:
             self.tally.setdefault(label, {"made": 0, "reused": 0})[outcome] += 1
 
 
+class JobLedger:
+    """One generation's paid jobs (storyflow.backends.base.PaidJobs), kept in the door's store."""
+
+    def __init__(self, store: Store | MemoryStore, key: str, backend: str, model: str, run_id: int | None) -> None:
+        self.store, self.key, self.backend, self.model, self.run_id = store, key, backend, model, run_id
+
+    def pending(self) -> str | None:
+        return self.store.job_pending(self.key, self.backend)
+
+    def started(self, job_id: str, *, cost_usd: float | None = None, detail: str = "") -> None:
+        self.store.job_started(self.key, self.backend, self.model, job_id, run_id=self.run_id, cost_usd=cost_usd,
+                               detail=detail)  # fmt: skip
+
+    def finished(self, job_id: str, status: str, *, detail: str = "") -> None:
+        self.store.job_finished(self.key, job_id, status, detail=detail)
+
+
 class MemoryStore:
     """A store that lives in memory: generations found again only while their files are intact."""
 
@@ -197,6 +218,7 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self._items: dict[tuple[str, str], tuple[int, Any]] = {}
+        self._jobs: list[dict[str, Any]] = []
 
     def lookup(self, kind: Kind, key: str) -> tuple[int, Any] | None:
         found = self._items.get((kind.name, key))
@@ -207,6 +229,22 @@ class MemoryStore:
         if path is not None and not (path.is_file() and sha256_file(path) == sha256):
             return None
         return row_id, item.model_copy(update={"reused": True}) if _has_field(item, "reused") else item
+
+    def job_pending(self, key: str, backend: str) -> str | None:
+        running = [j for j in self._jobs if (j["cache_key"], j["backend"], j["status"]) == (key, backend, "running")]
+        return running[-1]["job_id"] if running else None
+
+    def job_started(self, key: str, backend: str, model: str, job_id: str, **facts: Any) -> None:
+        self._jobs.append({"cache_key": key, "backend": backend, "model": model, "job_id": job_id,
+                           "status": "running", **facts})  # fmt: skip
+
+    def job_finished(self, key: str, job_id: str, status: str, *, detail: str = "") -> None:
+        for job in self._jobs:
+            if (job["cache_key"], job["job_id"]) == (key, job_id):
+                job.update(status=status, detail=detail or job.get("detail", ""))
+
+    def jobs(self, run_id: int | None = None) -> list[dict[str, Any]]:
+        return [dict(job) for job in self._jobs if run_id is None or job.get("run_id") == run_id]
 
     def record(self, kind: Kind, item: Any, *, key: str | None, **_: Any) -> int:
         row_id = len(self._items) + 1

@@ -183,6 +183,28 @@ class RunRow(Base):
     generations: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
+class JobRow(Base):
+    """A job a hosted provider accepted (and bills for), recorded before anyone waits for it.
+
+    Keyed by the cache key of the generation it makes: a run killed while the job was in
+    flight finds it "running" here and resumes polling it instead of paying for a new one.
+    """
+
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cache_key: Mapped[str] = mapped_column(String(128), index=True)
+    backend: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(Text)
+    job_id: Mapped[str] = mapped_column(Text)  # the provider's own id (an operation name, a request id)
+    status: Mapped[str] = mapped_column(String(16), index=True)  # running, done, failed, filtered
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"))
+    cost_usd: Mapped[float | None] = mapped_column(Float)
+    detail: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+
+
 class ClipRow(Base):
     """One generated video file: one backend call. Keyed by the hash of what determined it."""
 

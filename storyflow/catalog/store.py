@@ -26,7 +26,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -38,6 +38,7 @@ from storyflow.catalog.schema import (
     ClipRow,
     FileRow,
     FilmRow,
+    JobRow,
     PromptRow,
     RunRow,
     ShotRow,
@@ -316,6 +317,39 @@ class Store:
                         kind.name, key[:12], len(candidates))  # fmt: skip
         return None
 
+    # ------------------------------------------------------------ paid jobs (hosted providers)
+
+    def job_pending(self, key: str, backend: str) -> str | None:
+        """The provider's id of the newest job for `key` that was started and never finished."""
+        with self.reading() as s:
+            row = s.scalar(select(JobRow).where(JobRow.cache_key == key, JobRow.backend == backend,
+                                                JobRow.status == "running").order_by(JobRow.id.desc()).limit(1))  # fmt: skip
+        return row.job_id if row is not None else None
+
+    def job_started(self, key: str, backend: str, model: str, job_id: str, *, run_id: int | None,
+                    cost_usd: float | None = None, detail: str = "") -> None:  # fmt: skip
+        """Record a job the provider accepted, before anyone polls it (one short transaction: it must stick)."""
+        with self.writing() as s:
+            s.add(JobRow(cache_key=key, backend=backend, model=model, job_id=job_id, status="running",
+                         run_id=run_id, cost_usd=cost_usd, detail=detail))  # fmt: skip
+
+    def job_finished(self, key: str, job_id: str, status: str, *, detail: str = "") -> None:
+        """Record how a job ended: "done", "failed" or "filtered"."""
+        with self.writing() as s:
+            for row in s.scalars(select(JobRow).where(JobRow.cache_key == key, JobRow.job_id == job_id)):
+                row.status, row.finished_at = status, utcnow()
+                row.detail = detail or row.detail
+
+    def jobs(self, run_id: int | None = None) -> list[dict[str, Any]]:
+        """Every paid job (of one run), oldest first: what was asked of which provider, how it ended, what it cost."""
+        with self.reading() as s:
+            query = select(JobRow).order_by(JobRow.id)
+            if run_id is not None:
+                query = query.where(JobRow.run_id == run_id)
+            return [{"cache_key": r.cache_key, "backend": r.backend, "model": r.model, "job_id": r.job_id,
+                     "status": r.status, "run_id": r.run_id, "cost_usd": r.cost_usd, "detail": r.detail,
+                     "created_at": r.created_at, "finished_at": r.finished_at} for r in s.scalars(query)]  # fmt: skip
+
     def holds(self, kind: Kind, item: Any) -> bool:
         """Whether a generation with exactly this content is recorded (a storyboard read back from a file)."""
         with self.reading() as s:
@@ -515,7 +549,10 @@ class Store:
         """The newest `limit` runs: status, story, what they generated and reused (per kind), timings."""
         with self.reading() as s:
             rows = s.scalars(select(RunRow).order_by(RunRow.id.desc()).limit(limit)).all()
-            return [run_dict(run) for run in rows]
+            # what each run paid its hosted providers: every job it started, filtered and failed ones too
+            paid = dict(s.execute(select(JobRow.run_id, func.sum(JobRow.cost_usd))
+                                  .where(JobRow.run_id.in_([run.id for run in rows])).group_by(JobRow.run_id)).all())  # fmt: skip
+            return [run_dict(run) | {"cost_usd": paid.get(run.id)} for run in rows]
 
 # ---------------------------------------------------------------- module helpers
 

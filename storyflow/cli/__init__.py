@@ -253,7 +253,7 @@ def catalog_films(as_json: JsonOpt = False) -> None:
 def catalog_runs(
     limit: Annotated[int, typer.Option(help="How many of the newest runs.")] = 20, as_json: JsonOpt = False
 ) -> None:
-    """List runs: when, status, and how much each generated versus reused."""
+    """List runs: when, status, how much each generated versus reused, and what it paid hosted providers."""
     with _open_catalog() as catalog:
         runs = catalog.runs(limit)
     _print(runs, as_json, text.format_runs)

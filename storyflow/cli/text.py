@@ -470,6 +470,9 @@ def format_film_summary(summary: dict) -> str:
     seams, sound = summary["seams"], summary["sound"]
     out += ["", f"clips: {summary['clips_generated']} generated, {summary['clips_reused']} reused; "
                 f"{summary['stitch']}; {summary['wall_s']:.1f} s"]  # fmt: skip
+    if summary.get("film_cost_usd") is not None:
+        out.append(f"cost: ${summary.get('cost_usd') or 0:.2f} this run, ${summary['film_cost_usd']:.2f} for the "
+                   "film's clips")  # fmt: skip
     if seams["count"]:
         out.append(f"seams: {seams['count']}, median ratio {seams['median_ratio']:.2f}, max {seams['max_ratio']:.2f}"
                    + (f"; {len(seams['visible'])} VISIBLE" if seams["visible"] else "; none visible"))  # fmt: skip
@@ -532,7 +535,8 @@ def format_backends(listing: dict[str, list[dict]]) -> str:
                 rules += [f"at {'/'.join(map(str, caps['fps']))} fps"] if caps["fps"] else []
                 lengths = f"{'/'.join(f'{d:g}' for d in caps['durations'])} s" if caps["durations"] else (
                     f"up to {caps['max_clip_seconds']:g} s")
-                out.append(f"  {'':<12} clips {lengths}; {', '.join(can + rules)}")
+                price = f"; ${caps['cost_per_second']:.2f} per second" if caps.get("cost_per_second") else ""
+                out.append(f"  {'':<12} clips {lengths}; {', '.join(can + rules)}{price}")
             for key, opt in entry.get("options", {}).items():
                 given = "required" if opt.get("required") else f"default {opt['default']!r}"
                 out.append(f"  {'':<12} option {key} ({opt['type']}, {given}) {opt['help']}")
@@ -557,8 +561,9 @@ def format_runs(runs: list[dict]) -> str:
         made = run.get("generations") or {}
         tally = ", ".join(f"{kind} {n['made']}+{n['reused']}r" for kind, n in made.items()) or (
             f"clips {run.get('clips_generated', 0)} made, {run.get('clips_reused', 0)} reused")
+        cost = f"  ${run['cost_usd']:.2f}" if run.get("cost_usd") is not None else ""
         out.append(f"#{run['id']:<4} {run.get('status', ''):<9} {run.get('started_at', '')!s:<26} "
-                   f"{run.get('story_source') or ''}  {tally}")  # fmt: skip
+                   f"{run.get('story_source') or ''}  {tally}{cost}")  # fmt: skip
     return "".join(line + "\n" for line in out)
 
 

@@ -51,6 +51,10 @@ class TransientError(GenerationError):
     """A failure worth retrying as is: rate limit, timeout, a 5xx from a hosted API."""
 
 
+class ShotsFailed(GenerationError):
+    """Some shots could not be made; every other shot was made, and is kept for the next run."""
+
+
 class LLMOutputError(GenerationError):
     """An LLM answered with something that is not a usable storyboard or prompt."""
 

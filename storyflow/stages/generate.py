@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from storyflow import media
-from storyflow.backends.base import GeneratedVideo, VideoBackend
+from storyflow.backends.base import GeneratedVideo, PaidJobs, VideoBackend
 from storyflow.catalog import CLIP, Generations
 from storyflow.core import progress
 from storyflow.core.errors import GenerationError
@@ -96,8 +96,9 @@ def generate_chain(
 
         def make(request=request, plan=plan, key=key, cond_parent=cond_parent, context=context,
                  end_parent=end_parent) -> Clip:  # fmt: skip
+            jobs = door.jobs(key, backend.name, backend.model_ref) if backend.resumable_jobs else None
             return _generate_segment(request, plan, shot, backend, out_dir, key, cond_parent, context, end_parent,
-                                     caps.context_frames, finish)  # fmt: skip
+                                     caps.context_frames, finish, jobs)  # fmt: skip
 
         clip = door.reuse_or_make(CLIP, key, make, shot=shot.id)
         if clip.reused:
@@ -150,8 +151,12 @@ def _generate_segment(
     end_parent: Clip | None,
     end_context: int,
     finish: Callable[[Path], None] | None = None,
+    jobs: PaidJobs | None = None,
 ) -> Clip:
-    """Call the backend once and encode exactly `plan.frames` new frames to the segment's file."""
+    """Call the backend once and encode exactly `plan.frames` new frames to the segment's file.
+
+    A hosted backend gets `jobs`, the catalog's ledger for this clip: it records its paid job
+    there before polling, and resumes the job a killed run left in flight."""
     # 1. what the backend is asked for (its rules), and the frames it is conditioned on, from the parents' files
     fit = conform(request, backend.capabilities, backend.name)
     parent_tail = media.last_frames(parent.path, max(context, DRIFT_PROBE_FRAMES)) if parent else None
@@ -160,7 +165,7 @@ def _generate_segment(
 
     # 2. generate, conform to the film, guard against drift at the seam, encode
     started = time.perf_counter()
-    result = backend.generate(asked)
+    result = backend.generate(asked, jobs=jobs) if jobs is not None else backend.generate(asked)
     answer = Conformed(_new_frames(result), fit, request, backend.name)
     frames: Iterator[np.ndarray] = iter(answer)
     correction = None

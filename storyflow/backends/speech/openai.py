@@ -1,0 +1,302 @@
+"""The hosted narrator: OpenAI text to speech, or any server that speaks its /v1/audio/speech API.
+
+`--speech-backend openai` asks api.openai.com (key in OPENAI_API_KEY) with
+`model=gpt-4o-mini-tts` and `voice=alloy` (`--voice` sets the voice); `--speech-option
+instructions="calm, warm storyteller"` says how to speak (models that take it);
+`--speech-option base_url=...` (or OPENAI_BASE_URL) points it at an OpenAI-compatible TTS
+server instead, which usually needs no key, so a placeholder is sent when none is set. Keys
+come from the environment only, never from options or logs.
+
+The API has no words-per-minute setting, only `speed` (1.0 the voice's own pace, 0.25 to
+4.0), so a requested rate is mapped through the voice's declared natural rate
+(`natural_wpm`): speed = rate / natural_wpm, as the vits narrator does.
+
+Audio comes back as WAV (or raw 24 kHz 16-bit PCM with response_format=pcm) and is decoded
+to float32 mono; a streamed WAV whose header leaves its length open is read to its end.
+No word timings (subtitles then split lines by their length). Retries are the openai
+client's own: timeouts, connection errors, 408/409/429 and 5xx, honouring Retry-After;
+a refused key (401/403) is never retried.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import struct
+import threading
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, field_validator
+
+from storyflow.backends.base import BackendOptions, Speech, SpeechBackend
+from storyflow.core.errors import BackendOptionError, BackendUnavailableError, GenerationError, TransientError
+from storyflow.core.secrets import redact
+
+if TYPE_CHECKING:
+    import numpy as np
+    import openai
+
+log = logging.getLogger(__name__)
+
+DEFAULT_HOST = "api.openai.com"
+PLACEHOLDER_KEY = "not-needed"  # local servers ignore the key, but the client insists on one
+SLOWEST, FASTEST = 0.25, 4.0  # the speeds the API takes
+PCM_RATE = 24_000  # OpenAI's raw "pcm": 24 kHz, 16-bit little-endian, mono
+VOICES = "alloy, ash, ballad, coral, echo, fable, nova, onyx, sage, shimmer, verse"  # OpenAI's, for messages
+
+
+class OpenAISpeechOptions(BackendOptions):
+    model: str = Field(default="gpt-4o-mini-tts", min_length=1, description="the TTS model the server knows "
+                       "(gpt-4o-mini-tts, tts-1, tts-1-hd)")  # fmt: skip
+    voice: str = Field(default="alloy", min_length=1, description=f"the voice ({VOICES} on OpenAI)")
+    instructions: str = Field(default="", description="how to speak, e.g. 'calm, warm storyteller' (not for "
+                              "tts-1 / tts-1-hd; empty: none sent)")  # fmt: skip
+    speed: float = Field(default=1.0, ge=SLOWEST, le=FASTEST, description="the voice's own pace (1.0 as the "
+                         "model speaks; 0.25 to 4)")  # fmt: skip
+    natural_wpm: float = Field(default=150.0, ge=40.0, le=400.0, description="words per minute the voice speaks "
+                               "at speed 1; maps requested rates onto speed")  # fmt: skip
+    response_format: Literal["wav", "pcm"] = Field(default="wav", description="wav, or pcm (raw 24 kHz 16-bit)")
+    base_url: str | None = Field(default=None, description="an OpenAI-compatible server (default: "
+                                 "OPENAI_BASE_URL, else api.openai.com)")  # fmt: skip
+    timeout: float = Field(default=120.0, gt=0, description="seconds to wait for one line")
+    max_retries: int = Field(default=4, ge=0, le=10, description="retries of timeouts, 429 and 5xx")
+    price_per_million_chars: float | None = Field(default=None, ge=0, description="US dollars per million "
+                                                  "characters spoken (tts-1: 15), for cost")  # fmt: skip
+    price_per_minute: float | None = Field(default=None, ge=0, description="US dollars per minute of audio "
+                                           "(gpt-4o-mini-tts: about 0.015), for cost")  # fmt: skip
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL, e.g. http://localhost:8880/v1")
+        return value or None
+
+
+class OpenAISpeech(SpeechBackend):
+    name = "openai"
+    version = "1"
+    description = "OpenAI text to speech or an OpenAI-compatible TTS server; key in $OPENAI_API_KEY"
+    Options = OpenAISpeechOptions
+    requires = ("openai",)
+    install = 'pip install "storyflow[openai]"'
+    operational = frozenset({"timeout", "max_retries", "base_url", "price_per_million_chars", "price_per_minute"})
+
+    options: OpenAISpeechOptions
+
+    def __init__(self, options: OpenAISpeechOptions | None = None) -> None:
+        super().__init__(options)
+        self._client: openai.OpenAI | None = None
+        self._lock = threading.Lock()
+        self.spent_usd = 0.0  # what the lines spoken by this backend cost (0 without a price)
+
+    @property
+    def model(self) -> str:
+        return self.options.model
+
+    @property
+    def voice(self) -> str:
+        return self.options.voice
+
+    @property
+    def rate(self) -> float:
+        """Words per minute at the voice's own pace (declared: natural_wpm x speed)."""
+        return self.options.natural_wpm * self.options.speed
+
+    # ------------------------------------------------------------ where it asks
+
+    @property
+    def base_url(self) -> str | None:
+        """The server asked: the option, else OPENAI_BASE_URL, else None (OpenAI itself)."""
+        return self.options.base_url or os.environ.get("OPENAI_BASE_URL") or None
+
+    @property
+    def host(self) -> str:
+        """The server's host[:port], for messages (never its credentials)."""
+        if not self.base_url:
+            return DEFAULT_HOST
+        parts = urlsplit(self.base_url)
+        return f"{parts.hostname}:{parts.port}" if parts.port else parts.hostname or self.base_url
+
+    def check(self) -> None:
+        if not self.base_url and not os.environ.get("OPENAI_API_KEY"):
+            raise BackendUnavailableError(
+                "the speech backend 'openai' needs an API key and OPENAI_API_KEY is not set",
+                fix="set OPENAI_API_KEY in the environment (keys are never options), or point it at an "
+                "OpenAI-compatible TTS server with --speech-option base_url=http://localhost:8880/v1, "
+                "or use --speech-backend espeak",
+            )
+
+    def client(self) -> openai.OpenAI:
+        """The openai client, made once; the key is read from the environment by the client itself."""
+        with self._lock:
+            if self._client is None:
+                import openai
+
+                key = None if os.environ.get("OPENAI_API_KEY") or not self.base_url else PLACEHOLDER_KEY
+                try:
+                    self._client = openai.OpenAI(api_key=key, base_url=self.base_url, timeout=self.options.timeout,
+                                                 max_retries=self.options.max_retries)  # fmt: skip
+                except openai.OpenAIError as exc:
+                    raise BackendUnavailableError(
+                        f"cannot set up the openai client for {self.host}: {redact(str(exc))}",
+                        fix="set OPENAI_API_KEY in the environment (keys are never options)",
+                    ) from None
+            return self._client
+
+    # ------------------------------------------------------------ speaking
+
+    def speed_for(self, rate: float | None) -> float:
+        """The API speed for `rate` words per minute (None: the voice's own), within what the API takes."""
+        if rate is None:
+            return self.options.speed
+        if rate <= 0:
+            raise BackendOptionError(f"openai speech cannot speak at {rate:g} words per minute",
+                                     fix="use a positive rate (speed= sets the voice's own pace)")  # fmt: skip
+        speed = rate / self.options.natural_wpm
+        clamped = min(max(speed, SLOWEST), FASTEST)
+        if clamped != speed:
+            log.warning("openai speech: %g words per minute needs speed %.2f; the API takes %g to %g, so %g is sent",
+                        rate, speed, SLOWEST, FASTEST, clamped)  # fmt: skip
+        return round(clamped, 4)
+
+    def speak(self, text: str, *, rate: float | None = None) -> Speech:
+        """Speak one line: mono float32 at the audio's own sample rate (OpenAI: 24 kHz)."""
+        import openai
+
+        line = " ".join((text or "").split())
+        if not line:
+            raise GenerationError(
+                "openai speech was asked to speak an empty narration line",
+                fix="write the shot's narration in words, or leave the shot without narration",
+            )
+        options = self.options
+        parameters: dict[str, Any] = {"model": options.model, "voice": options.voice, "input": line,
+                                      "response_format": options.response_format, "speed": self.speed_for(rate)}
+        if options.instructions:
+            parameters["instructions"] = options.instructions
+        try:
+            raw = self.client().audio.speech.with_raw_response.create(**parameters)
+            data = raw.content
+        except openai.OpenAIError as exc:
+            raise self._error(exc) from None
+        try:
+            samples, sample_rate = _decode(data, options.response_format)
+        except ValueError as exc:
+            raise GenerationError(
+                f"openai model {self.model} at {self.host} answered with audio storyflow cannot read: {exc}",
+                fix="check that base_url points at an OpenAI-compatible TTS server that can answer "
+                "response_format=wav (or try --speech-option response_format=pcm)",
+            ) from None
+        if not samples.size:
+            raise GenerationError(f"openai model {self.model} at {self.host} answered with no sound for "
+                                  f"{line[:60]!r}", fix="try again, or check the server's logs")  # fmt: skip
+        cost = self.cost_usd(line, samples.size / sample_rate)
+        self.spent_usd += cost or 0.0
+        log.info("openai speech: %d characters -> %.2f s from %s at %s (%d retries%s)", len(line),
+                 samples.size / sample_rate, self.model, self.host, raw.retries_taken,
+                 f", ${cost:.4f}" if cost is not None else "")  # fmt: skip
+        return Speech(samples=samples, sample_rate=sample_rate)
+
+    def cost_usd(self, text: str, seconds: float) -> float | None:
+        """What a line costs at the given prices (characters and/or minutes); None without a price."""
+        prices = self.options.price_per_million_chars, self.options.price_per_minute
+        if prices == (None, None):
+            return None
+        return len(text) * (prices[0] or 0.0) / 1e6 + seconds / 60 * (prices[1] or 0.0)
+
+    # ------------------------------------------------------------ errors
+
+    def _error(self, exc: Exception) -> Exception:
+        """The storyflow error for an openai error: what failed, where, with the fix."""
+        import openai
+
+        where = f"openai model {self.model} at {self.host}"
+        retries = f"{self.options.max_retries} {'retry' if self.options.max_retries == 1 else 'retries'}"
+        if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
+            return BackendUnavailableError(
+                f"{self.host} refused the API key (HTTP {exc.status_code}) for openai model {self.model}",
+                fix=f"set OPENAI_API_KEY in the environment to a key {self.host} accepts "
+                "(keys are never options), or use --speech-backend espeak",
+            )
+        if isinstance(exc, openai.APITimeoutError):
+            return TransientError(f"{where} did not answer within {self.options.timeout:g} s ({retries})",
+                                  fix="try again later, or raise --speech-option timeout=...")  # fmt: skip
+        if isinstance(exc, openai.APIConnectionError):
+            return TransientError(f"cannot reach {where} ({retries}): {redact(str(exc))}",
+                                  fix="check that the server is running and base_url (or OPENAI_BASE_URL) "
+                                  "points at it, or try again later")  # fmt: skip
+        if isinstance(exc, openai.APIStatusError):
+            said, status = redact(_server_message(exc)), exc.status_code
+            if status == 429 and exc.code == "insufficient_quota":
+                return GenerationError(f"{where}: out of quota (HTTP 429): {said}",
+                                       fix="check the account's plan and billing, or use --speech-backend espeak")
+            if status in (408, 409, 429) or status >= 500:
+                return TransientError(f"{where} failed with HTTP {status} after {retries}: {said}",
+                                      fix="try again later (the server is busy or failing)")  # fmt: skip
+            return GenerationError(f"{where} refused the request (HTTP {status}): {said}",
+                                   fix=f"check the model (--speech-option model=...), the voice (--voice; OpenAI "
+                                   f"has {VOICES}), instructions and base_url against what the server supports")
+        return GenerationError(f"{where} failed: {redact(str(exc))}", fix="try again, or use --speech-backend espeak")
+
+
+def _server_message(exc: Any) -> str:
+    """What the server said, without the client's 'Error code: 400 - ' prefix."""
+    body = exc.body
+    if isinstance(body, dict) and isinstance(body.get("message"), str) and body["message"]:
+        return body["message"]
+    return re.sub(r"^Error code: \d+ - ", "", exc.message)
+
+
+# ---------------------------------------------------------------- audio
+
+
+def _decode(data: bytes, response_format: str) -> tuple[np.ndarray, int]:
+    """(float32 mono samples in [-1, 1], sample rate) from a WAV file or raw 24 kHz 16-bit PCM."""
+    if response_format == "pcm" and not data.startswith(b"RIFF"):
+        return _samples(data, 1, 1, 16), PCM_RATE
+    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        raise ValueError(f"it is not a WAV file (it starts with {data[:12]!r})")
+    at, fmt = 12, None
+    while at + 8 <= len(data):
+        chunk, size = data[at : at + 4], int.from_bytes(data[at + 4 : at + 8], "little")
+        if chunk == b"fmt ":
+            if size < 16:
+                raise ValueError("its fmt chunk is too short")
+            tag, channels, sample_rate, _, _, bits = struct.unpack_from("<HHIIHH", data, at + 8)
+            if tag == 0xFFFE and size >= 26:  # WAVE_FORMAT_EXTENSIBLE: the real format opens the subformat GUID
+                tag = struct.unpack_from("<H", data, at + 32)[0]
+            fmt = (tag, channels, sample_rate, bits)
+        elif chunk == b"data":
+            if fmt is None:
+                raise ValueError("its data comes before its fmt chunk")
+            # a streamed WAV leaves the length open (0 or 0xFFFFFFFF): the data runs to the end
+            end = len(data) if size in (0, 0xFFFFFFFF) else at + 8 + size
+            return _samples(data[at + 8 : end], *fmt[:2], fmt[3]), fmt[2]
+        at += 8 + size + (size & 1)
+    raise ValueError("it has no audio data")
+
+
+def _samples(pcm: bytes, tag: int, channels: int, bits: int) -> np.ndarray:
+    """Interleaved integer or float PCM -> float32 mono in [-1, 1] (channels averaged)."""
+    import numpy as np
+
+    kinds = {(1, 8): ("u1", 128.0, 128.0), (1, 16): ("<i2", 0.0, 32768.0), (1, 32): ("<i4", 0.0, 2.0**31),
+             (3, 32): ("<f4", 0.0, 1.0), (3, 64): ("<f8", 0.0, 1.0)}  # fmt: skip
+    if channels < 1:
+        raise ValueError("it has no channels")
+    width = channels * bits // 8
+    pcm = pcm[: len(pcm) - len(pcm) % width] if width else b""
+    if (tag, bits) == (1, 24):  # three bytes each: widened to int32 with the sign in the top byte
+        raw = np.frombuffer(pcm, dtype="u1").reshape(-1, 3)
+        values = (raw[:, 0].astype(np.int32) << 8 | raw[:, 1].astype(np.int32) << 16 | raw[:, 2].astype(np.int32) << 24)
+        samples = values.astype(np.float64) / 2.0**31
+    elif (tag, bits) in kinds:
+        dtype, offset, scale = kinds[(tag, bits)]
+        samples = (np.frombuffer(pcm, dtype=dtype).astype(np.float64) - offset) / scale
+    else:
+        raise ValueError(f"its sample format (format tag {tag}, {bits} bits) is not PCM or float")
+    mono = samples.reshape(-1, channels).mean(axis=1)
+    return np.clip(np.nan_to_num(mono), -1.0, 1.0).astype(np.float32)
