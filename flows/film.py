@@ -60,7 +60,7 @@ from storyflow.core.models import (
 from storyflow.core.templates import PromptFolder
 from storyflow.core.timeline import film_timeline
 from storyflow.media import AUDIO_SAMPLE_RATE, atomic_write_text, publish_text, remove_partials, sha256_bytes
-from storyflow.stages import audio, generate, mix, narrate, plan, rewrite
+from storyflow.stages import audio, budget, generate, mix, narrate, plan, rewrite
 from storyflow.stages.film import make_film, publish_film
 from storyflow.stages.mix import MixResult
 from storyflow.stages.story import read_story
@@ -122,10 +122,13 @@ def rewrite_task(shot: Shot, board: Storyboard, llm: LLMBackend, door: Generatio
 
 @task(name="generate", task_run_name="generate-{shot.id}", cache_policy=NONE, **RETRY)
 def generate_task(shot: Shot, prompt: ShotPrompt, board: Storyboard, backend: VideoBackend, out_dir: Path,
-                  door: Generations, previous: ClipChain | None = None, signer: Any = None) -> ClipChain:  # fmt: skip
-    """Make (or reuse) one shot's chain of clips (signing each new one when `signer` is given)."""
+                  door: Generations, previous: ClipChain | None = None, signer: Any = None,
+                  spending: budget.Budget | None = None) -> ClipChain:  # fmt: skip
+    """Make (or reuse) one shot's chain of clips (signing each new one when `signer` is given; each paid
+    call asks `spending`, the run's budget, first)."""
     finish = signer.clip(board.title, shot.id) if signer is not None else None
-    chain = generate.generate_chain(shot, prompt, board, backend, out_dir, door, previous, finish=finish)
+    chain = generate.generate_chain(shot, prompt, board, backend, out_dir, door, previous, finish=finish,
+                                    budget=spending)  # fmt: skip
     made = sum(not clip.reused for clip in chain.clips)
     seams = ", ".join(f"{clip.seam.ratio:.2f}" for clip in chain.clips if clip.seam) or "none"
     get_run_logger().info("%s: %d segment(s), %d generated, %d reused, seam ratios %s",
@@ -309,6 +312,14 @@ def _make_film(story: Story, choices: FilmChoices, settings: Settings, out_dir: 
         prompts_of = {shot.id: future.result() for shot, future in zip(board.shots, rewritten)}
         timed("rewrite", t)
 
+        #    what the clips still to make would cost (the catalog's are free): a plan over the
+        #    budget is refused here, before any paid call; the run then stops asking when it is spent
+        estimate = budget.estimate(board, video, door, prompts_of)
+        if estimate.total_usd:
+            get_run_logger().info("the clips would cost %s", estimate.describe())
+        budget.check(estimate, choices.budget_usd)
+        spending = budget.Budget(choices.budget_usd)
+
         # 4. generate: chains in parallel, a continuing shot after the one it continues. Shots
         #    are submitted level by level (every chain's first shot, then every second...):
         #    a task waiting for the shot it continues holds a worker, so it queues behind the
@@ -323,7 +334,7 @@ def _make_film(story: Story, choices: FilmChoices, settings: Settings, out_dir: 
                     previous = generating[chain[level - 1].id] if level else None
                     generating[shot.id] = generate_task.submit(
                         shot, prompts_of[shot.id], board, video, out_dir, door, previous,
-                        signer if choices.sign_clips else None,
+                        signer if choices.sign_clips else None, spending,
                     )  # fmt: skip
         chains = _finished_chains(board, generating)
         timed("generate", t)
@@ -361,7 +372,7 @@ def _make_film(story: Story, choices: FilmChoices, settings: Settings, out_dir: 
         made = door.tally
         clips = made.get("clip", {"made": 0, "reused": 0})
         summary = film_summary(board, prompts_of, chains, lines, sound, film, film_id, run_id, catalog,
-                               choices, timings, story, made, published)  # fmt: skip
+                               choices, timings, story, made, published, estimate)  # fmt: skip
         catalog.finish_run(run_id, "completed", story_id=story_id, storyboard_id=board_id, film_id=film_id,
                            clips_generated=clips["made"], clips_reused=clips["reused"], timings=timings,
                            generations=made)  # fmt: skip
@@ -422,6 +433,7 @@ def film_summary(
     story: Story,
     made: dict[str, dict[str, int]],
     published: dict[str, Path],
+    estimate: budget.Estimate | None = None,
 ) -> dict[str, Any]:
     """The run's summary: what `--json` prints and summary.json keeps beside the film.
 
@@ -477,6 +489,9 @@ def film_summary(
         # what the video backend charged: for the clips this run made, and for every clip the film plays
         "cost_usd": _total(c.cost_usd for chain in chains.values() for c in chain.clips if not c.reused),
         "film_cost_usd": _total(c.cost_usd for chain in chains.values() for c in chain.clips),
+        # what the clips this run had to make were estimated to cost before any was asked for, and the limit
+        "estimate_usd": estimate.total_usd if estimate is not None else None,
+        "budget_usd": choices.budget_usd,
         "duration_s": round(film.duration_s, 3),
         "width": film.width,
         "height": film.height,

@@ -100,6 +100,11 @@ def film(
     sign_clips: Annotated[
         bool | None, typer.Option("--sign-clips/--no-sign-clips", help="Sign every new clip with C2PA too.")
     ] = None,
+    budget: Annotated[
+        float | None,
+        typer.Option("--budget", metavar="USD", help="Spend at most this on hosted video: a plan estimated over it "
+                     "is refused before any paid call, and the run stops asking once it is spent."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Make a film from a story: plan, narrate, prompt, generate, score, mix, stitch, record.
@@ -111,11 +116,13 @@ def film(
     from storyflow.stages.story import read_story
 
     started = time.perf_counter()
+    if budget is not None and not budget >= 0:
+        raise InputError(f"--budget {budget}: a budget is an amount of US dollars, 0 or more", fix="--budget 5")
     settings = _settings(
         video_backend=video_backend, llm=llm, music_backend=music_backend, speech_backend=speech_backend,
         effects_backend=effects_backend, voice=voice, narration_fit=narration_fit, target_lufs=loudness,
         burn_subtitles=burn_subtitles, stitch=stitch, max_concurrency=concurrency, credentials=credentials,
-        sign_clips=sign_clips, llm_options=parse_option_pairs(llm_option, "--llm-option") or None,
+        sign_clips=sign_clips, budget_usd=budget, llm_options=parse_option_pairs(llm_option, "--llm-option") or None,
         video_options=parse_option_pairs(video_option, "--video-option") or None,
         speech_options=parse_option_pairs(speech_option, "--speech-option") or None,
         music_options=parse_option_pairs(music_option, "--music-option") or None,

@@ -471,8 +471,8 @@ def format_film_summary(summary: dict) -> str:
     out += ["", f"clips: {summary['clips_generated']} generated, {summary['clips_reused']} reused; "
                 f"{summary['stitch']}; {summary['wall_s']:.1f} s"]  # fmt: skip
     if summary.get("film_cost_usd") is not None:
-        out.append(f"cost: ${summary.get('cost_usd') or 0:.2f} this run, ${summary['film_cost_usd']:.2f} for the "
-                   "film's clips")  # fmt: skip
+        out.append(f"cost: ${summary.get('cost_usd') or 0:.2f} this run (estimated "
+                   f"${summary.get('estimate_usd') or 0:.2f}), ${summary['film_cost_usd']:.2f} for the film's clips")
     if seams["count"]:
         out.append(f"seams: {seams['count']}, median ratio {seams['median_ratio']:.2f}, max {seams['max_ratio']:.2f}"
                    + (f"; {len(seams['visible'])} VISIBLE" if seams["visible"] else "; none visible"))  # fmt: skip

@@ -64,6 +64,12 @@ class FilmChoices(BaseModel):
     # How many shots are generated at once. A backend may lower it (its max_concurrency).
     max_concurrency: int = Field(default=2, ge=1, le=64)
 
+    # The most this run may spend on hosted video, in US dollars (None: no limit). The plan's
+    # cost is estimated before the first paid call (clips the catalog holds are free) and a
+    # plan over it is refused; a run whose real costs run past the estimate stops asking for
+    # new clips when it is spent. Local backends cost nothing.
+    budget_usd: float | None = Field(default=None, ge=0)
+
     # How clips are joined: "smart" stream-copies clip bodies and re-encodes only
     # transitions; "moviepy" re-encodes the whole film through moviepy.
     stitch: str = "smart"

@@ -55,6 +55,10 @@ class ShotsFailed(GenerationError):
     """Some shots could not be made; every other shot was made, and is kept for the next run."""
 
 
+class BudgetExceeded(GenerationError):
+    """The run's --budget is spent: the next paid clip is not asked for (the shot fails; the rest is kept)."""
+
+
 class LLMOutputError(GenerationError):
     """An LLM answered with something that is not a usable storyboard or prompt."""
 

@@ -15,10 +15,10 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from storyflow import media
-from storyflow.backends.base import GeneratedVideo, PaidJobs, VideoBackend
+from storyflow.backends.base import GeneratedVideo, PaidJobs, VideoBackend, VideoCapabilities
 from storyflow.catalog import CLIP, Generations
 from storyflow.core import progress
 from storyflow.core.errors import GenerationError
@@ -37,6 +37,14 @@ log = logging.getLogger("storyflow.stages.generate")
 DRIFT_PROBE_FRAMES = 2
 
 
+class Budget(Protocol):
+    """The run's purse (storyflow.stages.budget.Budget), asked before each paid call."""
+
+    def reserve_segment(self, backend: VideoBackend, request: ClipRequest) -> float: ...
+
+    def settle(self, reserved: float, cost_usd: float | None) -> None: ...
+
+
 def generate_chain(
     shot: Shot,
     prompt: ShotPrompt,
@@ -47,47 +55,28 @@ def generate_chain(
     previous: ClipChain | None = None,
     *,
     finish: Callable[[Path], None] | None = None,
+    budget: Budget | None = None,
 ) -> ClipChain:
     """Make one shot's clips in order; a continuing shot starts from `previous`'s last frame.
 
     `finish` is called on each new clip file before it is hashed and recorded (to sign it, say).
+    `budget` (storyflow.stages.budget) is asked before each paid call: BudgetExceeded when spent.
     """
     door = door or Generations.in_memory()
     # 1. plan the chain from the shot's length, its prompt changes and what the backend can do
     caps = backend.capabilities
-    fps = board.fps
     continuing = shot.continues_previous and previous is not None
-    plans = plan_segments(
-        shot.frames(fps), fps, caps, continues_previous=continuing,
-        change_frames=[round(change.at * fps) for change in shot.prompt_changes], loop=shot.loop,
-    )  # fmt: skip
     # A continuing shot keeps its chain's seed: the same world, seen on from the same moment.
     seed = previous.last.seed if continuing else derive_seed(board.seed, prompt.prompt)
-    subjects = tuple(board.character(name) for name in shot.characters)
 
     # 2. make or reuse each segment, each conditioned on the one before
     parent = previous.last if continuing else None
     clips: list[Clip] = []
-    for plan in plans:
-        context = _context_frames(plan, caps.context_frames)
+    plans = segment_requests(shot, prompt, board, caps, continuing=continuing, seed=seed)
+    for plan, request in plans:
+        context = frames_read_from_parent(plan, caps.context_frames)
         cond_parent = parent if context else None
         end_parent = clips[0] if plan.strategy == "loop_close" else None
-        request = ClipRequest(
-            prompt=prompt.prompt_at(plan.offset / fps),
-            negative_prompt=prompt.negative_prompt,
-            seed=seed,
-            width=board.width,
-            height=board.height,
-            fps=fps,
-            num_frames=plan.frames,
-            camera=shot.camera,
-            effects=shot.effects,
-            subjects=subjects,
-            caption=prompt.caption,
-            shot_offset_frames=plan.offset,
-            shot_total_frames=shot.frames(fps),
-            strategy=plan.strategy,
-        )
         key = clip_cache_key(
             backend, request,
             parent_sha256=cond_parent.sha256 if cond_parent else None, context=context,
@@ -97,8 +86,12 @@ def generate_chain(
         def make(request=request, plan=plan, key=key, cond_parent=cond_parent, context=context,
                  end_parent=end_parent) -> Clip:  # fmt: skip
             jobs = door.jobs(key, backend.name, backend.model_ref) if backend.resumable_jobs else None
-            return _generate_segment(request, plan, shot, backend, out_dir, key, cond_parent, context, end_parent,
+            reserved = budget.reserve_segment(backend, request) if budget is not None else 0.0
+            clip = _generate_segment(request, plan, shot, backend, out_dir, key, cond_parent, context, end_parent,
                                      caps.context_frames, finish, jobs)  # fmt: skip
+            if budget is not None:
+                budget.settle(reserved, clip.cost_usd)
+            return clip
 
         clip = door.reuse_or_make(CLIP, key, make, shot=shot.id)
         if clip.reused:
@@ -107,6 +100,35 @@ def generate_chain(
         clips.append(clip)
         parent = clip
     return ClipChain(shot_id=shot.id, clips=tuple(clips))
+
+
+def segment_requests(
+    shot: Shot, prompt: ShotPrompt, board: Storyboard, caps: VideoCapabilities, *, continuing: bool, seed: int
+) -> list[tuple[SegmentPlan, ClipRequest]]:
+    """The segments of a shot's chain (its length, prompt changes and what the backend can do) and the
+    request each is made from; the budget's estimate reads the same."""
+    fps = board.fps
+    plans = plan_segments(
+        shot.frames(fps), fps, caps, continues_previous=continuing,
+        change_frames=[round(change.at * fps) for change in shot.prompt_changes], loop=shot.loop,
+    )  # fmt: skip
+    subjects = tuple(board.character(name) for name in shot.characters)
+    return [(plan, ClipRequest(
+        prompt=prompt.prompt_at(plan.offset / fps),
+        negative_prompt=prompt.negative_prompt,
+        seed=seed,
+        width=board.width,
+        height=board.height,
+        fps=fps,
+        num_frames=plan.frames,
+        camera=shot.camera,
+        effects=shot.effects,
+        subjects=subjects,
+        caption=prompt.caption,
+        shot_offset_frames=plan.offset,
+        shot_total_frames=shot.frames(fps),
+        strategy=plan.strategy,
+    )) for plan in plans]  # fmt: skip
 
 
 def clip_cache_key(
@@ -130,7 +152,7 @@ def clip_cache_key(
     )
 
 
-def _context_frames(plan: SegmentPlan, continuation_context: int) -> int:
+def frames_read_from_parent(plan: SegmentPlan, continuation_context: int) -> int:
     """How many of the parent's last frames a segment reads."""
     if plan.strategy in ("continue_video", "loop_close"):
         return max(1, continuation_context)
