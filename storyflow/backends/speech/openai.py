@@ -21,33 +21,26 @@ a refused key (401/403) is never retried.
 from __future__ import annotations
 
 import logging
-import os
-import re
 import struct
-import threading
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from storyflow.backends.base import BackendOptions, Speech, SpeechBackend
-from storyflow.core.errors import BackendOptionError, BackendUnavailableError, GenerationError, TransientError
-from storyflow.core.secrets import redact
+from storyflow.backends.base import Speech, SpeechBackend
+from storyflow.backends.openai_api import EndpointOptions, OpenAIEndpoint
+from storyflow.core.errors import BackendOptionError, GenerationError
 
 if TYPE_CHECKING:
     import numpy as np
-    import openai
 
 log = logging.getLogger(__name__)
 
-DEFAULT_HOST = "api.openai.com"
-PLACEHOLDER_KEY = "not-needed"  # local servers ignore the key, but the client insists on one
 SLOWEST, FASTEST = 0.25, 4.0  # the speeds the API takes
 PCM_RATE = 24_000  # OpenAI's raw "pcm": 24 kHz, 16-bit little-endian, mono
 VOICES = "alloy, ash, ballad, coral, echo, fable, nova, onyx, sage, shimmer, verse"  # OpenAI's, for messages
 
 
-class OpenAISpeechOptions(BackendOptions):
+class OpenAISpeechOptions(EndpointOptions):
     model: str = Field(default="gpt-4o-mini-tts", min_length=1, description="the TTS model the server knows "
                        "(gpt-4o-mini-tts, tts-1, tts-1-hd)")  # fmt: skip
     voice: str = Field(default="alloy", min_length=1, description=f"the voice ({VOICES} on OpenAI)")
@@ -58,24 +51,12 @@ class OpenAISpeechOptions(BackendOptions):
     natural_wpm: float = Field(default=150.0, ge=40.0, le=400.0, description="words per minute the voice speaks "
                                "at speed 1; maps requested rates onto speed")  # fmt: skip
     response_format: Literal["wav", "pcm"] = Field(default="wav", description="wav, or pcm (raw 24 kHz 16-bit)")
-    base_url: str | None = Field(default=None, description="an OpenAI-compatible server (default: "
-                                 "OPENAI_BASE_URL, else api.openai.com)")  # fmt: skip
-    timeout: float = Field(default=120.0, gt=0, description="seconds to wait for one line")
-    max_retries: int = Field(default=4, ge=0, le=10, description="retries of timeouts, 429 and 5xx")
     price_per_million_chars: float | None = Field(default=None, ge=0, description="US dollars per million "
                                                   "characters spoken (tts-1: 15), for cost")  # fmt: skip
     price_per_minute: float | None = Field(default=None, ge=0, description="US dollars per minute of audio "
                                            "(gpt-4o-mini-tts: about 0.015), for cost")  # fmt: skip
 
-    @field_validator("base_url")
-    @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("http://", "https://")):
-            raise ValueError("must be an http:// or https:// URL, e.g. http://localhost:8880/v1")
-        return value or None
-
-
-class OpenAISpeech(SpeechBackend):
+class OpenAISpeech(OpenAIEndpoint, SpeechBackend):
     name = "openai"
     version = "1"
     description = "OpenAI text to speech or an OpenAI-compatible TTS server; key in $OPENAI_API_KEY"
@@ -83,13 +64,13 @@ class OpenAISpeech(SpeechBackend):
     requires = ("openai",)
     install = 'pip install "storyflow[openai]"'
     operational = frozenset({"timeout", "max_retries", "base_url", "price_per_million_chars", "price_per_minute"})
+    local_example = "http://localhost:8880/v1"
+    fallback = "--speech-backend espeak"
 
     options: OpenAISpeechOptions
 
     def __init__(self, options: OpenAISpeechOptions | None = None) -> None:
         super().__init__(options)
-        self._client: openai.OpenAI | None = None
-        self._lock = threading.Lock()
         self.spent_usd = 0.0  # what the lines spoken by this backend cost (0 without a price)
 
     @property
@@ -104,47 +85,6 @@ class OpenAISpeech(SpeechBackend):
     def rate(self) -> float:
         """Words per minute at the voice's own pace (declared: natural_wpm x speed)."""
         return self.options.natural_wpm * self.options.speed
-
-    # ------------------------------------------------------------ where it asks
-
-    @property
-    def base_url(self) -> str | None:
-        """The server asked: the option, else OPENAI_BASE_URL, else None (OpenAI itself)."""
-        return self.options.base_url or os.environ.get("OPENAI_BASE_URL") or None
-
-    @property
-    def host(self) -> str:
-        """The server's host[:port], for messages (never its credentials)."""
-        if not self.base_url:
-            return DEFAULT_HOST
-        parts = urlsplit(self.base_url)
-        return f"{parts.hostname}:{parts.port}" if parts.port else parts.hostname or self.base_url
-
-    def check(self) -> None:
-        if not self.base_url and not os.environ.get("OPENAI_API_KEY"):
-            raise BackendUnavailableError(
-                "the speech backend 'openai' needs an API key and OPENAI_API_KEY is not set",
-                fix="set OPENAI_API_KEY in the environment (keys are never options), or point it at an "
-                "OpenAI-compatible TTS server with --speech-option base_url=http://localhost:8880/v1, "
-                "or use --speech-backend espeak",
-            )
-
-    def client(self) -> openai.OpenAI:
-        """The openai client, made once; the key is read from the environment by the client itself."""
-        with self._lock:
-            if self._client is None:
-                import openai
-
-                key = None if os.environ.get("OPENAI_API_KEY") or not self.base_url else PLACEHOLDER_KEY
-                try:
-                    self._client = openai.OpenAI(api_key=key, base_url=self.base_url, timeout=self.options.timeout,
-                                                 max_retries=self.options.max_retries)  # fmt: skip
-                except openai.OpenAIError as exc:
-                    raise BackendUnavailableError(
-                        f"cannot set up the openai client for {self.host}: {redact(str(exc))}",
-                        fix="set OPENAI_API_KEY in the environment (keys are never options)",
-                    ) from None
-            return self._client
 
     # ------------------------------------------------------------ speaking
 
@@ -181,7 +121,7 @@ class OpenAISpeech(SpeechBackend):
             raw = self.client().audio.speech.with_raw_response.create(**parameters)
             data = raw.content
         except openai.OpenAIError as exc:
-            raise self._error(exc) from None
+            raise self.api_error(exc) from None
         try:
             samples, sample_rate = _decode(data, options.response_format)
         except ValueError as exc:
@@ -207,47 +147,10 @@ class OpenAISpeech(SpeechBackend):
             return None
         return len(text) * (prices[0] or 0.0) / 1e6 + seconds / 60 * (prices[1] or 0.0)
 
-    # ------------------------------------------------------------ errors
-
-    def _error(self, exc: Exception) -> Exception:
-        """The storyflow error for an openai error: what failed, where, with the fix."""
-        import openai
-
-        where = f"openai model {self.model} at {self.host}"
-        retries = f"{self.options.max_retries} {'retry' if self.options.max_retries == 1 else 'retries'}"
-        if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
-            return BackendUnavailableError(
-                f"{self.host} refused the API key (HTTP {exc.status_code}) for openai model {self.model}",
-                fix=f"set OPENAI_API_KEY in the environment to a key {self.host} accepts "
-                "(keys are never options), or use --speech-backend espeak",
-            )
-        if isinstance(exc, openai.APITimeoutError):
-            return TransientError(f"{where} did not answer within {self.options.timeout:g} s ({retries})",
-                                  fix="try again later, or raise --speech-option timeout=...")  # fmt: skip
-        if isinstance(exc, openai.APIConnectionError):
-            return TransientError(f"cannot reach {where} ({retries}): {redact(str(exc))}",
-                                  fix="check that the server is running and base_url (or OPENAI_BASE_URL) "
-                                  "points at it, or try again later")  # fmt: skip
-        if isinstance(exc, openai.APIStatusError):
-            said, status = redact(_server_message(exc)), exc.status_code
-            if status == 429 and exc.code == "insufficient_quota":
-                return GenerationError(f"{where}: out of quota (HTTP 429): {said}",
-                                       fix="check the account's plan and billing, or use --speech-backend espeak")
-            if status in (408, 409, 429) or status >= 500:
-                return TransientError(f"{where} failed with HTTP {status} after {retries}: {said}",
-                                      fix="try again later (the server is busy or failing)")  # fmt: skip
-            return GenerationError(f"{where} refused the request (HTTP {status}): {said}",
-                                   fix=f"check the model (--speech-option model=...), the voice (--voice; OpenAI "
-                                   f"has {VOICES}), instructions and base_url against what the server supports")
-        return GenerationError(f"{where} failed: {redact(str(exc))}", fix="try again, or use --speech-backend espeak")
-
-
-def _server_message(exc: Any) -> str:
-    """What the server said, without the client's 'Error code: 400 - ' prefix."""
-    body = exc.body
-    if isinstance(body, dict) and isinstance(body.get("message"), str) and body["message"]:
-        return body["message"]
-    return re.sub(r"^Error code: \d+ - ", "", exc.message)
+    @property
+    def refused_fix(self) -> str:
+        return (f"check the model (--speech-option model=...), the voice (--voice; OpenAI has {VOICES}), "
+                "instructions and base_url against what the server supports")
 
 
 # ---------------------------------------------------------------- audio
