@@ -25,8 +25,12 @@ film: $(STAMP)  ## make a film: make film STORY=stories/lighthouse.md [ARGS="--s
 	@if [ -z "$(STORY)" ]; then echo "usage: make film STORY=stories/<name>.md [ARGS=...]" >&2; exit 2; fi
 	$(BIN)/storyflow film "$(STORY)" $(ARGS)
 
+# Two test processes: most end-to-end tests wait on servers and subprocesses, so two overlap
+# well even on two cores (TEST_WORKERS=0 runs them in this process, one at a time).
+TEST_WORKERS ?= 2
+
 test: $(STAMP)  ## run the test suite (pass PYTEST_ARGS="-k stitch" to pick tests)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 bench: $(STAMP)  ## run the benchmarks; each prints a table and writes bench/results/*.json
 	$(BIN)/python -m bench $(ARGS)

@@ -21,6 +21,7 @@ with the same inputs, and --force / --force-shot are decided there.
 import logging
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,7 @@ from storyflow.backends.registry import load_backend
 from storyflow.catalog import FILM, STORYBOARD, Catalog, Generations, open_catalog
 from storyflow.core import locks, progress
 from storyflow.core.config import FilmChoices, Settings, load_settings
-from storyflow.core.errors import InputError, ShotsFailed, StoryflowError, TransientError
+from storyflow.core.errors import ContentFiltered, InputError, ShotsFailed, StoryflowError, TransientError
 from storyflow.core.models import (
     SEAM_WARN_RATIO,
     AudioTrack,
@@ -54,13 +55,14 @@ from storyflow.core.models import (
     NarrationLine,
     Shot,
     ShotPrompt,
+    ShotTakes,
     Story,
     Storyboard,
 )
 from storyflow.core.templates import PromptFolder
 from storyflow.core.timeline import film_timeline
 from storyflow.media import AUDIO_SAMPLE_RATE, atomic_write_text, publish_text, remove_partials, sha256_bytes
-from storyflow.stages import audio, budget, generate, mix, narrate, plan, rewrite
+from storyflow.stages import audio, budget, mix, narrate, plan, rephrase, rewrite, takes
 from storyflow.stages.film import make_film, publish_film
 from storyflow.stages.mix import MixResult
 from storyflow.stages.story import read_story
@@ -80,6 +82,14 @@ def _transient_only(task, task_run, state) -> bool:
 
 
 RETRY = {"retries": 2, "retry_delay_seconds": [5, 30], "retry_condition_fn": _transient_only}
+
+
+@dataclass(frozen=True)
+class Rewriter:
+    """The LLM and templates that rephrase a prompt a provider's safety filter refused."""
+
+    llm: LLMBackend
+    prompts: PromptFolder
 
 
 # ---------------------------------------------------------------- tasks
@@ -122,18 +132,44 @@ def rewrite_task(shot: Shot, board: Storyboard, llm: LLMBackend, door: Generatio
 
 @task(name="generate", task_run_name="generate-{shot.id}", cache_policy=NONE, **RETRY)
 def generate_task(shot: Shot, prompt: ShotPrompt, board: Storyboard, backend: VideoBackend, out_dir: Path,
-                  door: Generations, previous: ClipChain | None = None, signer: Any = None,
-                  spending: budget.Budget | None = None) -> ClipChain:  # fmt: skip
-    """Make (or reuse) one shot's chain of clips (signing each new one when `signer` is given; each paid
-    call asks `spending`, the run's budget, first)."""
+                  door: Generations, previous: ShotTakes | None = None, signer: Any = None,
+                  spending: budget.Budget | None = None, writer: Rewriter | None = None, candidates: int = 1,
+                  scorer: str = "measures", picked: int | None = None, reuse_only: bool = False) -> ShotTakes:  # fmt: skip
+    """Make (or reuse) one shot's takes, each a chain of clips, and choose the one the film plays (signing
+    each new clip when `signer` is given; each paid call asks `spending`, the run's budget, first). A
+    prompt a provider's safety filter refuses is rephrased by `writer`'s LLM once, and tried again."""
     finish = signer.clip(board.title, shot.id) if signer is not None else None
-    chain = generate.generate_chain(shot, prompt, board, backend, out_dir, door, previous, finish=finish,
-                                    budget=spending)  # fmt: skip
-    made = sum(not clip.reused for clip in chain.clips)
+
+    def make(prompt: ShotPrompt) -> ShotTakes:
+        return takes.make_takes(shot, prompt, board, backend, out_dir, door, previous.chain if previous else None,
+                                candidates=candidates, scorer=scorer, picked=picked, finish=finish,
+                                budget=spending, reuse_only=reuse_only)  # fmt: skip
+
+    if writer is not None and not prompt.origin:  # refused before: its rephrasing, not the refused prompt again
+        prompt = rephrase.earlier_rephrasing(shot, board, prompt, writer.llm, door, writer.prompts,
+                                             backend.prompt_shape) or prompt  # fmt: skip
+    try:
+        made = make(prompt)
+    except ContentFiltered as refusal:
+        if writer is None or prompt.origin:
+            raise
+        rephrased = rephrase.rephrase_after_filter(shot, board, prompt, refusal, writer.llm, door, writer.prompts,
+                                                   backend.prompt_shape)  # fmt: skip
+        get_run_logger().warning("%s: the provider's safety filter refused its prompt (%s); trying once more with "
+                                 "it rephrased", shot.id, "; ".join(refusal.reasons) or refusal.message)  # fmt: skip
+        try:
+            made = make(rephrased)
+        except ContentFiltered as again:
+            raise ContentFiltered(f"{again.message} (the prompt was rephrased once after the first refusal: "
+                                  f"{'; '.join(refusal.reasons) or refusal.message})", again.fix,
+                                  reasons=(*refusal.reasons, *again.reasons)) from again  # fmt: skip
+    chain = made.chain
+    generated = sum(not clip.reused for take in made.takes for clip in take.clips)
     seams = ", ".join(f"{clip.seam.ratio:.2f}" for clip in chain.clips if clip.seam) or "none"
-    get_run_logger().info("%s: %d segment(s), %d generated, %d reused, seam ratios %s",
-                          shot.id, len(chain.clips), made, len(chain.clips) - made, seams)  # fmt: skip
-    return chain
+    get_run_logger().info("%s: %d take(s) of %d segment(s), %d clip(s) generated, playing take %d (%s), seam "
+                          "ratios %s", shot.id, len(made.takes), len(chain.clips), generated, made.chosen,
+                          made.picked_by, seams)  # fmt: skip
+    return made
 
 
 @task(name="effects", task_run_name="effects-{shot.id}", cache_policy=NONE, **RETRY)
@@ -226,12 +262,14 @@ def film_flow(
     force: bool = False,
     force_shots: list[str] | None = None,
     storyboard: str | None = None,
+    reuse_only: bool = False,
 ) -> dict[str, Any]:
     """Make one film from one story file and return its summary.
 
     `choices` default to this machine's settings (STORYFLOW_ variables); `seed` overrides the
     story's; `force` makes everything again, `force_shots` ("s03") one shot's clips;
-    `storyboard` is a storyboard file (YAML or JSON) to render as it is instead of planning.
+    `storyboard` is a storyboard file (YAML or JSON) to render as it is instead of planning;
+    `reuse_only` makes no clip (`storyflow pick`: re-stitch with the takes the catalog holds).
     """
     settings = load_settings()  # this machine's: where outputs go, the catalog, the signing key
     choices = choices or settings.choices()
@@ -251,7 +289,7 @@ def film_flow(
         if swept:
             log.warning("removed %d unfinished file(s) a killed run left in %s", len(swept), out_dir)
         request = {"story": story, "seed": seed, "force": force, "force_shots": list(force_shots or []),
-                   "storyboard": storyboard}  # fmt: skip
+                   "storyboard": storyboard, "reuse_only": reuse_only}  # fmt: skip
         return _make_film(parsed, choices, settings, out_dir, request)
 
 
@@ -267,9 +305,11 @@ def _make_film(story: Story, choices: FilmChoices, settings: Settings, out_dir: 
     backends: dict[str, Backend] = {
         kind: load_backend(kind, choices.backend_name(kind), choices.backend_options(kind)) for kind in BACKEND_KINDS
     }
-    for backend in backends.values():
-        backend.check_available()
+    for kind, backend in backends.items():
+        if not (kind == "video" and request["reuse_only"]):  # a re-stitch asks the video backend for nothing
+            backend.check_available()
     llm, video, music, speech, effects = (backends[kind] for kind in BACKEND_KINDS)
+    takes.load_scorer(choices.scorer)
     prompts = PromptFolder.of(settings.prompts_dir)
     signer = Signer(settings) if choices.credentials or choices.sign_clips else None
 
@@ -314,7 +354,7 @@ def _make_film(story: Story, choices: FilmChoices, settings: Settings, out_dir: 
 
         #    what the clips still to make would cost (the catalog's are free): a plan over the
         #    budget is refused here, before any paid call; the run then stops asking when it is spent
-        estimate = budget.estimate(board, video, door, prompts_of)
+        estimate = budget.estimate(board, video, door, prompts_of, choices.candidates)
         if estimate.total_usd:
             get_run_logger().info("the clips would cost %s", estimate.describe())
         budget.check(estimate, choices.budget_usd)
@@ -326,6 +366,9 @@ def _make_film(story: Story, choices: FilmChoices, settings: Settings, out_dir: 
         #    independent work instead of in front of it.
         t = time.perf_counter()
         generating: dict[str, PrefectFuture] = {}
+        person_picks = {shot: pick["take"] for shot, pick in catalog.picks(board_id).items()
+                        if pick["picked_by"] == "person"}  # fmt: skip
+        writer = Rewriter(llm, prompts)
         chains_of_shots = board.chains()
         for level in range(max(len(chain) for chain in chains_of_shots)):
             for chain in chains_of_shots:
@@ -334,9 +377,16 @@ def _make_film(story: Story, choices: FilmChoices, settings: Settings, out_dir: 
                     previous = generating[chain[level - 1].id] if level else None
                     generating[shot.id] = generate_task.submit(
                         shot, prompts_of[shot.id], board, video, out_dir, door, previous,
-                        signer if choices.sign_clips else None, spending,
+                        signer if choices.sign_clips else None, spending, writer, choices.candidates,
+                        choices.scorer, person_picks.get(shot.id), reuse_only=request["reuse_only"],
                     )  # fmt: skip
-        chains = _finished_chains(board, generating)
+        shot_takes = _finished_takes(board, generating)
+        chains = {shot_id: made.chain for shot_id, made in shot_takes.items()}
+        prompts_of.update({shot_id: made.prompt for shot_id, made in shot_takes.items() if made.prompt})
+        for shot_id, made in shot_takes.items():
+            if len(made.takes) > 1:
+                catalog.record_pick(board_id, shot_id, made.chosen, picked_by=made.picked_by, scorer=made.scorer,
+                                    scores=[score.model_dump() for score in made.scores])  # fmt: skip
         timed("generate", t)
 
         # 5. sound: every shot's effects from its clips, music on the real timeline, the mix
@@ -371,7 +421,7 @@ def _make_film(story: Story, choices: FilmChoices, settings: Settings, out_dir: 
         )
         made = door.tally
         clips = made.get("clip", {"made": 0, "reused": 0})
-        summary = film_summary(board, prompts_of, chains, lines, sound, film, film_id, run_id, catalog,
+        summary = film_summary(board, prompts_of, shot_takes, lines, sound, film, film_id, run_id, catalog,
                                choices, timings, story, made, published, estimate)  # fmt: skip
         catalog.finish_run(run_id, "completed", story_id=story_id, storyboard_id=board_id, film_id=film_id,
                            clips_generated=clips["made"], clips_reused=clips["reused"], timings=timings,
@@ -386,10 +436,10 @@ def _make_film(story: Story, choices: FilmChoices, settings: Settings, out_dir: 
         catalog.close()
 
 
-def _finished_chains(board: Storyboard, generating: dict[str, PrefectFuture]) -> dict[str, ClipChain]:
-    """Every shot's chain, waiting for all of them: one shot's failure stops no other shot. Any that
+def _finished_takes(board: Storyboard, generating: dict[str, PrefectFuture]) -> dict[str, ShotTakes]:
+    """Every shot's takes, waiting for all of them: one shot's failure stops no other shot. Any that
     failed end the run with ShotsFailed, naming each and why, after every other shot is made and kept."""
-    chains: dict[str, ClipChain] = {}
+    chains: dict[str, ShotTakes] = {}
     failures: dict[str, str] = {}
     for shot in board.shots:
         try:
@@ -421,7 +471,7 @@ def _remove_scratch(out_dir: Path) -> list[Path]:
 def film_summary(
     board: Storyboard,
     prompts: dict[str, ShotPrompt],
-    chains: dict[str, ClipChain],
+    shot_takes: dict[str, ShotTakes],
     lines: list[NarrationLine],
     sound: MixResult,
     film: Film,
@@ -440,6 +490,7 @@ def film_summary(
     Paths are the plain names in the story's folder; `recorded` holds the content-addressed
     files the catalog records (the plain names are links to them).
     """
+    chains = {shot_id: made.chain for shot_id, made in shot_takes.items()}
     timeline = _timeline(board, chains)
     spoken = {line.shot_id: (t, line) for t, line in narrate.line_times(
         board, lines, {k: c.num_frames for k, c in chains.items()})}  # fmt: skip
@@ -464,17 +515,23 @@ def film_summary(
         if shot.id in spoken:
             at, line = spoken[shot.id]
             narration = {"text": line.text, "starts_at": round(at, 3), "ends_at": round(at + line.seconds, 3),
-                         "rate_wpm": line.rate, "voice": line.voice, "reused": line.reused}  # fmt: skip
+                         "rate_wpm": line.rate, "voice": line.voice, "reused": line.reused,
+                         "cost_usd": line.cost_usd}  # fmt: skip
         shots.append({
             "id": shot.id, "camera": shot.camera.value, "seconds": round(chain.num_frames / board.fps, 3),
             "starts_at": round(start, 3), "ends_at": round(end, 3), "continues_previous": shot.continues_previous,
             "loop": shot.loop, "transition": shot.transition.value, "characters": list(shot.characters),
             "mood": shot.mood, "narration": shot.narration, "spoken": narration,
             "prompt": prompts[shot.id].prompt,
+            "prompt_origin": prompts[shot.id].origin,
+            "take": shot_takes[shot.id].chosen,
+            "picked_by": shot_takes[shot.id].picked_by,
+            "takes": _takes_summary(shot_takes[shot.id]),
             "prompt_changes": [{"at": c.at, "prompt": c.prompt} for c in prompts[shot.id].changes],
             "segments": segments,
-            "clips_generated": sum(not c.reused for c in chain.clips),
-            "clips_reused": sum(c.reused for c in chain.clips),
+            # every take's clips: --candidates 3 makes three chains of the shot
+            "clips_generated": sum(not c.reused for take in shot_takes[shot.id].takes for c in take.clips),
+            "clips_reused": sum(c.reused for take in shot_takes[shot.id].takes for c in take.clips),
         })  # fmt: skip
     visible = [s for s in seams if s["visible"]]
     summary = {
@@ -486,9 +543,14 @@ def film_summary(
         "shots": shots,
         "clips_generated": sum(s["clips_generated"] for s in shots),
         "clips_reused": sum(s["clips_reused"] for s in shots),
-        # what the video backend charged: for the clips this run made, and for every clip the film plays
-        "cost_usd": _total(c.cost_usd for chain in chains.values() for c in chain.clips if not c.reused),
-        "film_cost_usd": _total(c.cost_usd for chain in chains.values() for c in chain.clips),
+        # what hosted services charged: for what this run made (every take, its narration), and for what the
+        # film plays (its clips and narration, whichever run made them); `storyflow catalog films` says the same
+        "cost_usd": _total([*(c.cost_usd for made in shot_takes.values() for take in made.takes for c in take.clips
+                              if not c.reused), *(line.cost_usd for line in lines if not line.reused)]),
+        "film_cost_usd": _total([*(c.cost_usd for chain in chains.values() for c in chain.clips),
+                                 *(line.cost_usd for line in lines)]),
+        "narration_cost_usd": _total(line.cost_usd for line in lines if not line.reused),
+        "candidates": choices.candidates,
         # what the clips this run had to make were estimated to cost before any was asked for, and the limit
         "estimate_usd": estimate.total_usd if estimate is not None else None,
         "budget_usd": choices.budget_usd,
@@ -536,6 +598,16 @@ def film_summary(
                     seam["shot"], seam["segment"], seam["at"], seam["jump"], seam["ratio"])  # fmt: skip
     atomic_write_text(published["film"].parent / "summary.json", _json(summary))
     return summary
+
+
+def _takes_summary(made: ShotTakes) -> list[dict[str, Any]]:
+    """Every take of a shot: its clips, score and measures, and whether the film plays it."""
+    scores = {score.take: score for score in made.scores}
+    return [{"take": take, "played": take == made.chosen, "score": scores[take].score if take in scores else None,
+             "measures": scores[take].measures if take in scores else {},
+             "clips": [str(clip.path) for clip in chain.clips],
+             "clips_generated": sum(not clip.reused for clip in chain.clips)}
+            for take, chain in enumerate(made.takes)]  # fmt: skip
 
 
 def _total(costs: Iterable[float | None]) -> float | None:
@@ -589,6 +661,7 @@ def run_film(
     force: bool = False,
     force_shots: list[str] | None = None,
     storyboard: str | Path | None = None,
+    reuse_only: bool = False,
 ) -> dict[str, Any]:
     """Run the flow in this process, with this run's concurrency bound (the backend's own limit included)."""
     choices = choices or load_settings().choices()
@@ -599,4 +672,4 @@ def run_film(
         flow_run_name=Path(story).stem,
     )
     return configured(str(story), choices, seed=seed, force=force, force_shots=force_shots,
-                      storyboard=str(storyboard) if storyboard is not None else None)
+                      storyboard=str(storyboard) if storyboard is not None else None, reuse_only=reuse_only)

@@ -19,15 +19,18 @@ come as "Authorization: Bearer <token>"; `token=` pins the one accepted (none: 4
 Videos are real H.264 mp4s made with storyflow.media.VideoWriter: size from the input's aspect_ratio
 (`sizes`, default 64x36 for 16:9, 36x64 for 9:16, 48x48 for 1:1), rate from frames_per_second (else
 `fps`, 24), length from num_frames, else duration x rate (duration default 5). A start image (any
-input that is a data URI, or a URL of a file uploaded here) becomes frame 0. Each frame is distinct.
+input that is a data URI, or a URL of a file uploaded here) becomes frame 0, and the frames after it
+move on from it (so a continuation's seam is smooth). Each frame is distinct.
 
 Predictions finish after `polls` GETs (1: the first poll says succeeded); `hold()` keeps every
 prediction running until `release()`. `outcome(...)` scripts how the next created predictions end:
 Done() (default), Failed(error), Filtered(error) (a failed prediction whose error says it was flagged),
 Canceled(). `fault(kind, Fault(...))` queues HTTP faults for "create", "poll", "download" or "upload":
 a status with Retry-After, a delay before answering (status None: then answer normally), or a dropped
-connection. A faulted create never creates a prediction. `add_prediction()` makes one as if an earlier
-run had created it (and paid for it).
+connection. A faulted create never creates a prediction. `fault_rate` adds random faults (seeded): 503,
+429 with Retry-After, 500 on any call, and dropped connections on GETs only (a create whose answer was
+lost is, by design, not retried by the backend: queue Fault(drop=True) for "create" to test that).
+`add_prediction()` makes one as if an earlier run had created it (and paid for it).
 
     with FakeReplicate(polls=2, token="r8_test") as server:
         server.fault("create", Fault(429, retry_after=0.2))
@@ -44,6 +47,7 @@ import base64
 import io
 import itertools
 import json
+import random
 import shutil
 import string
 import tempfile
@@ -127,7 +131,8 @@ class FakeReplicate:
     """The server: `url` (the base_url to give the client), `requests`, `predictions`, `files`, `uploads`."""
 
     def __init__(self, *, polls: int = 1, token: str | None = None, forbidden: bool = False, fps: int = 24,
-                 sizes: dict[str, tuple[int, int]] | None = None) -> None:  # fmt: skip
+                 sizes: dict[str, tuple[int, int]] | None = None, fault_rate: float = 0.0,
+                 seed: int = 0) -> None:  # fmt: skip
         self.polls_needed = polls
         self.token = token
         self.forbidden = forbidden
@@ -140,6 +145,8 @@ class FakeReplicate:
         self.outcomes: deque[Done | Failed | Filtered | Canceled] = deque()
         self.faults: dict[str, deque[Fault]] = {kind: deque() for kind in KINDS}
         self.held = False
+        self.fault_rate = fault_rate
+        self.random = random.Random(seed)
         self._ids = itertools.count(1)
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
@@ -265,6 +272,9 @@ class FakeReplicate:
         with self._lock:
             self.requests.append(record)
             fault = self.faults[kind].popleft() if kind in KINDS and self.faults[kind] else None
+            if fault is None and kind in KINDS and self.fault_rate and self.random.random() < self.fault_rate:
+                drop = [Fault(drop=True)] if method == "GET" else []
+                fault = self.random.choice([Fault(503), Fault(429, retry_after=0.01), Fault(500), *drop])
         if fault is not None:
             if fault.delay:
                 time.sleep(fault.delay)
@@ -415,11 +425,15 @@ class FakeReplicate:
         colour = np.array([seed, 255 - seed, (seed * 3) % 256], dtype=np.float32)
         xs = np.arange(width, dtype=np.float32)[None, :, None]
         frames = []
+        strip = 0 if first is None else int(first[: height // 4].mean())  # a continuation goes on from its image
         for index in range(count):
             t = index / max(count - 1, 1)
-            frame = np.broadcast_to(colour * (0.4 + 0.6 * t), (height, width, 3)).copy()
-            frame = np.where(np.abs(xs - t * (width - 1)) < max(2, width // 10), 255.0 - frame, frame)
-            frame[: height // 4] = (index * 7) % 256
+            if first is None:
+                frame = np.broadcast_to(colour * (0.4 + 0.6 * t), (height, width, 3)).copy()
+                frame = np.where(np.abs(xs - t * (width - 1)) < max(2, width // 10), 255.0 - frame, frame)
+            else:  # image to video: the picture moves on from the start image, as the real models' do
+                frame = first.astype(np.float32) * (1 - 0.1 * t) + colour * 0.1 * t
+            frame[: height // 4] = (strip + index * 7) % 256
             frames.append(first if index == 0 and first is not None else frame.astype(np.uint8))
         path = self._dir / f"{prediction.id}.mp4"
         media.write_video(path, frames, width, height, fps)

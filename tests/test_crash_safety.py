@@ -37,7 +37,7 @@ Ada walks along the harbour wall at dusk. [6s] Pan right.
 
 (continuous) She stops and looks out to sea.
 """
-KILLS = 20
+KILLS = 12
 CLIP_LINE = re.compile(r"^\s+(s\d+)(?: \[(\d+)/\d+\])?\s+\S+\s+[\d.]+ s\s+(generated|reused)", re.M)
 
 

@@ -3,8 +3,9 @@
 Hosted generation is slow, flaky, filtered and billed per call. What a user must be able to
 count on is checked here: the film completes through 30% injected transient faults; a long
 shot is made by Veo's native extension; a kill while a job is in flight is resumed on the next
-run with no second paid job; one filtered shot ends the run with every other shot made and
-a clear report, and the rerun makes only what is missing; the cost is the sum of the jobs.
+run with no second paid job; a filtered shot is rephrased once, and refused again it ends the
+run with every other shot made and a clear report, and the rerun makes only what is missing;
+the cost is the sum of the jobs.
 """
 
 from __future__ import annotations
@@ -81,6 +82,8 @@ def test_a_film_through_veo_survives_transient_faults_and_extends_long_shots_nat
         assert summary["cost_usd"] == pytest.approx(sum(job["cost_usd"] for job in paid)) and summary["cost_usd"] > 0
         runs = run_cli(["catalog", "runs", "--json"], home=story.parent / "outputs", cwd=story.parent)
         assert json.loads(runs.stdout)[0]["cost_usd"] == pytest.approx(summary["cost_usd"])  # per run, too
+        films = run_cli(["catalog", "films", "--json"], home=story.parent / "outputs", cwd=story.parent)
+        assert json.loads(films.stdout)[0]["cost_usd"] == pytest.approx(summary["film_cost_usd"])  # and per film
         assert sum(len(shot["segments"]) for shot in summary["shots"]) == len(paid)
         assert any(r.status in (0, 429, 503) for r in server.requests), "faults were injected"
 
@@ -115,22 +118,48 @@ def test_a_kill_while_a_job_is_in_flight_resumes_it_without_a_second_create(stor
         assert len({job["cache_key"] for job in after}) == len(after) == len(server.creates)
 
 
-def test_one_filtered_shot_ends_with_every_other_shot_made_and_the_rerun_makes_only_it(story, prefect_server):
+PIER = STORY.replace("title: Harbour Hosted", "title: Pier Hosted").replace(
+    "A gull glides over the harbour at dawn. [12s]", "A dead gull drifts past the bloody pier."
+).replace("The boats rest at the pier.", "The boats rest beside a rusty gun.")
+REFUSAL = "The prompt could not be submitted: it may violate our policies."
+
+
+def gull_prompts(server: FakeGemini, since: int = 0) -> list[str]:
+    """The prompts of the paid jobs made for the gull's shot (the first shot), in order."""
+    sent = [(r.body or {}).get("instances", [{}])[0].get("prompt", "") for r in server.creates[since:]]
+    return [prompt for prompt in sent if "gull" in prompt]
+
+
+def test_a_filtered_shot_is_rephrased_once_and_refused_again_fails_alone_until_a_rerun(tmp_path, prefect_server):
+    story = tmp_path / "pier.md"
+    story.write_text(PIER)
     with FakeGemini(polls=1, key=KEY) as server:
-        server.outcome(Filtered(["The prompt could not be submitted: it may violate our policies."]))
+        # 1. the gull's shot is refused, rephrased once (its flagged words said plainly) and refused again: it
+        #    fails after exactly two paid jobs, with the provider's reasons; the boats' shot is refused once,
+        #    and made from its rephrasing in the same run, and kept
+        server.outcome(Filtered([REFUSAL]), Filtered([REFUSAL]), Filtered([REFUSAL]))
         failed = film(story, server, prefect_server, "--concurrency", "1")
         assert failed.code == 1 and "Traceback" not in failed.stderr
         assert "1 of 2 shots could not be made (1 made and kept)" in failed.stderr
-        assert "filtered" in failed.stderr and "may violate our policies" in failed.stderr
-        statuses = [job["status"] for job in jobs(story)]
-        assert statuses.count("filtered") == 1 and statuses.count("done") >= 1
+        assert "filtered" in failed.stderr and REFUSAL in failed.stderr
+        refused, rephrased = gull_prompts(server)
+        assert "dead gull" in refused and "bloody" in refused and "dead" not in rephrased and "bloody" not in rephrased
+        assert sorted(job["status"] for job in jobs(story)) == ["done", "filtered", "filtered", "filtered"]
+        boats_sent = [(r.body or {}).get("instances", [{}])[0].get("prompt", "") for r in server.creates]
+        assert "gun" in boats_sent[2] and "gun" not in boats_sent[3] and "prop" in boats_sent[3]
         made_before = len(server.creates)
 
-        rerun = film(story, server, prefect_server)  # the next jobs are not filtered
+        # 2. the rerun goes straight to the rephrasing (the refused prompt is not paid for again): that shot is
+        #    made from it (only it: the other is reused) and the film completes, its summary saying why
+        rerun = film(story, server, prefect_server, "--concurrency", "1")
         assert rerun.code == 0, rerun.stderr
-        summary = rerun.json
-        reused = [segment["reused"] for shot in summary["shots"] for segment in shot["segments"]]
-        assert any(reused) and not all(reused), "only what was missing is made"
-        assert len(server.creates) - made_before == reused.count(False)
-        text = json.dumps(summary)
+        gull, boats = rerun.json["shots"]
+        assert gull["prompt_origin"].startswith("rephrased after a safety filter") and REFUSAL in gull["prompt_origin"]
+        assert boats["prompt_origin"].startswith("rephrased after a safety filter")
+        assert gull_prompts(server, made_before) == [rephrased]
+        this_run = [job["status"] for job in jobs(story) if job["run_id"] == rerun.json["run_id"]]
+        assert this_run == ["done"]
+        reused = [segment["reused"] for shot in (gull, boats) for segment in shot["segments"]]
+        assert reused == [False, True], "only what was missing is made"
+        text = json.dumps(rerun.json)
         assert KEY not in text and KEY not in failed.stderr + rerun.stderr

@@ -158,8 +158,11 @@ def test_catalog_verify_repair_puts_things_right(copy):
 
 
 def test_two_runs_of_the_same_story_at_once_wait_for_each_other(copy, prefect_server):
+    import os
+    import signal
     import subprocess
     import sys
+    import threading
 
     from tests.support import REPO
 
@@ -174,16 +177,30 @@ def test_two_runs_of_the_same_story_at_once_wait_for_each_other(copy, prefect_se
         return subprocess.Popen([sys.executable, "-m", "storyflow.cli", "film", str(story), "--json"],
                                 cwd=story.parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
 
-    # the second starts once the first holds the story's folder (it has planned: it is making clips)
+    # the second starts once the first holds the story's folder (it has planned: it is making clips), and the
+    # first is frozen there until the second says it waits: however loaded the machine, they overlap
     first = start()
     said = []
     for line in first.stderr:
         said.append(line)
         if line.startswith("planned '"):
             break
-    second = start()
+    os.kill(first.pid, signal.SIGSTOP)
+    thaw = threading.Timer(120, os.kill, (first.pid, signal.SIGCONT))  # never left frozen, whatever happens
+    thaw.start()
+    try:
+        second = start()
+        second_said = []
+        for line in second.stderr:
+            second_said.append(line)
+            if "waiting for another run" in line:
+                break
+    finally:
+        os.kill(first.pid, signal.SIGCONT)
+        thaw.cancel()
     out, err = first.communicate(timeout=300)
-    results = [(out, "".join(said) + err), second.communicate(timeout=300)]
+    out2, err2 = second.communicate(timeout=300)
+    results = [(out, "".join(said) + err), (out2, "".join(second_said) + err2)]
     both = [first, second]
     assert [p.returncode for p in both] == [0, 0], [err[-1500:] for _, err in results]
     summaries = [json.loads(out[out.index("{"):]) for out, _ in results]

@@ -348,6 +348,8 @@ class VideoBackend(Backend):
     prompt_shape: ClassVar[PromptShape] = PromptShape()
     # A hosted backend that takes a PaidJobs ledger: generate(request, jobs=...) records and resumes its jobs.
     resumable_jobs: ClassVar[bool] = False
+    # How long its provider keeps a job's result (seconds; None: as long as the ledger): an older job is not resumed.
+    job_lifetime_s: ClassVar[float | None] = None
 
     @property
     @abstractmethod
@@ -378,6 +380,7 @@ class Speech:
     samples: np.ndarray  # float32, shape (n,), in [-1, 1]
     sample_rate: int
     words: tuple[tuple[float, float, str], ...] = ()  # (start, end, word) in seconds
+    cost_usd: float | None = None  # what a hosted service charged for it (None: free, or no price known)
 
     @property
     def seconds(self) -> float:

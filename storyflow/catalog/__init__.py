@@ -3,6 +3,8 @@
     api.py          Catalog: the store plus its queries, behind one object; open_catalog()
     door.py         the door the stages go through: reuse what is recorded, or make and record
     store.py        runs, generations and their files: one short transaction per call
+    ledger.py       the paid jobs of hosted providers: what a job's record says
+    picks.py        which take of each shot a film plays (--candidates, `storyflow pick`)
     provenance.py   from any file back to its story (read-only)
     listing.py      a film shot by shot; what a run made and reused (read-only)
     integrity.py    do the rows and the files agree? (and the repair)

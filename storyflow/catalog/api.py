@@ -17,6 +17,7 @@ from typing import Any
 from storyflow.catalog.integrity import verify
 from storyflow.catalog.kinds import AUDIO, CLIP, FILM, NARRATION, PROMPT, STORYBOARD
 from storyflow.catalog.listing import film_shots, run_detail
+from storyflow.catalog.picks import film_for_pick, picks, record_pick, takes_made
 from storyflow.catalog.provenance import provenance
 from storyflow.catalog.store import Store, _database_errors
 from storyflow.core.models import AudioTrack, Clip, Film, NarrationLine, ShotPrompt, Storyboard
@@ -50,6 +51,29 @@ class Catalog(Store):
         The caller holds the output folder's lock exclusively (storyflow.core.locks.hold(home)) while repairing.
         """
         return verify(self, repair=repair)
+
+    # ------------------------------------------------------------ takes
+
+    @_database_errors
+    def picks(self, storyboard_id: int) -> dict[str, dict[str, Any]]:
+        """Which take each shot of a storyboard plays, and who chose it (storyflow.catalog.picks)."""
+        return picks(self, storyboard_id)
+
+    @_database_errors
+    def record_pick(self, storyboard_id: int, shot_key: str, take: int, *, picked_by: str, scorer: str = "",
+                    scores: list[dict[str, Any]] | None = None) -> None:  # fmt: skip
+        """Record which take a shot plays: a person's pick is never replaced by a scorer's choice."""
+        record_pick(self, storyboard_id, shot_key, take, picked_by=picked_by, scorer=scorer, scores=scores)
+
+    @_database_errors
+    def film_for_pick(self, ref: str) -> dict[str, Any]:
+        """The film `ref` names (id, file or story folder), its storyboard and its run's parameters."""
+        return film_for_pick(self, ref)
+
+    @_database_errors
+    def takes_made(self, storyboard_id: int, shot_key: str) -> list[int]:
+        """The takes of a shot the catalog holds clips of."""
+        return takes_made(self, storyboard_id, shot_key)
 
     # ------------------------------------------------------------ one kind at a time
 

@@ -25,11 +25,14 @@ remembers what it made for as long as it lives, with the same file checks.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from storyflow.catalog.ledger import duration_words, expired_detail, job_detail
 from storyflow.media import sha256_file
 
 if TYPE_CHECKING:
@@ -37,6 +40,7 @@ if TYPE_CHECKING:
     from storyflow.catalog.store import Store
 
 T = TypeVar("T")
+log = logging.getLogger("storyflow.catalog")
 
 
 class Generations:
@@ -158,9 +162,10 @@ class Generations:
                 else:
                     self._record(kind, item, entry)
 
-    def jobs(self, key: str, backend: str, model: str) -> JobLedger:
-        """The ledger a hosted backend writes its paid job for the generation under `key` into (PaidJobs)."""
-        return JobLedger(self.store, key, backend, model, self.refs.get("run"))
+    def jobs(self, key: str, backend: str, model: str, lifetime_s: float | None = None) -> JobLedger:
+        """The ledger a hosted backend writes its paid job for the generation under `key` into (PaidJobs);
+        `lifetime_s`: how long the provider keeps a job's result (the backend's job_lifetime_s)."""
+        return JobLedger(self.store, key, backend, model, self.refs.get("run"), lifetime_s)
 
     def row_id(self, kind: Kind, key: str) -> int | None:
         """The catalog row of the generation under `key` this door reused or recorded, if any."""
@@ -197,10 +202,19 @@ class Generations:
 class JobLedger:
     """One generation's paid jobs (storyflow.backends.base.PaidJobs), kept in the door's store."""
 
-    def __init__(self, store: Store | MemoryStore, key: str, backend: str, model: str, run_id: int | None) -> None:
+    def __init__(self, store: Store | MemoryStore, key: str, backend: str, model: str, run_id: int | None,
+                 lifetime_s: float | None = None) -> None:  # fmt: skip
         self.store, self.key, self.backend, self.model, self.run_id = store, key, backend, model, run_id
+        self.lifetime_s = lifetime_s  # how long the provider keeps a job's result (None: no limit known)
 
     def pending(self) -> str | None:
+        """The job to resume; one older than the provider keeps results is marked "expired" and not resumed."""
+        if self.lifetime_s is not None:
+            for job_id, age in self.store.job_expire(self.key, self.backend, self.lifetime_s):
+                log.warning("%s job %s for this clip was started %s ago and never finished; %s keeps a job's result "
+                            "%s, so it is not resumed (marked expired): a new job is made, and paid for",
+                            self.backend, job_id, duration_words(age), self.backend,
+                            duration_words(self.lifetime_s))  # fmt: skip
         return self.store.job_pending(self.key, self.backend)
 
     def started(self, job_id: str, *, cost_usd: float | None = None, detail: str = "") -> None:
@@ -236,12 +250,22 @@ class MemoryStore:
 
     def job_started(self, key: str, backend: str, model: str, job_id: str, **facts: Any) -> None:
         self._jobs.append({"cache_key": key, "backend": backend, "model": model, "job_id": job_id,
-                           "status": "running", **facts})  # fmt: skip
+                           "status": "running", "created_at": datetime.now(UTC), **facts})  # fmt: skip
 
     def job_finished(self, key: str, job_id: str, status: str, *, detail: str = "") -> None:
         for job in self._jobs:
             if (job["cache_key"], job["job_id"]) == (key, job_id):
-                job.update(status=status, detail=detail or job.get("detail", ""))
+                job.update(status=status, detail=job_detail(job.get("detail", ""), detail))
+
+    def job_expire(self, key: str, backend: str, lifetime_s: float) -> list[tuple[str, float]]:
+        now, expired = datetime.now(UTC), []
+        for job in self._jobs:
+            age = (now - job["created_at"]).total_seconds()
+            if (job["cache_key"], job["backend"], job["status"]) == (key, backend, "running") and age > lifetime_s:
+                job.update(status="expired", detail=job_detail(job.get("detail", ""),
+                                                               expired_detail(backend, age, lifetime_s)))  # fmt: skip
+                expired.append((job["job_id"], age))
+        return expired
 
     def jobs(self, run_id: int | None = None) -> list[dict[str, Any]]:
         return [dict(job) for job in self._jobs if run_id is None or job.get("run_id") == run_id]

@@ -136,7 +136,7 @@ def _segment(walk: Walk, clip: ClipRow, film: FilmRow, paths: dict[int, str]) ->
 
 def run_detail(catalog: Store, run_id: int) -> dict:
     """The run, what it generated (rows with its run id) and what its film reused (rows an other run made)."""
-    from storyflow.catalog.store import run_dict
+    from storyflow.catalog.store import NO_COST, run_costs, run_dict
 
     with catalog.reading() as s:
         run = s.get(RunRow, run_id)
@@ -176,7 +176,7 @@ def run_detail(catalog: Store, run_id: int) -> dict:
 
         board = s.get(StoryboardRow, run.storyboard_id) if run.storyboard_id is not None else None
         return {
-            "run": run_dict(run),
+            "run": run_dict(run) | run_costs(s, [run_id]).get(run_id, NO_COST),  # what it paid, as `catalog runs`
             "storyboard": None if board is None else {
                 "id": board.id, "sha256": short(board.sha256), "shots": len(board.data.get("shots", []))},
             "generations": run.generations,
@@ -193,7 +193,8 @@ def _clip_item(clip: ClipRow) -> dict:
 
 def _narration_item(line: NarrationRow) -> dict:
     return {"kind": "narration", "table": "narration_lines", "id": line.id, "shot_key": line.shot_key,
-            "path": line.path, "sha256": short(line.sha256), "made_by_run": line.run_id}  # fmt: skip
+            "path": line.path, "sha256": short(line.sha256), "made_by_run": line.run_id,
+            "cost_usd": line.cost_usd}  # fmt: skip
 
 
 def _audio_item(track: AudioRow) -> dict:

@@ -151,6 +151,8 @@ class PromptRow(Base):
     usage: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # the LLM's calls, tokens, latency, cost
     # an evolving shot's later prompts: [{"at": seconds, "prompt": text}, ...]
     changes: Mapped[list | None] = mapped_column(JSON)
+    # "" when rewritten from the shot; else how it came to be ("rephrased after a safety filter refused: ...") (0007)
+    origin: Mapped[str] = mapped_column(Text, default="", server_default="")
     wall_s: Mapped[float] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -197,7 +199,8 @@ class JobRow(Base):
     backend: Mapped[str] = mapped_column(String(64))
     model: Mapped[str] = mapped_column(Text)
     job_id: Mapped[str] = mapped_column(Text)  # the provider's own id (an operation name, a request id)
-    status: Mapped[str] = mapped_column(String(16), index=True)  # running, done, failed, filtered
+    # running, done, failed, filtered; or expired: left running longer than the provider keeps results
+    status: Mapped[str] = mapped_column(String(16), index=True)
     run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"))
     cost_usd: Mapped[float | None] = mapped_column(Float)
     detail: Mapped[str] = mapped_column(Text, default="")
@@ -253,10 +256,31 @@ class ClipRow(Base):
     finished_at: Mapped[datetime]
     wall_s: Mapped[float] = mapped_column(Float)
     cost_usd: Mapped[float | None] = mapped_column(Float)
+    take: Mapped[int] = mapped_column(default=0, server_default="0")  # which of the shot's takes (0007)
 
     prompt_row: Mapped[PromptRow] = relationship()
     parent: Mapped[ClipRow | None] = relationship(remote_side=[id], foreign_keys=[parent_clip_id])
     end_parent: Mapped[ClipRow | None] = relationship(remote_side=[id], foreign_keys=[end_parent_clip_id])
+
+
+class PickRow(Base):
+    """Which take of a shot a film plays (--candidates): the scorer's choice, or a person's (`storyflow pick`).
+
+    One row per storyboard and shot. A person's pick stands until they pick again: the scorer
+    never overrides it. `scores` keeps every take's score and measures, as the scorer saw them.
+    """
+
+    __tablename__ = "picks"
+    __table_args__ = (UniqueConstraint("storyboard_id", "shot_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    storyboard_id: Mapped[int] = mapped_column(ForeignKey("storyboards.id"), index=True)
+    shot_key: Mapped[str] = mapped_column(String(32))
+    take: Mapped[int]
+    picked_by: Mapped[str] = mapped_column(String(16))  # "scorer" or "person"
+    scorer: Mapped[str] = mapped_column(Text, default="", server_default="")
+    scores: Mapped[list[Any] | None] = mapped_column(JSON)  # [{"take": 0, "score": .., "measures": {..}}, ...]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class NarrationRow(Base):
@@ -279,6 +303,7 @@ class NarrationRow(Base):
     backend: Mapped[str] = mapped_column(String(100))
     model: Mapped[str] = mapped_column(Text, default="", server_default="")  # the model and revision (0004)
     words: Mapped[list[Any]] = mapped_column(JSON)  # [[start, end, word], ...] inside the speech
+    cost_usd: Mapped[float | None] = mapped_column(Float)  # what a hosted speech service charged (0007)
     run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"), index=True)
     wall_s: Mapped[float] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -33,12 +33,16 @@ from sqlalchemy.orm import Session
 from storyflow.catalog import migrations
 from storyflow.catalog.db import is_sqlite, make_engine, read_session, sqlite_file, write_session
 from storyflow.catalog.kinds import KINDS, FileClaim, Kind, file_columns, record_columns, row_files, row_record
+from storyflow.catalog.ledger import expired_detail, job_detail
 from storyflow.catalog.schema import (
     RUN_STATUSES,
     ClipRow,
     FileRow,
+    FilmClipRow,
+    FilmNarrationRow,
     FilmRow,
     JobRow,
+    NarrationRow,
     PromptRow,
     RunRow,
     ShotRow,
@@ -334,11 +338,27 @@ class Store:
                          run_id=run_id, cost_usd=cost_usd, detail=detail))  # fmt: skip
 
     def job_finished(self, key: str, job_id: str, status: str, *, detail: str = "") -> None:
-        """Record how a job ended: "done", "failed" or "filtered"."""
+        """Record how a job ended: "done", "failed" or "filtered" (what was asked stays in the detail)."""
         with self.writing() as s:
             for row in s.scalars(select(JobRow).where(JobRow.cache_key == key, JobRow.job_id == job_id)):
                 row.status, row.finished_at = status, utcnow()
-                row.detail = detail or row.detail
+                row.detail = job_detail(row.detail, detail)
+
+    def job_expire(self, key: str, backend: str, lifetime_s: float) -> list[tuple[str, float]]:
+        """Mark "expired" the jobs for `key` still running after the provider dropped their results
+        (older than `lifetime_s`); returns (job id, age in seconds) of each."""
+        now = utcnow()
+        expired = []
+        with self.writing() as s:
+            rows = s.scalars(select(JobRow).where(JobRow.cache_key == key, JobRow.backend == backend,
+                                                  JobRow.status == "running",
+                                                  JobRow.created_at < now - timedelta(seconds=lifetime_s)))  # fmt: skip
+            for row in rows:
+                age = (now - row.created_at).total_seconds()
+                row.status, row.finished_at = "expired", now
+                row.detail = job_detail(row.detail, expired_detail(backend, age, lifetime_s))
+                expired.append((row.job_id, age))
+        return expired
 
     def jobs(self, run_id: int | None = None) -> list[dict[str, Any]]:
         """Every paid job (of one run), oldest first: what was asked of which provider, how it ended, what it cost."""
@@ -521,6 +541,7 @@ class Store:
                 .join(StoryRow, StoryboardRow.story_id == StoryRow.id)
                 .order_by(FilmRow.id.desc())
             ).all()
+            costs = film_costs(s, [film.id for film, _ in rows])
             return [
                 {
                     "id": film.id,
@@ -537,6 +558,8 @@ class Store:
                     "cache_key": film.cache_key,
                     "credentials": film.credentials,
                     "loudness_lufs": film.loudness_lufs,
+                    # what its clips and narration cost, whichever run made them (None: nothing was billed)
+                    "cost_usd": costs.get(film.id),
                     # the names `storyflow catalog films` prints
                     "created": film.created_at.isoformat(),
                     "duration": film.num_frames / film.fps,
@@ -549,12 +572,41 @@ class Store:
         """The newest `limit` runs: status, story, what they generated and reused (per kind), timings."""
         with self.reading() as s:
             rows = s.scalars(select(RunRow).order_by(RunRow.id.desc()).limit(limit)).all()
-            # what each run paid its hosted providers: every job it started, filtered and failed ones too
-            paid = dict(s.execute(select(JobRow.run_id, func.sum(JobRow.cost_usd))
-                                  .where(JobRow.run_id.in_([run.id for run in rows])).group_by(JobRow.run_id)).all())  # fmt: skip
-            return [run_dict(run) | {"cost_usd": paid.get(run.id)} for run in rows]
+            costs = run_costs(s, [run.id for run in rows])
+            return [run_dict(run) | costs.get(run.id, NO_COST) for run in rows]
 
 # ---------------------------------------------------------------- module helpers
+
+
+NO_COST = {"cost_usd": None, "video_cost_usd": None, "narration_cost_usd": None}
+
+
+def run_costs(s: Session, run_ids: Sequence[int]) -> dict[int, dict[str, float | None]]:
+    """What each run paid its hosted providers: every video job it started (filtered, failed and expired
+    ones too: they may have been billed) and every narration line a billed service spoke for it."""
+    jobs = dict(s.execute(select(JobRow.run_id, func.sum(JobRow.cost_usd))
+                          .where(JobRow.run_id.in_(run_ids)).group_by(JobRow.run_id)).all())  # fmt: skip
+    spoken = dict(s.execute(select(NarrationRow.run_id, func.sum(NarrationRow.cost_usd))
+                            .where(NarrationRow.run_id.in_(run_ids)).group_by(NarrationRow.run_id)).all())  # fmt: skip
+    return {run_id: {"cost_usd": _sum_known(jobs.get(run_id), spoken.get(run_id)), "video_cost_usd": jobs.get(run_id),
+                     "narration_cost_usd": spoken.get(run_id)} for run_id in run_ids}  # fmt: skip
+
+
+def film_costs(s: Session, film_ids: Sequence[int]) -> dict[int, float | None]:
+    """What each film's clips and narration lines cost (the takes it does not play are the runs' cost)."""
+    clips = dict(s.execute(select(FilmClipRow.film_id, func.sum(ClipRow.cost_usd))
+                           .join(ClipRow, FilmClipRow.clip_id == ClipRow.id)
+                           .where(FilmClipRow.film_id.in_(film_ids)).group_by(FilmClipRow.film_id)).all())  # fmt: skip
+    spoken = dict(s.execute(select(FilmNarrationRow.film_id, func.sum(NarrationRow.cost_usd))
+                            .join(NarrationRow, FilmNarrationRow.narration_id == NarrationRow.id)
+                            .where(FilmNarrationRow.film_id.in_(film_ids)).group_by(FilmNarrationRow.film_id)).all())  # fmt: skip
+    return {film_id: _sum_known(clips.get(film_id), spoken.get(film_id)) for film_id in film_ids}
+
+
+def _sum_known(*costs: float | None) -> float | None:
+    """The sum of the costs that are known (None when none is: nothing billed said what it cost)."""
+    known = [cost for cost in costs if cost is not None]
+    return round(sum(known), 9) if known else None
 
 
 def run_dict(run: RunRow) -> dict:

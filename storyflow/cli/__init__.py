@@ -105,6 +105,16 @@ def film(
         typer.Option("--budget", metavar="USD", help="Spend at most this on hosted video: a plan estimated over it "
                      "is refused before any paid call, and the run stops asking once it is spent."),
     ] = None,
+    candidates: Annotated[
+        int | None,
+        typer.Option("--candidates", metavar="N", help="Make N takes of every shot (each its own seed) and play "
+                     "the one the scorer rates best; all are kept (`storyflow pick` swaps one in)."),
+    ] = None,
+    scorer: Annotated[
+        str | None,
+        typer.Option("--scorer", help="How takes are rated: measures (sharpness, motion, flicker, continuity), "
+                     "first, or package.module:function."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Make a film from a story: plan, narrate, prompt, generate, score, mix, stitch, record.
@@ -122,7 +132,7 @@ def film(
         video_backend=video_backend, llm=llm, music_backend=music_backend, speech_backend=speech_backend,
         effects_backend=effects_backend, voice=voice, narration_fit=narration_fit, target_lufs=loudness,
         burn_subtitles=burn_subtitles, stitch=stitch, max_concurrency=concurrency, credentials=credentials,
-        sign_clips=sign_clips, budget_usd=budget, llm_options=parse_option_pairs(llm_option, "--llm-option") or None,
+        sign_clips=sign_clips, budget_usd=budget, candidates=candidates, scorer=scorer, llm_options=parse_option_pairs(llm_option, "--llm-option") or None,
         video_options=parse_option_pairs(video_option, "--video-option") or None,
         speech_options=parse_option_pairs(speech_option, "--speech-option") or None,
         music_options=parse_option_pairs(music_option, "--music-option") or None,
@@ -137,6 +147,9 @@ def film(
         storyboard = storyboard.resolve()
     forced_shots = [_shot_id(value) for value in force_shot or []]
     choices = settings.choices()
+    from storyflow.stages.takes import load_scorer
+
+    load_scorer(choices.scorer)
     for kind in ("llm", "video", "music", "speech", "effects"):
         load_backend(kind, choices.backend_name(kind), choices.backend_options(kind)).check_available()
 
@@ -149,6 +162,56 @@ def film(
         progress.set_reporter(text.TerminalProgress(sys.stderr))
         try:
             summary = run_film(story, choices, seed=seed, force=force, force_shots=forced_shots, storyboard=storyboard)
+        finally:
+            progress.set_reporter(None)
+    summary["wall_s"] = round(time.perf_counter() - started, 3)
+    _print(summary, as_json, text.format_film_summary)
+
+
+@app.command("pick")
+def pick(
+    film_ref: Annotated[str, typer.Argument(metavar="FILM", help="A film: its id, its file, or its story's folder "
+                                            "name (see `storyflow catalog films`).")],  # fmt: skip
+    shot: Annotated[str, typer.Argument(help="The shot: 3 or s03.")],
+    take: Annotated[int, typer.Argument(help="The take to play (0 is the first; see the film's summary.json).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Play another take of a shot: recorded as your pick, then the film is stitched again. Nothing is generated.
+
+    The film is made again from the same story and options as the run that made it, reusing every
+    clip; a shot that continues the picked one would need making again, and is refused (the pick is
+    kept for the next `storyflow film`).
+    """
+    from storyflow.core.config import FilmChoices
+
+    started = time.perf_counter()
+    settings = _settings()
+    shot_id = _shot_id(shot, option="SHOT")
+    with _open_catalog() as catalog:
+        made = catalog.film_for_pick(film_ref)
+        shots = [row["id"] for row in made["storyboard"]["shots"]]
+        if shot_id not in shots:
+            raise InputError(f"film {made['id']} has no shot {shot_id}", fix=f"pick among {shots[0]}..{shots[-1]}")
+        takes = catalog.takes_made(made["storyboard_id"], shot_id)
+        if take not in takes:
+            raise InputError(f"shot {shot_id} of film {made['id']} has no take {take} in the catalog (it has "
+                             f"{', '.join(map(str, takes)) or 'none'})",
+                             fix="pick one of those, or make more with `storyflow film STORY --candidates N`")  # fmt: skip
+        params = made["params"]
+        choices = FilmChoices.model_validate({k: v for k, v in params.items() if k in FilmChoices.model_fields})
+        story = Path(params["story"])
+        if not story.is_file():
+            raise InputError(f"the story the film was made from, {story}, is gone", fix="put it back, unchanged")
+        catalog.record_pick(made["storyboard_id"], shot_id, take, picked_by="person")
+    with _prefect(settings):
+        from flows.film import run_film
+        from storyflow.core import progress
+
+        _quiet_prefect_run_logs()
+        progress.set_reporter(text.TerminalProgress(sys.stderr))
+        try:
+            summary = run_film(story, choices, seed=params.get("seed"), storyboard=params.get("storyboard"),
+                               reuse_only=True)  # fmt: skip
         finally:
             progress.set_reporter(None)
     summary["wall_s"] = round(time.perf_counter() - started, 3)
@@ -425,14 +488,15 @@ def _quiet_prefect_run_logs() -> None:
             logging.getLogger(name).propagate = False
 
 
-def _shot_id(value: str) -> str:
+def _shot_id(value: str, option: str = "--force-shot") -> str:
     """'3', 's3' or 's03' -> 's03' (shot ids are 's' and a two-digit number)."""
     import re
 
     match = re.fullmatch(r"s?(\d+)", value.strip().lower())
     if not match or int(match.group(1)) < 1:
-        raise InputError(f"--force-shot expects a shot number or id, got '{value}'",
-                         fix="pass it as --force-shot 3 or --force-shot s03 (see `storyflow plan STORY`)")  # fmt: skip
+        raise InputError(f"{option} expects a shot number or id, got '{value}'",
+                         fix=f"pass it as {option} 3 or {option} s03 (see `storyflow plan STORY`)"
+                         if option.startswith("--") else "give the shot as 3 or s03 (see the film's summary.json)")  # fmt: skip
     return f"s{int(match.group(1)):02d}"
 
 

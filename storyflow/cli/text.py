@@ -467,6 +467,12 @@ def format_film_summary(summary: dict) -> str:
         state = f"{shot['clips_generated']} generated" if shot["clips_generated"] else "reused"
         out.append(f" {link}{shot['id']}  {shot['camera']:<15} {shot['seconds']:5.1f} s  "
                    f"{len(shot['segments'])} seg  {state:<12} {clipped(shot['narration'], 50)}")  # fmt: skip
+        if len(shot.get("takes") or ()) > 1:
+            rated = ", ".join(f"{t['take']}: {t['score']:.2f}" if t["score"] is not None else str(t["take"])
+                              for t in shot["takes"])  # fmt: skip
+            out.append(f"      take {shot['take']} of {len(shot['takes'])} plays ({shot['picked_by']}; {rated})")
+        if shot.get("prompt_origin"):
+            out.append(f"      prompt {clipped(shot['prompt_origin'], 90)}")
     seams, sound = summary["seams"], summary["sound"]
     out += ["", f"clips: {summary['clips_generated']} generated, {summary['clips_reused']} reused; "
                 f"{summary['stitch']}; {summary['wall_s']:.1f} s"]  # fmt: skip
@@ -551,7 +557,9 @@ def format_films(films: list[dict]) -> str:
     if not films:
         return "no films yet: make one with `make film STORY=stories/lighthouse.md`\n"
     return "".join(f"#{film['id']:<4} {film.get('created', '')!s:<26} {film.get('duration', 0) or 0:6.1f} s  "
-                   f"{film.get('title', '')}  {film.get('path', '')}\n" for film in films)  # fmt: skip
+                   f"{film.get('title', '')}  {film.get('path', '')}"
+                   + (f"  ${film['cost_usd']:.2f}" if film.get("cost_usd") is not None else "") + "\n"
+                   for film in films)  # fmt: skip
 
 
 def format_runs(runs: list[dict]) -> str:

@@ -70,6 +70,13 @@ class FilmChoices(BaseModel):
     # new clips when it is spent. Local backends cost nothing.
     budget_usd: float | None = Field(default=None, ge=0)
 
+    # Takes: make this many of every shot (each from its own seed) and play the one the scorer
+    # rates best; every take is kept in the catalog, and `storyflow pick` swaps one in. The
+    # scorer is "measures" (sharpness, motion, flicker, continuity: no model needed), "first",
+    # or your own as "package.module:function" (see storyflow.stages.takes).
+    candidates: int = Field(default=1, ge=1, le=16)
+    scorer: str = "measures"
+
     # How clips are joined: "smart" stream-copies clip bodies and re-encodes only
     # transitions; "moviepy" re-encodes the whole film through moviepy.
     stitch: str = "smart"

@@ -51,6 +51,14 @@ class TransientError(GenerationError):
     """A failure worth retrying as is: rate limit, timeout, a 5xx from a hosted API."""
 
 
+class ContentFiltered(GenerationError):
+    """A provider's safety filter refused a prompt or its result: not retried as is (one rephrased try at most)."""
+
+    def __init__(self, message: str, fix: str | None = None, *, reasons: tuple[str, ...] = ()) -> None:
+        super().__init__(message, fix)
+        self.reasons = tuple(reasons)  # the provider's own words, secrets redacted
+
+
 class ShotsFailed(GenerationError):
     """Some shots could not be made; every other shot was made, and is kept for the next run."""
 

@@ -230,6 +230,9 @@ class ShotPrompt(Frozen):
     llm: str = ""  # "<backend> <version>" that wrote it
     model: str = ""  # the LLM's model (and revision) that wrote it
     changes: tuple[TimedPrompt, ...] = ()  # later prompts of an evolving shot, in time order
+    # "" when the rewriter wrote it from the shot; else how it came to be, e.g. "rephrased after a
+    # safety filter refused: <the provider's reasons>" (recorded with the prompt in the catalog)
+    origin: str = ""
 
     def prompt_at(self, seconds: float) -> str:
         """The prompt in force at `seconds` into the shot."""
@@ -373,6 +376,7 @@ class Clip(Frozen):
     # its frame rule, picture resized or cropped, frame rate changed (one sentence each)
     corrections: tuple[str, ...] = ()
     cost_usd: float | None = None  # what the backend charged for it, where it says
+    take: int = 0  # which of the shot's takes (--candidates) this clip belongs to; 0 is the first
     reused: bool = False
     wall_s: float = 0.0
 
@@ -396,6 +400,35 @@ class ClipChain(Frozen):
         return self.clips[-1]
 
 
+class TakeScore(Frozen):
+    """What a scorer thinks of one take: higher is better; the measures it read, by name."""
+
+    take: int
+    score: float
+    measures: dict[str, float] = {}
+
+
+class ShotTakes(Frozen):
+    """A shot's takes (--candidates), in take order, and the one the film plays.
+
+    `picked_by` says who chose: "scorer", "person" (`storyflow pick`) or "only take". `prompt`
+    is the prompt the takes were made from (a rephrased one, after a safety filter).
+    """
+
+    shot_id: str
+    takes: tuple[ClipChain, ...]
+    chosen: int = 0
+    picked_by: str = "only take"
+    scorer: str = ""
+    scores: tuple[TakeScore, ...] = ()
+    prompt: ShotPrompt | None = None
+
+    @property
+    def chain(self) -> ClipChain:
+        """The take the film plays."""
+        return self.takes[self.chosen]
+
+
 class NarrationLine(Frozen):
     """One shot's narration, spoken: where the speech sits inside its shot and its file."""
 
@@ -411,6 +444,7 @@ class NarrationLine(Frozen):
     backend: str
     model: str = ""  # the model and revision that spoke it
     words: tuple[tuple[float, float, str], ...] = ()  # (start, end, word) inside the speech
+    cost_usd: float | None = None  # what a hosted speech service charged for it (None: local)
     reused: bool = False
     wall_s: float = 0.0
 

@@ -38,7 +38,7 @@ from storyflow.core.errors import BudgetExceeded, GenerationError, InputError
 from storyflow.core.hashing import derive_seed
 from storyflow.core.models import ClipRequest, ShotPrompt, Storyboard
 from storyflow.stages.conform import conform
-from storyflow.stages.generate import clip_cache_key, frames_read_from_parent, segment_requests
+from storyflow.stages.generate import clip_cache_key, frames_read_from_parent, segment_requests, take_seed
 
 log = logging.getLogger("storyflow.stages.budget")
 
@@ -89,15 +89,17 @@ def estimate(
     backend: VideoBackend,
     door: Generations | None = None,
     prompts: Mapping[str, ShotPrompt] | None = None,
+    candidates: int = 1,
 ) -> Estimate:
     """The cost of the clips `board` still needs from `backend`: every segment `door`'s catalog does
-    not hold, priced at the seconds the backend makes for it. Without `prompts` (not written yet)
-    nothing can be looked up and every segment counts as new."""
+    not hold, priced at the seconds the backend makes for it, for each of a shot's `candidates`
+    takes. Without `prompts` (not written yet) nothing can be looked up and every segment counts as new."""
     caps = backend.capabilities
     price = caps.cost_per_second
     door = door or Generations.in_memory()
     # the last clip of each shot, as the next shot in its chain starts from it: its sha256 when
-    # the catalog holds it, None when it is still to be made; a shot that cannot be made is absent
+    # the catalog holds it, None when it is still to be made (or when the scorer will choose among
+    # several takes: which one is not known yet); a shot that cannot be made is absent
     ends: dict[str, str | None] = {}
     seeds: dict[str, int] = {}
     shots: list[ShotCost] = []
@@ -111,40 +113,45 @@ def estimate(
         continuing = before is not None
         seeds[shot.id] = seed = seeds[before] if continuing else derive_seed(board.seed, prompt.prompt)
         try:
-            segments = segment_requests(shot, prompt, board, caps, continuing=continuing, seed=seed)
+            segments = [segment_requests(shot, prompt, board, caps, continuing=continuing, seed=take_seed(seed, take))
+                        for take in range(candidates)]  # fmt: skip
         except GenerationError:
             shots.append(ShotCost(shot.id, 0, 0.0, 0.0))  # it fails before any call
             continue
-        parent: str | None = ends[before] if continuing else None  # sha256 of the clip a segment continues
-        first: str | None = None
         lookups = prompts is not None and shot.id in prompts and not door.forced(shot.id)
-        made, seconds, cost, failed = 0, 0.0, 0.0, False
-        for plan, request in segments:
-            context = frames_read_from_parent(plan, caps.context_frames)
-            loop_end = plan.strategy == "loop_close"
-            known = lookups and (not context or parent is not None) and (not loop_end or first is not None)
-            found = None
-            if known:
-                key = clip_cache_key(backend, request, parent_sha256=parent if context else None, context=context,
-                                     end_parent_sha256=first if loop_end else None,
-                                     end_context=caps.context_frames)  # fmt: skip
-                found = door.store.lookup(CLIP, key)
-            if found is not None:
-                reused += 1
-                sha256 = found[1].sha256
-            else:
-                billed = billed_seconds(caps, request, backend.name)
-                if billed is None:
-                    failed = True  # conform refuses it: the shot fails here, before its call
-                    break
-                made, seconds, cost = made + 1, seconds + billed, cost + billed * price
-                sha256 = None
-            if plan.index == 0:
-                first = sha256
-            parent = sha256
+        made, seconds, cost, failed, end = 0, 0.0, 0.0, False, None
+        for take, requests in enumerate(segments):
+            parent: str | None = ends[before] if continuing else None  # sha256 of the clip a segment continues
+            first: str | None = None
+            for plan, request in requests:
+                context = frames_read_from_parent(plan, caps.context_frames)
+                loop_end = plan.strategy == "loop_close"
+                known = lookups and (not context or parent is not None) and (not loop_end or first is not None)
+                found = None
+                if known:
+                    key = clip_cache_key(backend, request, parent_sha256=parent if context else None,
+                                         context=context, end_parent_sha256=first if loop_end else None,
+                                         end_context=caps.context_frames)  # fmt: skip
+                    found = door.store.lookup(CLIP, key)
+                if found is not None:
+                    reused += 1
+                    sha256 = found[1].sha256
+                else:
+                    billed = billed_seconds(caps, request, backend.name)
+                    if billed is None:
+                        failed = True  # conform refuses it: the shot fails here, before its call
+                        break
+                    made, seconds, cost = made + 1, seconds + billed, cost + billed * price
+                    sha256 = None
+                if plan.index == 0:
+                    first = sha256
+                parent = sha256
+            if failed:
+                break
+            end = parent if candidates == 1 else None
         shots.append(ShotCost(shot.id, made, round(seconds, 3), round(cost, 6)))
         if not failed:
-            ends[shot.id] = parent
+            ends[shot.id] = end
     total = round(sum(shot.usd for shot in shots), 4)
     return Estimate(backend.name, price, tuple(shots), reused, total)
 

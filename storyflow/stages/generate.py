@@ -21,7 +21,7 @@ from storyflow import media
 from storyflow.backends.base import GeneratedVideo, PaidJobs, VideoBackend, VideoCapabilities
 from storyflow.catalog import CLIP, Generations
 from storyflow.core import progress
-from storyflow.core.errors import GenerationError
+from storyflow.core.errors import GenerationError, InputError
 from storyflow.core.hashing import cache_key, derive_seed
 from storyflow.core.models import Clip, ClipChain, ClipRequest, Shot, ShotPrompt, Storyboard
 from storyflow.stages import seams
@@ -56,18 +56,22 @@ def generate_chain(
     *,
     finish: Callable[[Path], None] | None = None,
     budget: Budget | None = None,
+    take: int = 0,
+    reuse_only: bool = False,
 ) -> ClipChain:
     """Make one shot's clips in order; a continuing shot starts from `previous`'s last frame.
 
     `finish` is called on each new clip file before it is hashed and recorded (to sign it, say).
     `budget` (storyflow.stages.budget) is asked before each paid call: BudgetExceeded when spent.
+    `take` numbers another try at the same shot (storyflow.stages.takes): its own seed, its own clips.
+    `reuse_only`: make nothing; a segment the catalog does not hold is an InputError naming it.
     """
     door = door or Generations.in_memory()
     # 1. plan the chain from the shot's length, its prompt changes and what the backend can do
     caps = backend.capabilities
     continuing = shot.continues_previous and previous is not None
     # A continuing shot keeps its chain's seed: the same world, seen on from the same moment.
-    seed = previous.last.seed if continuing else derive_seed(board.seed, prompt.prompt)
+    seed = take_seed(previous.last.seed if continuing else derive_seed(board.seed, prompt.prompt), take)
 
     # 2. make or reuse each segment, each conditioned on the one before
     parent = previous.last if continuing else None
@@ -85,21 +89,34 @@ def generate_chain(
 
         def make(request=request, plan=plan, key=key, cond_parent=cond_parent, context=context,
                  end_parent=end_parent) -> Clip:  # fmt: skip
-            jobs = door.jobs(key, backend.name, backend.model_ref) if backend.resumable_jobs else None
+            if reuse_only:
+                raise InputError(
+                    f"shot {shot.id}, take {take}, segment {plan.index + 1} is not in the catalog: swapping takes "
+                    f"would make it" + (" (it continues the shot before, whose take changed)" if continuing else ""),
+                    fix="run `storyflow film STORY` (with the same options) to make it: the pick is recorded and kept",
+                )
+            jobs = door.jobs(key, backend.name, backend.model_ref, backend.job_lifetime_s) if backend.resumable_jobs \
+                else None
             reserved = budget.reserve_segment(backend, request) if budget is not None else 0.0
             clip = _generate_segment(request, plan, shot, backend, out_dir, key, cond_parent, context, end_parent,
-                                     caps.context_frames, finish, jobs)  # fmt: skip
+                                     caps.context_frames, finish, jobs).model_copy(update={"take": take})  # fmt: skip
             if budget is not None:
                 budget.settle(reserved, clip.cost_usd)
             return clip
 
         clip = door.reuse_or_make(CLIP, key, make, shot=shot.id)
         if clip.reused:
-            clip = clip.model_copy(update={"shot_id": shot.id, "segment": plan.index})
+            clip = clip.model_copy(update={"shot_id": shot.id, "segment": plan.index, "take": take})
         _report(shot, plan, len(plans), clip)
         clips.append(clip)
         parent = clip
     return ClipChain(shot_id=shot.id, clips=tuple(clips))
+
+
+def take_seed(seed: int, take: int) -> int:
+    """The seed of a shot's take: the shot's own for the first (so --candidates 1 is the film as ever), a
+    seed derived from it for each other."""
+    return seed if take == 0 else derive_seed(seed, f"take {take}")
 
 
 def segment_requests(

@@ -11,6 +11,9 @@ How lines and shots are made to fit (`fit`):
   rate): each as far as its planned shot needs, and all at least at the film's pace, the
   slowest that keeps the film at its target length; only what is left over stretches shots.
 - "auto" (the default): "pace" when the story asks for a film length, else "stretch".
+
+A line spoken by a hosted voice records what it was charged (`NarrationLine.cost_usd`, from the
+backend's Speech); a reused line was paid for by the run that made it.
 """
 
 from __future__ import annotations
@@ -194,6 +197,7 @@ def speak_line(shot: Shot, speech: SpeechBackend, rate: float, out_dir: Path, do
             backend=speech.label,
             model=speech.model_ref,
             words=spoken.words,
+            cost_usd=spoken.cost_usd,  # what a hosted voice charged (None: a local one)
             wall_s=time.perf_counter() - started,
         )
 

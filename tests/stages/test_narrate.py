@@ -119,3 +119,45 @@ def test_a_written_length_stands_unless_the_speech_needs_more(tmp_path, voice):
     b = b.model_copy(update={"shots": (b.shots[0], fixed), "target_seconds": 4.0})
     fitted, _ = narrate.narrate(b, voice, tmp_path, Generations.in_memory())
     assert fitted.shots[1].duration == 1.0  # "[1s]" in the story, kept although below MIN_SHOT_S
+
+
+def test_a_hosted_voice_records_what_each_line_cost_and_the_run_counts_it(storyflow_home, monkeypatch):
+    """OpenAI speech against a local server, priced like tts-1: each line's cost, the run's cost, nothing on reuse."""
+    from storyflow.catalog import open_catalog
+    from tests.catalog.test_catalog import make_story
+    from tests.fake_openai import FakeOpenAI
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-narrate-test-not-real")
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    texts = ("A gull cries over the harbour.", "The waves answer.")
+    story = make_story()
+    b = board(*texts).model_copy(update={"story_sha256": story.sha256})
+    with FakeOpenAI() as server, open_catalog() as catalog:
+        hosted = load_backend("speech", "openai", {"base_url": server.url, "model": "tts-1",
+                                                   "price_per_million_chars": 15.0})  # fmt: skip
+        door = Generations(catalog, run_id=catalog.start_run("story.md", {}))
+        _, lines = narrate.narrate(b, hosted, storyflow_home / "t", door)
+        assert [line.cost_usd for line in lines] == [pytest.approx(len(t) * 15.0 / 1e6) for t in texts]
+        # the lines wait for the storyboard they fit, then are recorded with what they cost
+        board_id = catalog.record_storyboard(catalog.record_story(story), b, llm="embedded 1", options={}, wall_s=0.0)
+        door.point_at(storyboard=board_id)
+        [run] = catalog.runs()
+        paid = sum(line.cost_usd for line in lines)
+        assert run["cost_usd"] == pytest.approx(paid) and run["narration_cost_usd"] == pytest.approx(paid)
+        assert run["video_cost_usd"] is None
+        detail = catalog.run_detail(run["id"])  # `storyflow catalog run ID`: the same, line by line
+        assert detail["run"]["cost_usd"] == pytest.approx(paid)
+        spoken = [item["cost_usd"] for item in detail["generated"] if item["kind"] == "narration"]
+        assert sum(spoken) == pytest.approx(paid)
+
+        # the next run reuses the lines: nothing spoken again, nothing paid
+        again = Generations(catalog, run_id=catalog.start_run("story.md", {}))
+        again.point_at(storyboard=board_id)
+        _, reused = narrate.narrate(b, hosted, storyflow_home / "t", again)
+        assert all(line.reused for line in reused) and len(server.requests) == 2
+        newest, first = catalog.runs()
+        assert newest["cost_usd"] is None and first["cost_usd"] == pytest.approx(paid)
+        # and a local voice costs nothing
+        _, local = narrate.narrate(board("Night falls."), load_backend("speech", "espeak"), storyflow_home / "e",
+                                   Generations.in_memory())  # fmt: skip
+        assert local[0].cost_usd is None

@@ -16,18 +16,27 @@ to float32 mono; a streamed WAV whose header leaves its length open is read to i
 No word timings (subtitles then split lines by their length). Retries are the openai
 client's own: timeouts, connection errors, 408/409/429 and 5xx, honouring Retry-After;
 a refused key (401/403) is never retried.
+
+Cost: each line's price goes on its Speech (`cost_usd`), and from there on the narration line
+and into the catalog. On api.openai.com the list prices of PRICES apply, per model: tts-1 and
+tts-1-hd bill per character of input ($15 and $30 per million), gpt-4o-mini-tts per token
+($0.60 per million text tokens in, $12 per million audio tokens out), which OpenAI puts at
+about $0.015 per minute of audio: storyflow prices it by the minute. `price_per_million_chars`
+and `price_per_minute` (either or both) replace the table's price; another server (base_url)
+bills nothing unless they are given, and a model the table does not know has no price.
 """
 
 from __future__ import annotations
 
 import logging
 import struct
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
 from storyflow.backends.base import Speech, SpeechBackend
-from storyflow.backends.openai_api import EndpointOptions, OpenAIEndpoint
+from storyflow.backends.openai_api import DEFAULT_HOST, EndpointOptions, OpenAIEndpoint
 from storyflow.core.errors import BackendOptionError, GenerationError
 
 if TYPE_CHECKING:
@@ -38,6 +47,25 @@ log = logging.getLogger(__name__)
 SLOWEST, FASTEST = 0.25, 4.0  # the speeds the API takes
 PCM_RATE = 24_000  # OpenAI's raw "pcm": 24 kHz, 16-bit little-endian, mono
 VOICES = "alloy, ash, ballad, coral, echo, fable, nova, onyx, sage, shimmer, verse"  # OpenAI's, for messages
+
+
+@dataclass(frozen=True)
+class Price:
+    """What OpenAI bills for speech: per million characters of input and/or per minute of audio (USD)."""
+
+    per_million_chars: float = 0.0
+    per_minute: float = 0.0
+
+    def of(self, text: str, seconds: float) -> float:
+        return round(len(text) * self.per_million_chars / 1e6 + seconds / 60 * self.per_minute, 9)
+
+
+# OpenAI's list prices for text to speech; a user's price_per_million_chars / price_per_minute replace them.
+PRICES: dict[str, Price] = {
+    "tts-1": Price(per_million_chars=15.0),
+    "tts-1-hd": Price(per_million_chars=30.0),
+    "gpt-4o-mini-tts": Price(per_minute=0.015),  # billed per token; OpenAI's own estimate per minute of audio
+}
 
 
 class OpenAISpeechOptions(EndpointOptions):
@@ -51,15 +79,18 @@ class OpenAISpeechOptions(EndpointOptions):
     natural_wpm: float = Field(default=150.0, ge=40.0, le=400.0, description="words per minute the voice speaks "
                                "at speed 1; maps requested rates onto speed")  # fmt: skip
     response_format: Literal["wav", "pcm"] = Field(default="wav", description="wav, or pcm (raw 24 kHz 16-bit)")
-    price_per_million_chars: float | None = Field(default=None, ge=0, description="US dollars per million "
-                                                  "characters spoken (tts-1: 15), for cost")  # fmt: skip
-    price_per_minute: float | None = Field(default=None, ge=0, description="US dollars per minute of audio "
-                                           "(gpt-4o-mini-tts: about 0.015), for cost")  # fmt: skip
+    price_per_million_chars: float | None = Field(default=None, ge=0, description="your price in US dollars per "
+                                                  "million characters spoken (default on OpenAI: the model's list "
+                                                  "price, tts-1 15, tts-1-hd 30)")  # fmt: skip
+    price_per_minute: float | None = Field(default=None, ge=0, description="your price in US dollars per minute "
+                                           "of audio (default on OpenAI: the model's list price, gpt-4o-mini-tts "
+                                           "about 0.015)")  # fmt: skip
 
 class OpenAISpeech(OpenAIEndpoint, SpeechBackend):
     name = "openai"
     version = "1"
-    description = "OpenAI text to speech or an OpenAI-compatible TTS server; key in $OPENAI_API_KEY"
+    description = ("OpenAI text to speech or an OpenAI-compatible TTS server; key in $OPENAI_API_KEY; on OpenAI "
+                   "billed per character (tts-1, tts-1-hd) or per minute (gpt-4o-mini-tts)")  # fmt: skip
     Options = OpenAISpeechOptions
     requires = ("openai",)
     install = 'pip install "storyflow[openai]"'
@@ -138,14 +169,20 @@ class OpenAISpeech(OpenAIEndpoint, SpeechBackend):
         log.info("openai speech: %d characters -> %.2f s from %s at %s (%d retries%s)", len(line),
                  samples.size / sample_rate, self.model, self.host, raw.retries_taken,
                  f", ${cost:.4f}" if cost is not None else "")  # fmt: skip
-        return Speech(samples=samples, sample_rate=sample_rate)
+        return Speech(samples=samples, sample_rate=sample_rate, cost_usd=cost)
+
+    @property
+    def price(self) -> Price | None:
+        """The price of speech here: the options' when given, else OpenAI's list price (on OpenAI only)."""
+        given = self.options.price_per_million_chars, self.options.price_per_minute
+        if given != (None, None):
+            return Price(per_million_chars=given[0] or 0.0, per_minute=given[1] or 0.0)
+        return PRICES.get(self.model) if self.host == DEFAULT_HOST else None
 
     def cost_usd(self, text: str, seconds: float) -> float | None:
-        """What a line costs at the given prices (characters and/or minutes); None without a price."""
-        prices = self.options.price_per_million_chars, self.options.price_per_minute
-        if prices == (None, None):
-            return None
-        return len(text) * (prices[0] or 0.0) / 1e6 + seconds / 60 * (prices[1] or 0.0)
+        """What a line of `text`, `seconds` long, costs (characters and/or minutes); None without a price."""
+        price = self.price
+        return price.of(text, seconds) if price is not None else None
 
     @property
     def refused_fix(self) -> str:

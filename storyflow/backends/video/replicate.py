@@ -13,7 +13,10 @@ One clip is one prediction, paid for once: with a `PaidJobs` ledger (`resumable_
 earlier run left in flight (`jobs.pending()`) is polled again, never created again; a new one is written
 down (`jobs.started(id, cost_usd=...)`) before the first poll and closed (`jobs.finished(id, "done" |
 "failed" | "filtered")`) once its video is downloaded or it has failed. A prediction that outlives
-`max_wait`, or whose polls keep failing, stays pending: the next run resumes it.
+`max_wait`, or whose polls keep failing, stays pending: the next run resumes it, unless it is older than
+`job_lifetime_s` (an hour: Replicate removes an API prediction's input, output and files after an hour,
+https://replicate.com/docs/topics/predictions/data-retention): the ledger then marks it expired and a new
+one is made.
 
 Models: MODELS maps storyflow's request onto each known model's input names (prompt, negative_prompt,
 duration or num_frames, aspect_ratio, the start and end image, seed), with its durations, frame rate and
@@ -27,7 +30,7 @@ Images: the start (and end) frame is sent as a PNG file object; the client turns
 and sends the file's URL.
 
 Failures: a failed prediction -> GenerationError naming the model and its error; one whose error says
-NSFW / safety / flagged / sensitive (Replicate's E005) -> "filtered", the reasons in the message; a
+NSFW / safety / flagged / sensitive (Replicate's E005) -> ContentFiltered, the reasons in the message; a
 canceled one -> failed. Retries: the client's RetryTransport already retries GET requests (polls,
 downloads) on 429/503/504 honouring Retry-After (whole seconds or an ISO date, as Replicate sends it;
 not an HTTP date or fractional seconds, which fall back to its backoff); storyflow sets it to `max_retries` attempts with
@@ -40,7 +43,9 @@ and Replicate has no idempotency key. Exhausted -> TransientError naming model, 
 server's message, redacted.
 
 Cost: price per second (the table's, for the `mode`/`resolution` tier sent, or price_per_second) times the
-seconds asked for, in GeneratedVideo.metadata["cost_usd"] and the ledger.
+seconds asked for (the model's duration, or num_frames / its rate: what it bills, even when the clip keeps
+fewer frames), in GeneratedVideo.metadata["cost_usd"] and the ledger, whose detail says model, mode,
+seconds billed and tier; the metadata also has the resolution (the tier, else the video's size).
 
 The clip's frames are returned exactly (`frames`; `path` is the file as downloaded): a video a frame or
 two short is padded with its last frame, one longer is cut.
@@ -79,7 +84,7 @@ from storyflow.backends.base import (
     VideoBackend,
     VideoCapabilities,
 )
-from storyflow.core.errors import BackendUnavailableError, GenerationError, TransientError
+from storyflow.core.errors import BackendUnavailableError, ContentFiltered, GenerationError, TransientError
 from storyflow.core.secrets import redact
 
 if TYPE_CHECKING:
@@ -100,6 +105,7 @@ INLINE_IMAGE_BYTES = 1_000_000  # larger start/end frames are uploaded (POST /v1
 MODEL_PATTERN = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*(:[0-9a-f]{6,64})?$")
 FILTERED = re.compile(r"nsfw|safety|flagged|sensitive|content polic|moderation|\bE005\b", re.IGNORECASE)
 RUNNING = ("starting", "processing")
+RESULT_LIFETIME_S = 3600.0  # Replicate removes an API prediction's output after an hour (its data retention)
 
 
 @dataclass(frozen=True)
@@ -253,7 +259,8 @@ class ReplicateBackend(VideoBackend):
 
     name = "replicate"
     version = "1"
-    description = "hosted video models on Replicate (Kling, Seedance, Hailuo, Wan); key in $REPLICATE_API_TOKEN; paid"
+    description = ("hosted video models on Replicate (Kling, Seedance, Hailuo, Wan); key in $REPLICATE_API_TOKEN; "
+                   "billed per second of video asked for (the model's clip length)")  # fmt: skip
     Options = ReplicateOptions
     requires = ("replicate",)
     install = 'pip install "storyflow[hosted]"'
@@ -261,6 +268,7 @@ class ReplicateBackend(VideoBackend):
     operational = frozenset({"base_url", "poll_seconds", "max_wait", "timeout", "max_retries", "backoff_seconds",
                              "price_per_second", "concurrency", "download_dir"})  # fmt: skip
     resumable_jobs = True
+    job_lifetime_s = RESULT_LIFETIME_S
     prompt_shape = PromptShape(
         order=("subject", "action", "context", "camera", "style", "composition", "ambience"),
         max_words=90,
@@ -395,17 +403,20 @@ class ReplicateBackend(VideoBackend):
         else:
             prediction = self._call("create", "POST", lambda: self._create(client, plan))
             if jobs is not None:
+                tier = f" at {self.spec.tier} {self.tier}" if self.spec.tier else ""
                 jobs.started(prediction.id, cost_usd=cost, detail=f"{self.options.model} {plan.mode} "
-                             f"{plan.seconds:g}s")  # fmt: skip
+                             f"{plan.seconds:g} s billed{tier}")  # fmt: skip
         job = prediction.id
         prediction = self._wait(client, prediction, jobs)
         url = self._outcome(prediction, jobs)
         path = self._download(client, url, job, jobs)
-        frames, note = self._keep(path, request)
+        frames, note, size = self._keep(path, request)
         if jobs is not None:
-            jobs.finished(job, "done", detail=path.name)
+            jobs.finished(job, "done", detail=f"{path.name} {size}")
+        resolution = self.tier if self.spec.tier == "resolution" else size
         metadata: dict[str, Any] = {"prediction": job, "model": self.options.model, "mode": plan.mode,
-                                    "seconds_generated": plan.seconds, "resumed": bool(pending), "file": str(path)}
+                                    "seconds_generated": plan.seconds, "resolution": resolution,
+                                    "resumed": bool(pending), "file": str(path)}  # fmt: skip
         if cost is not None:
             metadata["cost_usd"] = cost
         if prediction.metrics and prediction.metrics.get("predict_time") is not None:
@@ -510,9 +521,10 @@ class ReplicateBackend(VideoBackend):
             if prediction.status == "failed" and FILTERED.search(said):
                 if jobs is not None:
                     jobs.finished(job, "filtered", detail=said)
-                raise GenerationError(f"replicate model {self.model}: prediction {job} was filtered by the "
+                raise ContentFiltered(f"replicate model {self.model}: prediction {job} was filtered by the "
                                       f"provider's safety checks: {said}",
-                                      fix="rewrite the shot's prompt (or its first frame)")  # fmt: skip
+                                      fix="rewrite the shot's prompt (or its first frame)",
+                                      reasons=(said,))  # fmt: skip
             if jobs is not None:
                 jobs.finished(job, "failed", detail=f"{prediction.status}: {said}")
             raise GenerationError(f"replicate model {self.model}: prediction {job} {prediction.status}: {said}",
@@ -537,13 +549,14 @@ class ReplicateBackend(VideoBackend):
         os.replace(partial, path)
         return path
 
-    def _keep(self, path: Path, request: ClipRequest) -> tuple[Iterator[np.ndarray], str]:
-        """Exactly request.num_frames frames of the downloaded video; a note if it was fixed."""
+    def _keep(self, path: Path, request: ClipRequest) -> tuple[Iterator[np.ndarray], str, str]:
+        """Exactly request.num_frames frames of the downloaded video; a note if it was fixed; its size ("WxH")."""
         import numpy as np
 
         from storyflow import media
 
-        total, wanted = media.probe(path).num_frames, request.num_frames
+        info = media.probe(path)
+        total, wanted = info.num_frames, request.num_frames
         count = min(wanted, total)
         short = wanted - count
         if count == 0 or short > max(2, wanted // 20):
@@ -558,7 +571,7 @@ class ReplicateBackend(VideoBackend):
             for _ in range(short):
                 yield np.ascontiguousarray(frame)
 
-        return frames(), note
+        return frames(), note, f"{info.width}x{info.height}"
 
     # ------------------------------------------------------------ calls, retried
 

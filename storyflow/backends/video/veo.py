@@ -17,7 +17,8 @@ created again; a new one is written down (`jobs.started(name, cost_usd=...)`) be
 poll and closed (`jobs.finished(name, "done" | "failed" | "filtered")`) once its video is
 downloaded or it has failed. A job that outlives `max_wait`, or whose polls or download keep
 failing, stays pending: the next run resumes it. Videos are downloaded at once (the service
-keeps them two days).
+keeps them two days: a job left pending longer, `job_lifetime_s`, is marked expired by the ledger
+and made again).
 
 What each ClipRequest.strategy becomes (GenerateVideosConfig / GenerateVideosSource):
     text_to_video                 the prompt
@@ -42,17 +43,20 @@ Seed, fps and generate_audio exist on Vertex only: asked for on the Gemini API t
 before any work starts (BackendOptionError). Veo 3 makes sound too; storyflow keeps the picture.
 
 Failures: an operation done with `error` -> GenerationError naming the model and the error; a
-filtered one (no videos, rai_media_filtered_reasons) -> GenerationError whose message says
-"filtered" with the reasons; 429, 5xx, timeouts and dropped connections on any call -> retried
+filtered one (no videos, rai_media_filtered_reasons) -> ContentFiltered whose message says
+"filtered" with the reasons (and `.reasons`); 429, 5xx, timeouts and dropped connections on any call -> retried
 with jittered exponential backoff, honouring Retry-After (the SDK ignores it), up to
 `max_retries`, then TransientError naming model, host and status; 401/403 ->
 BackendUnavailableError naming the key variable; other 4xx -> GenerationError with the server's
 message, redacted. A create whose answer was lost (a timeout, a dropped connection) may have
 started a job the retry pays for again: the service gives no way to tell.
 
-Cost: list prices per second of video (PRICES, a user overrides them with price_per_second),
-times seconds generated times number_of_videos, in GeneratedVideo.metadata["cost_usd"] and the
-ledger.
+Cost: list prices per second of video (PRICES, per model; a user overrides them with
+price_per_second) times the seconds billed times number_of_videos, in
+GeneratedVideo.metadata["cost_usd"] and the ledger (its detail says model, mode, seconds billed and
+resolution). Seconds billed (`billed_seconds`): a job bills the duration it asks for (4, 6 or 8 s;
+Veo 2: 5 to 8), even when the clip keeps fewer frames; an extension bills the 7 s it adds, whatever
+the clip asked for (its request says 8 s, the length Veo extends at).
 
 Tested (tests/backends/video/test_veo.py, against tests/fake_gemini.py through the real SDK): the
 Gemini API set-up, create/poll/download, text and image to video, native extension, retries and
@@ -87,7 +91,13 @@ from storyflow.backends.base import (
     VideoBackend,
     VideoCapabilities,
 )
-from storyflow.core.errors import BackendOptionError, BackendUnavailableError, GenerationError, TransientError
+from storyflow.core.errors import (
+    BackendOptionError,
+    BackendUnavailableError,
+    ContentFiltered,
+    GenerationError,
+    TransientError,
+)
 from storyflow.core.secrets import redact
 
 if TYPE_CHECKING:
@@ -107,7 +117,8 @@ VERTEX_ONLY = ("seed", "fps", "generate_audio")
 FPS = 24  # Veo's rate
 EXTENSION_SECONDS = 7  # what one extension adds
 MAX_EXTENDED_INPUT_SECONDS = 141  # the longest video Veo extends (to at most 148 s)
-HANDLE_LIFETIME_S = 47 * 3600  # the service keeps videos two days; leave an hour's margin
+RESULT_LIFETIME_S = 2 * 86_400  # the service keeps generated videos two days
+HANDLE_LIFETIME_S = 47 * 3600  # ...so a video to extend is trusted for an hour less
 MIN_POLL_SECONDS = 5.0
 MATCH_TOLERANCE = 8.0  # mean absolute difference (0-255) of two 32x18 thumbnails that are "the same frame"
 FAILED_STATUSES = {401, 403}
@@ -128,6 +139,7 @@ class ModelFacts:
 
 # List prices (USD per second of generated video), as published for the Gemini API; users override them.
 PRICES_NOTE = "list prices per second of video; pass --video-option price_per_second=... for your own"
+BILLING = f"billed per second of video: a clip its 4/6/8 s asked, an extension the {EXTENSION_SECONDS} s it adds"
 MODELS: dict[str, ModelFacts] = {
     "veo-3.1-generate-preview": ModelFacts(price=0.40),
     "veo-3.1-fast-generate-preview": ModelFacts(price=0.15),
@@ -139,6 +151,11 @@ MODELS: dict[str, ModelFacts] = {
                                        extension=False, reference_images=False, eight_seconds_for=()),  # fmt: skip
 }
 PRICES = {name: facts.price for name, facts in MODELS.items()}
+
+
+def billed_seconds(mode: str, seconds: int) -> float:
+    """The seconds of video a job is billed for: an extension the 7 s it adds, any other job the duration asked."""
+    return float(EXTENSION_SECONDS if mode == "extend" else seconds)
 
 
 def facts_for(model: str) -> ModelFacts:
@@ -165,7 +182,9 @@ class VeoOptions(BackendOptions):
     backoff_seconds: float = Field(default=2.0, gt=0, le=60, description="the first retry's wait; doubles each "
                                    "time, jittered (Retry-After wins when the server sends it)")  # fmt: skip
     price_per_second: float | None = Field(default=None, ge=0, description="your price in USD per second of video "
-                                           "(default: the model's list price)")  # fmt: skip
+                                           "billed (default: the model's list price: " + ", ".join(
+                                               f"{name} ${price:.2f}" for name, price in PRICES.items()
+                                               if price is not None) + ")")  # fmt: skip
     resolution: Literal["720p", "1080p"] = Field(default="720p", description="the highest resolution asked for "
                                                  "(1080p for 8 s clips only)")  # fmt: skip
     negative_prompt: str = Field(default="", description="added to every shot's negative prompt")
@@ -253,13 +272,18 @@ class _Plan:
     handle: _Handle | None = None
     note: str = ""
 
+    def describe(self, model: str, videos: int) -> str:
+        """What the ledger keeps of the job: model, mode, seconds billed, resolution."""
+        return f"{model} {self.mode} {self.new_seconds:g} s billed at {self.resolution}" + (
+            f" x {videos} videos" if videos > 1 else "")
+
 
 class VeoBackend(VideoBackend):
     """Veo on the Gemini API or Vertex AI: long-running jobs, resumed from the ledger, paid once."""
 
     name = "veo"
     version = "1"
-    description = "Google Veo (google-genai 2.x) on the Gemini API or Vertex AI; key in $GEMINI_API_KEY; paid"
+    description = f"Google Veo (google-genai 2.x) on the Gemini API or Vertex AI; key in $GEMINI_API_KEY; {BILLING}"
     Options = VeoOptions
     requires = ("google.genai",)
     install = 'pip install "google-genai>=2,<3"'
@@ -267,6 +291,7 @@ class VeoBackend(VideoBackend):
     operational = frozenset({"endpoint", "base_url", "poll_seconds", "max_wait", "timeout", "max_retries",
                              "backoff_seconds", "price_per_second", "concurrency", "download_dir"})  # fmt: skip
     resumable_jobs = True
+    job_lifetime_s = RESULT_LIFETIME_S
     prompt_shape = PromptShape(
         order=("subject", "context", "action", "style", "camera", "composition", "ambience"),
         max_words=150,
@@ -442,7 +467,8 @@ class VeoBackend(VideoBackend):
                 raise GenerationError(f"veo model {self.model} at {self.host} answered a job without a name",
                                       fix="check that base_url points at the Gemini API")  # fmt: skip
             if jobs is not None:
-                jobs.started(operation.name, cost_usd=cost, detail=f"{self.model} {plan.mode} {plan.seconds}s")
+                jobs.started(operation.name, cost_usd=cost,
+                             detail=plan.describe(self.model, self.options.number_of_videos))
         name = operation.name or pending or ""
         operation = self._wait(client, operation, jobs)
         video = self._outcome(operation, name, jobs)
@@ -504,7 +530,7 @@ class VeoBackend(VideoBackend):
         if self.options.resolution == "1080p" and facts.hd and seconds == 8 and mode != "extend" and \
                 max(request.width, request.height) >= 1920:
             resolution = "1080p"
-        new_seconds = float(EXTENSION_SECONDS if mode == "extend" else seconds)
+        new_seconds = billed_seconds(mode, seconds)
         return _Plan(mode=mode, seconds=seconds, new_seconds=new_seconds, resolution=resolution, aspect=aspect,
                      spread=mode == "interpolate", handle=handle, note=note)  # fmt: skip
 
@@ -593,10 +619,11 @@ class VeoBackend(VideoBackend):
                 detail = "; ".join(redact(r) for r in reasons) or f"{count} video(s) filtered, no reason given"
                 if jobs is not None:
                     jobs.finished(name, "filtered", detail=detail)
-                raise GenerationError(f"veo model {self.model}: job {name} was filtered by the service's safety "
+                raise ContentFiltered(f"veo model {self.model}: job {name} was filtered by the service's safety "
                                       f"filters: {detail}",
                                       fix="rewrite the shot's prompt (or its first frame), or relax "
-                                      "--video-option person_generation=...")  # fmt: skip
+                                      "--video-option person_generation=...",
+                                      reasons=tuple(redact(r) for r in reasons) or (detail,))  # fmt: skip
             if jobs is not None:
                 jobs.finished(name, "failed", detail="done without videos")
             raise GenerationError(f"veo model {self.model}: job {name} finished without a video",
@@ -631,8 +658,11 @@ class VeoBackend(VideoBackend):
         total, wanted = info.num_frames, request.num_frames
         fps = request.fps or self.fps
         new = round(plan.new_seconds * fps)
-        # an extension answers the input video and the new seconds, as one video: keep the new seconds
-        skip = total - new if total > new + fps else 0
+        # an extension answers the input video and the new seconds, as one video: keep the new seconds. A job
+        # resumed by a new process was planned without its video handle (as image-to-video), so a video longer
+        # than planned is an extension's answer too: its new seconds are the last EXTENSION_SECONDS
+        extended = plan.mode == "extend" or total > new + fps
+        skip = max(0, total - round(EXTENSION_SECONDS * fps)) if extended else 0
         available = total - skip
         note = ""
         if plan.spread and available > wanted:  # both ends fixed: evenly spaced frames keep both

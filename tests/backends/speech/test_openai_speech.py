@@ -150,11 +150,29 @@ def test_a_local_server_needs_no_key(server, monkeypatch):
     assert server.headers[0]["authorization"] == "Bearer not-needed"
 
 
-def test_cost_follows_the_prices_given(server):
+def test_each_line_reports_what_it_cost_at_the_prices_given(server):
     speech = narrator(server, price_per_million_chars=15.0, price_per_minute=0.6)
-    speech.speak(LINE)
-    assert speech.spent_usd == pytest.approx(len(LINE) * 15.0 / 1e6 + 8 * SECONDS_PER_WORD / 60 * 0.6)
-    assert narrator(server).cost_usd(LINE, 1.0) is None
+    spoken = speech.speak(LINE)
+    cost = len(LINE) * 15.0 / 1e6 + 8 * SECONDS_PER_WORD / 60 * 0.6
+    assert spoken.cost_usd == pytest.approx(cost) and speech.spent_usd == pytest.approx(cost)
+    assert narrator(server, price_per_minute=0.015).speak(LINE).cost_usd == pytest.approx(3.2 / 60 * 0.015)
+    # a server of one's own (base_url) bills nothing unless a price is given
+    assert narrator(server, model="tts-1").speak(LINE).cost_usd is None
+
+
+@pytest.mark.parametrize(("model", "cost"), [
+    ("tts-1", len(LINE) * 15.0 / 1e6),  # per character
+    ("tts-1-hd", len(LINE) * 30.0 / 1e6),
+    ("gpt-4o-mini-tts", 3.2 / 60 * 0.015),  # per token, about $0.015 a minute of audio
+    ("some-new-tts", None),  # a model the table does not know: no price, rather than a wrong one
+])  # fmt: skip
+def test_on_openai_a_line_costs_the_models_list_price_unless_overridden(monkeypatch, model, cost):
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    speech = load_backend("speech", "openai", {"model": model})
+    assert speech.host == "api.openai.com"
+    assert speech.cost_usd(LINE, 3.2) == (pytest.approx(cost) if cost is not None else None)
+    mine = load_backend("speech", "openai", {"model": model, "price_per_minute": 0.3})
+    assert mine.cost_usd(LINE, 3.2) == pytest.approx(3.2 / 60 * 0.3)  # the user's price replaces the table's
 
 
 @pytest.mark.parametrize(("options", "said"), [

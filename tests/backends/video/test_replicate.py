@@ -12,7 +12,13 @@ import pytest
 
 from storyflow import media
 from storyflow.backends.registry import load_backend
-from storyflow.core.errors import BackendOptionError, BackendUnavailableError, GenerationError, TransientError
+from storyflow.core.errors import (
+    BackendOptionError,
+    BackendUnavailableError,
+    ContentFiltered,
+    GenerationError,
+    TransientError,
+)
 from storyflow.core.models import ClipRequest
 from tests.fake_replicate import Canceled, Failed, FakeReplicate, Fault, Filtered
 
@@ -212,9 +218,10 @@ def test_a_canceled_prediction_is_failed(server, tmp_path):
 def test_a_flagged_prediction_is_filtered_with_its_reasons(server, tmp_path):
     server.outcome(Filtered())
     jobs = Ledger(server)
-    with pytest.raises(GenerationError) as caught:
+    with pytest.raises(ContentFiltered) as caught:  # not retried as is: the flow may rephrase it once
         backend(server, tmp_path).generate(request(), jobs=jobs)
     assert "filtered" in caught.value.message and "flagged as sensitive" in caught.value.message
+    assert caught.value.reasons == (Filtered.error,)
     assert jobs.statuses == ["filtered"] and "E005" in jobs.events[-1][3]
 
 

@@ -12,7 +12,13 @@ import pytest
 
 from storyflow import media
 from storyflow.backends.registry import load_backend
-from storyflow.core.errors import BackendOptionError, BackendUnavailableError, GenerationError, TransientError
+from storyflow.core.errors import (
+    BackendOptionError,
+    BackendUnavailableError,
+    ContentFiltered,
+    GenerationError,
+    TransientError,
+)
 from storyflow.core.models import ClipRequest
 from tests.fake_gemini import Failed, Fault, FakeGemini, Filtered
 
@@ -31,7 +37,7 @@ class Ledger:
 
     def started(self, job_id: str, *, cost_usd: float | None = None, detail: str = "") -> None:
         polls = len(self.server.of_kind("poll", answered=False)) if self.server else None
-        self.events.append(("started", job_id, cost_usd, polls))
+        self.events.append(("started", job_id, cost_usd, polls, detail))
 
     def finished(self, job_id: str, status: str, *, detail: str = "") -> None:
         self.events.append(("finished", job_id, status, detail))
@@ -152,9 +158,10 @@ def test_a_failed_job_is_a_generation_error_naming_the_error(server, tmp_path):
 def test_a_filtered_job_names_the_reasons_and_is_recorded_filtered(server, tmp_path):
     server.outcome(Filtered(("Person generation is not allowed for this prompt.",)))
     jobs = Ledger(server)
-    with pytest.raises(GenerationError) as caught:
+    with pytest.raises(ContentFiltered) as caught:  # not retried as is: the flow may rephrase it once
         veo(server, tmp_path).generate(request(4), jobs=jobs)
     assert "filtered" in caught.value.message and "Person generation is not allowed" in caught.value.message
+    assert caught.value.reasons == ("Person generation is not allowed for this prompt.",)
     assert jobs.statuses == ["filtered"] and "Person generation" in jobs.events[-1][3]
     assert not server.downloads
 
@@ -185,6 +192,53 @@ def test_a_continuation_of_its_own_clip_extends_the_veo_video_natively(server, t
     # Veo answers the input video and the new 7 s as one video: only the new seconds are returned
     assert media.probe(second.path).num_frames == 192 + 168
     assert (new[0] == next(media.read_frames(second.path, 192, 1))).all()
+
+
+def test_an_extension_resumed_by_a_new_process_keeps_the_new_seconds(server, tmp_path):
+    from storyflow.backends.video import veo as veo_module
+
+    backend = veo(server, tmp_path)
+    seen = media.fit_frame(frames_of(backend.generate(request(8)))[-1], 1280, 720)[None]
+    jobs = Ledger(server)
+    extension = request(6, strategy="continue_video", conditioning=seen)
+    made = frames_of(backend.generate(extension, jobs=jobs))
+    # a new process: it knows no video handle, only the ledger's job, which it resumes
+    veo_module._RECENT.clear()
+    resumed = veo(server, tmp_path).generate(extension, jobs=Ledger(server, pending=jobs.events[0][1]))
+    assert resumed.metadata["resumed"] and len(server.creates) == 2  # no third job
+    again = frames_of(resumed)
+    assert again.shape == made.shape and np.abs(again.astype(int) - made.astype(int)).mean() < 1
+
+
+def test_a_job_bills_the_seconds_it_asks_for_and_an_extension_the_seven_it_adds(server, tmp_path):
+    backend = veo(server, tmp_path, price_per_second=0.5)  # the user's price replaces the list price ($0.40)
+    jobs = Ledger(server)
+    three = backend.generate(request(3), jobs=jobs)  # Veo makes 4, 6 or 8 s: 4 s asked, and billed
+    five = backend.generate(request(5), jobs=jobs)  # 6 s asked and billed, 5 s kept
+    seen = media.fit_frame(frames_of(three)[-1], 1280, 720)[None]
+    two_more = backend.generate(request(2, strategy="continue_video", conditioning=seen), jobs=jobs)
+    assert [r.body["parameters"]["durationSeconds"] for r in server.creates] == [4, 6, 8]  # Veo extends at 8
+    assert two_more.metadata["mode"] == "extend" and frames_of(two_more).shape[0] == 48
+    # what each job costs, in the clip and in the ledger, whose detail says what was billed
+    assert [v.metadata["cost_usd"] for v in (three, five, two_more)] == pytest.approx([4 * 0.5, 6 * 0.5, 7 * 0.5])
+    started = [e for e in jobs.events if e[0] == "started"]
+    assert [e[2] for e in started] == pytest.approx([2.0, 3.0, 3.5])
+    assert [e[4] for e in started] == [f"veo-3.1-generate-preview {mode} {s} s billed at 720p"
+                                       for mode, s in (("text", 4), ("text", 6), ("extend", 7))]  # fmt: skip
+    assert [v.metadata["resolution"] for v in (three, two_more)] == ["720p", "720p"]
+    # each of number_of_videos is billed; without a price of one's own, the model's list price
+    fast = veo(server, tmp_path, model="veo-3.1-fast-generate-preview", number_of_videos=2)
+    assert fast.generate(request(4)).metadata["cost_usd"] == pytest.approx(2 * 4 * 0.15)
+
+
+def test_storyflow_backends_shows_how_veo_bills(tmp_path):
+    from storyflow.backends.video.veo import BILLING
+    from tests.support import run_cli
+
+    listed = run_cli(["backends"], home=tmp_path / "outputs", cwd=tmp_path).stdout
+    [line] = [line for line in listed.splitlines() if line.strip().startswith("veo ")]
+    assert BILLING in line and "an extension the 7 s it adds" in BILLING
+    assert "veo-3.1-generate-preview $0.40" in listed  # the list prices, beside the option that overrides them
 
 
 def test_a_continuation_of_a_foreign_clip_falls_back_to_image_to_video(server, tmp_path):

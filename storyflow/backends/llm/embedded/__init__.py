@@ -142,6 +142,7 @@ from storyflow.backends.llm.embedded.rules import (
     mood_of,
     place_of,
     reading_seconds,
+    soften,
     sound_of,
     subject_of,
     uses_pronoun,
@@ -196,6 +197,7 @@ EVENT_SECONDS = 2.5
 
 NEGATIVE_TEMPLATE = "negative_prompt.j2"
 CAPTION_TEMPLATE = "caption.j2"
+REPHRASE_TASK = "rephrased_prompt"  # the LLMTask.name storyflow.stages.rephrase asks with
 
 
 class EmbeddedLLM(LLMBackend):
@@ -219,7 +221,10 @@ class EmbeddedLLM(LLMBackend):
         Every directive of the shot's grammar (framing, angle, moves, effects) is phrased as
         storyflow.core.vocabulary.CAMERA_PHRASES says. A shot with timed changes gets one more
         prompt per change, rendered through the same template with the change texts in force
-        by then: the prompt evolves, VideoPoet style.
+        by then: the prompt evolves, VideoPoet style. Asked to rephrase a prompt a safety filter
+        refused (a task named REPHRASE_TASK), it writes the same prompt with the words filters
+        commonly flag in the scene said plainly or left out (rules.SOFTER): deterministic, and
+        the prompt it refused again when the scene has none of them.
         """
         shape = task.shape or PromptShape()
         # 1. every character in the shot, described exactly as the story describes them
@@ -257,10 +262,15 @@ class EmbeddedLLM(LLMBackend):
             "changes": [],  # the timed change texts in force: none at the shot's start
             "loop": shot.loop,
         }
-        # 3. render: the prompt and caption on one line, the negative prompt as unique terms
-        template = task.templates.load(shape.template)
-        # 4. an evolving shot: the prompt from each change on, with every change so far added
         texts = [change.text for change in shot.prompt_changes]
+        # 3. asked again after a video provider's safety filter refused the prompt: the same scene said
+        #    plainly (rules.soften); the characters, style and camera stay word for word
+        if task.name == REPHRASE_TASK:
+            variables.update(action=soften(shot.action), setting=soften(shot.setting), narration=soften(shot.narration))
+            texts = [soften(text) for text in texts]
+        # 4. render: the prompt and caption on one line, the negative prompt as unique terms
+        template = task.templates.load(shape.template)
+        # 5. an evolving shot: the prompt from each change on, with every change so far added
         changes = tuple(
             TimedPrompt(at=change.at, prompt=_one_line(template.render(**{**variables, "changes": texts[: n + 1]})))
             for n, change in enumerate(shot.prompt_changes)

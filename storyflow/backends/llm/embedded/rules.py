@@ -652,3 +652,50 @@ def event_sentence(event: Event, subject: str) -> str:
     elif subject and re.match(r"^it\b", text, re.I) and not re.match(r"^it(?:'s| is| was)\b", text, re.I):
         text = subject + text[2:]
     return _as_sentence(text)
+
+
+# ---------------------------------------------------------------- rephrasing after a safety filter
+
+# Words video providers' safety filters commonly flag, and the plainer words a rephrased prompt
+# says instead ("": left out). Small on purpose: the story's own words stay wherever they are safe.
+SOFTER = {
+    "blood": "red paint", "bloody": "", "bloodied": "", "bleeding": "hurt", "gore": "", "gory": "",
+    "gruesome": "", "kill": "stop", "kills": "stops", "killed": "stopped", "killing": "stopping",
+    "murder": "crime", "murders": "crimes", "murdered": "struck down", "dead": "motionless",
+    "corpse": "still figure", "corpses": "still figures", "die": "fall", "dies": "falls", "died": "fell",
+    "dying": "fading", "gun": "prop", "guns": "props", "pistol": "prop", "rifle": "prop", "weapon": "prop",
+    "weapons": "props", "stab": "strike", "stabs": "strikes", "stabbed": "struck", "bomb": "device",
+    "bombs": "devices", "explosion": "burst of light", "explodes": "bursts into light", "wound": "mark",
+    "wounded": "hurt", "violent": "fierce", "violence": "conflict", "brutal": "fierce", "brutally": "fiercely",
+    "naked": "", "nude": "", "drugs": "medicine", "terrified": "startled", "horrifying": "startling",
+}  # fmt: skip
+_FLAGGED = _words(*SOFTER)
+
+
+def soften(text: str) -> str:
+    """The text with every word in SOFTER said plainly or left out (a capital kept); the rest word for word."""
+    parts: list[str] = []
+    capital = False  # a word left out began with a capital: the next word takes it
+    end = 0
+    for match in _FLAGGED.finditer(text):
+        gap = text[end : match.start()]
+        if capital and gap.strip():
+            gap, capital = _capitalised(gap), False
+        parts.append(gap)
+        word = SOFTER[match.group(0).lower()]
+        capital = capital or match.group(0)[:1].isupper()
+        if word:
+            parts.append(_capitalised(word) if capital else word)
+            capital = False
+        end = match.end()
+    if not parts:
+        return text
+    rest = text[end:]
+    softened = "".join(parts) + (_capitalised(rest) if capital else rest)
+    return re.sub(r"\s+([,.;:!?])", r"\1", re.sub(r"[ \t]{2,}", " ", softened)).strip()
+
+
+def _capitalised(text: str) -> str:
+    """The text with its first letter in upper case (leading spaces kept)."""
+    stripped = text.lstrip()
+    return text[: len(text) - len(stripped)] + stripped[:1].upper() + stripped[1:]
