@@ -12,7 +12,7 @@ export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export STORYFLOW_HOME
 
-.PHONY: install film test bench ui ui-stop clean distclean
+.PHONY: install film test bench ui ui-stop nightly clean distclean
 
 install: $(STAMP)  ## create .venv and install storyflow with pinned dependencies (idempotent)
 
@@ -37,6 +37,15 @@ bench: $(STAMP)  ## run the benchmarks; each prints a table and writes bench/res
 
 ui: $(STAMP)  ## start a local Prefect server on 127.0.0.1:4200 and print the UI address
 	$(BIN)/storyflow ui start
+
+# Nightly renders of a folder of stories: the cron is read in TIMEZONE (default: this machine's).
+STORIES ?= stories
+CRON    ?= 0 2 * * *
+
+nightly: $(STAMP)  ## schedule nightly renders and run them here: make nightly STORIES=stories/ [CRON="0 2 * * *"] [TIMEZONE=Europe/Paris]
+	$(BIN)/storyflow ui start
+	$(BIN)/storyflow schedule "$(STORIES)" --cron "$(CRON)" $(if $(TIMEZONE),--timezone "$(TIMEZONE)")
+	$(BIN)/storyflow serve
 
 ui-stop: $(STAMP)  ## stop the server `make ui` started
 	$(BIN)/storyflow ui stop

@@ -26,12 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NONE
-from prefect.futures import PrefectFuture
+from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from flows import artifacts
 from storyflow.backends.base import (
     BACKEND_KINDS,
     Backend,
@@ -341,6 +341,7 @@ def _make_film(story: Story, choices: FilmChoices, settings: Settings, out_dir: 
         storyboard_json = publish_text(out_dir / "storyboards" / f"{sha256_bytes(text.encode())[:12]}.json", text)
         progress.report("plan", title=board.title, shots=len(board.shots), seconds=film_timeline(board).seconds,
                         width=board.width, height=board.height, fps=board.fps)  # fmt: skip
+        artifacts.storyboard_table(board)
         unknown = sorted(set(request["force_shots"]) - {shot.id for shot in board.shots})
         if unknown:
             raise InputError(f"--force-shot {', '.join(unknown)}: the storyboard has no such shot",
@@ -380,7 +381,8 @@ def _make_film(story: Story, choices: FilmChoices, settings: Settings, out_dir: 
                         signer if choices.sign_clips else None, spending, writer, choices.candidates,
                         choices.scorer, person_picks.get(shot.id), reuse_only=request["reuse_only"],
                     )  # fmt: skip
-        shot_takes = _finished_takes(board, generating)
+        shot_takes = _finished_takes(board, generating, artifacts.Progress(
+            board, {shot.id: shot.frames(board.fps) * choices.candidates for shot in board.shots}))
         chains = {shot_id: made.chain for shot_id, made in shot_takes.items()}
         prompts_of.update({shot_id: made.prompt for shot_id, made in shot_takes.items() if made.prompt})
         for shot_id, made in shot_takes.items():
@@ -426,7 +428,7 @@ def _make_film(story: Story, choices: FilmChoices, settings: Settings, out_dir: 
         catalog.finish_run(run_id, "completed", story_id=story_id, storyboard_id=board_id, film_id=film_id,
                            clips_generated=clips["made"], clips_reused=clips["reused"], timings=timings,
                            generations=made)  # fmt: skip
-        _publish(summary)
+        artifacts.film(summary, board.slug)
         return summary
     except BaseException as exc:
         catalog.finish_run(run_id, "failed", story_id=story_id, storyboard_id=board_id,
@@ -436,9 +438,15 @@ def _make_film(story: Story, choices: FilmChoices, settings: Settings, out_dir: 
         catalog.close()
 
 
-def _finished_takes(board: Storyboard, generating: dict[str, PrefectFuture]) -> dict[str, ShotTakes]:
+def _finished_takes(board: Storyboard, generating: dict[str, PrefectFuture],
+                    shown: artifacts.Progress) -> dict[str, ShotTakes]:  # fmt: skip
     """Every shot's takes, waiting for all of them: one shot's failure stops no other shot. Any that
-    failed end the run with ShotsFailed, naming each and why, after every other shot is made and kept."""
+    failed end the run with ShotsFailed, naming each and why, after every other shot is made and kept.
+    The UI's progress moves as each shot finishes, in whatever order they do."""
+    shot_of = {id(future): shot_id for shot_id, future in generating.items()}
+    for future in as_completed(list(generating.values())):
+        if not isinstance(future.result(raise_on_failure=False), BaseException):
+            shown.shot_finished(shot_of[id(future)])
     chains: dict[str, ShotTakes] = {}
     failures: dict[str, str] = {}
     for shot in board.shots:
@@ -622,31 +630,6 @@ def _median(values: list[float]) -> float | None:
     return round(statistics.median(values), 3) if values else None
 
 
-def _publish(summary: dict[str, Any]) -> None:
-    """A markdown table of the shots, shown on the flow run's page in the Prefect UI."""
-    rows = "\n".join(
-        f"| {s['id']} | {s['camera']} | {s['seconds']:.1f} | {len(s['segments'])} | {s['clips_generated']} | "
-        f"{s['clips_reused']} | {_seam_ratios(s)} | {s['narration'][:60].replace('|', '/')} |"
-        for s in summary["shots"]
-    )
-    create_markdown_artifact(
-        key="film-summary",
-        markdown=(
-            f"# {summary['title']}\n\n{summary['duration_s']:.1f} s, {summary['width']}x{summary['height']} "
-            f"@ {summary['fps']} fps, {summary['clips_generated']} clips generated, "
-            f"{summary['clips_reused']} reused; sound {summary['sound']['loudness_lufs']:.1f} LUFS.\n\n"
-            f"`{summary['film']}`\n\n"
-            "| shot | camera | s | segments | generated | reused | seams | narration |\n"
-            "|---|---|---|---|---|---|---|---|\n" + rows
-        ),
-        description=f"storyflow film: {summary['title']}",
-    )
-
-
-def _seam_ratios(shot: dict[str, Any]) -> str:
-    return ", ".join(f"{seg['seam']['ratio']:.2f}" for seg in shot["segments"] if seg["seam"]) or "-"
-
-
 def _json(data: Any) -> str:
     import json
 
@@ -665,11 +648,23 @@ def run_film(
 ) -> dict[str, Any]:
     """Run the flow in this process, with this run's concurrency bound (the backend's own limit included)."""
     choices = choices or load_settings().choices()
+    return film_flow_for(story, choices)(str(story), choices, seed=seed, force=force, force_shots=force_shots,
+                                         storyboard=str(storyboard) if storyboard is not None else None,
+                                         reuse_only=reuse_only)  # fmt: skip
+
+
+def film_flow_for(story: str | Path, choices: FilmChoices):
+    """The film flow for one story: its runs named after the story, shots made as many at once as the run
+    and the video backend allow."""
     video = load_backend("video", choices.video_backend, choices.video_options)
     workers = max(1, min(choices.max_concurrency, video.capabilities.max_concurrency))
-    configured = film_flow.with_options(
-        task_runner=ThreadPoolTaskRunner(max_workers=workers),
-        flow_run_name=Path(story).stem,
-    )
-    return configured(str(story), choices, seed=seed, force=force, force_shots=force_shots,
-                      storyboard=str(storyboard) if storyboard is not None else None, reuse_only=reuse_only)
+    return film_flow.with_options(task_runner=ThreadPoolTaskRunner(max_workers=workers),
+                                  flow_run_name=_film_name(story))  # fmt: skip
+
+
+def _film_name(story: str | Path) -> str:
+    """A film run's name in the UI: the film's (its story's slug), or the file's name if it cannot be read."""
+    try:
+        return read_story(story).slug
+    except StoryflowError:
+        return Path(story).stem

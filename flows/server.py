@@ -68,7 +68,10 @@ def start_server(prefect_home: Path, host: str = "127.0.0.1", port: int = 4200, 
     process = subprocess.Popen(
         [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(port),
          "--analytics-off"],  # fmt: skip
-        env={**os.environ, **prefect_env(prefect_home)},
+        # `--port` moves the server, not the address its UI is told to call: without these the UI
+        # served on any other port still calls the API on 4200
+        env={**os.environ, **prefect_env(prefect_home), "PREFECT_SERVER_API_HOST": host,
+             "PREFECT_SERVER_API_PORT": str(port), "PREFECT_UI_API_URL": api_url},  # fmt: skip
         stdout=log,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,

@@ -18,7 +18,8 @@ transaction, checks each claimed file and walks the output folder (STORYFLOW_HOM
 
 Storyflow's own metadata, never reported as a file without rows:
 - home/.prefect/ (Prefect's database), home/c2pa/ (the local signing CA and keys),
-  home/.orphans/ (what earlier repairs moved aside);
+  home/nightly/ (the nightly reports: flows/nightly.py), home/.orphans/ (what earlier repairs
+  moved aside);
 - the catalog's SQLite file (home/catalog.db or the URL's file) and its -wal, -shm, -journal;
 - lock files (".lock", "*.lock": storyflow.core.locks) and ".gitkeep";
 - `summary.json` in any folder holding a recorded film (at any depth: the flow writes it in
@@ -71,7 +72,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("storyflow.catalog")
 
 ORPHANS = ".orphans"
-HOME_METADATA_FOLDERS = {".prefect", "c2pa", ORPHANS}  # top-level folders of home that are not outputs
+HOME_METADATA_FOLDERS = {".prefect", "c2pa", "nightly", ORPHANS}  # top-level folders of home that are not outputs
 CATALOG_SUFFIXES = ("", "-wal", "-shm", "-journal")
 PARTIAL = re.compile(r"^\..+\.partial")  # storyflow.media.partial_path: ".<stem>.<random>.partial<suffix>"
 SCRATCH = re.compile(r"^\.stitch-")  # storyflow.stages.stitch's scratch folder

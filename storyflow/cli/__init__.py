@@ -33,6 +33,9 @@ ui_app = typer.Typer(help="Run a local Prefect server to watch runs in the Prefe
 app.add_typer(ui_app, name="ui")
 catalog_app = typer.Typer(help="Look into the shot catalog: films, runs, integrity.", no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")
+schedules_app = typer.Typer(help="Nightly schedules: list them (no command), pause, resume, remove, run one now.",
+                            invoke_without_command=True)  # fmt: skip
+app.add_typer(schedules_app, name="schedules")
 
 _debug = False
 
@@ -377,6 +380,120 @@ def verify_credentials(
     raise typer.Exit(0 if report.has_manifest and report.valid else 1)
 
 
+@app.command("schedule")
+def schedule(
+    stories: Annotated[Path, typer.Argument(metavar="STORIES_DIR", help="The folder whose stories are rendered.")],
+    cron: Annotated[str, typer.Option("--cron", help='When, as five cron fields: "0 2 * * *" is 02:00 every day.')],
+    timezone: Annotated[str | None, typer.Option("--timezone", help="IANA time zone the cron is read in "
+                                                 "(default: this machine's, said on creation).")] = None,  # fmt: skip
+    name: Annotated[str | None, typer.Option("--name", help="Schedule name (default: nightly-<folder>).")] = None,
+    pool: Annotated[str, typer.Option("--pool", help="Prefect work pool its runs go to.")] = "storyflow",
+    video_backend: Annotated[str | None, typer.Option("--video-backend", help="Video backend.")] = None,
+    video_option: Annotated[list[str] | None, typer.Option("--video-option", help="KEY=VALUE (repeatable).")] = None,
+    llm: LLMOpt = None,
+    llm_option: LLMOptionsOpt = None,
+    speech_backend: Annotated[str | None, typer.Option("--speech-backend", help="Narration backend.")] = None,
+    candidates: Annotated[int | None, typer.Option("--candidates", metavar="N", help="Takes per shot.")] = None,
+    budget: Annotated[float | None, typer.Option("--budget", metavar="USD", help="Most to spend per film.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Render every story in STORIES_DIR on a schedule (a Prefect deployment); `storyflow serve` runs it.
+
+    Unchanged stories cost nothing (the catalog); a failing story stops no other; each night
+    writes a report (a Prefect artifact, and $STORYFLOW_HOME/nightly/<night>.md). Film choices
+    are taken from the options here and STORYFLOW_ variables; keys are read by the worker.
+    """
+    from flows import schedules
+    from storyflow.backends.registry import parse_option_pairs
+
+    settings = _settings(video_backend=video_backend, llm=llm, speech_backend=speech_backend, candidates=candidates,
+                         budget_usd=budget, video_options=parse_option_pairs(video_option, "--video-option") or None,
+                         llm_options=parse_option_pairs(llm_option, "--llm-option") or None)  # fmt: skip
+    zone = timezone or schedules.local_timezone()
+    schedules.next_runs(cron, zone)  # a bad cron or zone is an error before a server is asked
+    with _prefect_server(settings):
+        made = schedules.create(stories, cron, zone, settings.choices(), name=name, pool=pool)
+    _print(made, as_json, text.format_schedule_made)
+
+
+@schedules_app.callback()
+def schedules_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """List the nightly schedules: folder, cron and time zone, paused or not, next run."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from flows import schedules
+
+    with _prefect_server(_settings()):
+        found = schedules.listing()
+    _print(found, as_json, text.format_schedules)
+
+
+@schedules_app.command("pause")
+def schedules_pause(name: Annotated[str, typer.Argument(help="Schedule name (see `storyflow schedules`).")]) -> None:
+    """Pause a schedule: no run is started until it is resumed."""
+    from flows import schedules
+
+    with _prefect_server(_settings()):
+        schedules.pause(name)
+    print(f"paused {name}")
+
+
+@schedules_app.command("resume")
+def schedules_resume(name: Annotated[str, typer.Argument(help="Schedule name.")]) -> None:
+    """Resume a paused schedule."""
+    from flows import schedules
+
+    with _prefect_server(_settings()):
+        schedules.resume(name)
+    print(f"resumed {name}")
+
+
+@schedules_app.command("remove")
+def schedules_remove(name: Annotated[str, typer.Argument(help="Schedule name.")]) -> None:
+    """Remove a schedule; the films and reports it made stay."""
+    from flows import schedules
+
+    with _prefect_server(_settings()):
+        schedules.remove(name)
+    print(f"removed {name}")
+
+
+@schedules_app.command("run")
+def schedules_run(name: Annotated[str, typer.Argument(help="Schedule name.")]) -> None:
+    """Start a run of a schedule now (a worker of its pool takes it: `storyflow serve`)."""
+    from flows import schedules
+
+    with _prefect_server(_settings()):
+        flow_run_id = schedules.run_now(name)
+    print(f"started a run of {name}: flow run {flow_run_id}")
+
+
+@app.command("serve")
+def serve(
+    pool: Annotated[str, typer.Option("--pool", help="The Prefect work pool to take runs from.")] = "storyflow",
+    limit: Annotated[int | None, typer.Option("--limit", help="Most runs at once (default: no limit).")] = None,
+) -> None:
+    """Run scheduled renders: a Prefect process worker for the pool, until stopped (Ctrl-C).
+
+    Start one per machine that should render (GPU machines, say), all against the same
+    Prefect server and catalog; each run it takes is a process of its own.
+    """
+    import subprocess
+
+    from flows import schedules
+
+    settings = _settings()
+    with _prefect_server(settings):
+        command = schedules.worker_command(pool, limit)
+        sys.stderr.write(f"serving the work pool '{pool}' on {os.environ['PREFECT_API_URL']} (Ctrl-C stops)\n")
+        try:
+            code = subprocess.call(command, env={**os.environ, "STORYFLOW_HOME": str(settings.home.resolve())})
+        except KeyboardInterrupt:
+            code = 0
+    if code not in (0, -2, 130):
+        raise StoryflowError(f"the Prefect worker ended with code {code}", fix="rerun with --debug to see its logs")
+
+
 @ui_app.command("start")
 def ui_start(
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 4200,
@@ -475,6 +592,23 @@ def _prefect(settings: Any) -> Iterator[None]:
     with temporary_server(settings.prefect_home) as api_url:
         os.environ["PREFECT_API_URL"] = api_url
         yield
+
+
+@contextlib.contextmanager
+def _prefect_server(settings: Any) -> Iterator[None]:
+    """Point Prefect at a server that outlives this command (schedules live there): the one `storyflow
+    ui start` keeps running, or PREFECT_API_URL; StoryflowError naming the fix when there is none."""
+    from flows.server import prefect_env, running_server
+    from flows.schedules import require_server
+
+    settings.prefect_home.mkdir(parents=True, exist_ok=True)
+    os.environ.update(prefect_env(settings.prefect_home, keep_home=True))
+    if not os.environ.get("PREFECT_API_URL"):
+        server = running_server(settings.prefect_home)
+        if server:
+            os.environ["PREFECT_API_URL"] = server["api_url"]
+    require_server()
+    yield
 
 
 def _quiet_prefect_run_logs() -> None:

@@ -575,6 +575,23 @@ def format_runs(runs: list[dict]) -> str:
     return "".join(line + "\n" for line in out)
 
 
+def format_schedule_made(made: dict) -> str:
+    """storyflow schedule: what was scheduled, when it runs next (in its zone), and how to run it."""
+    return (f"scheduled {made['name']}: every story in {made['folder']}, cron \"{made['cron']}\" in "
+            f"{made['timezone']}\n  next runs: {', '.join(made['next_runs'])}\n"
+            f"  runs are taken by a worker of the pool '{made['pool']}': start one with `storyflow serve"
+            f"{'' if made['pool'] == 'storyflow' else ' --pool ' + made['pool']}` (or `make nightly`)\n")
+
+
+def format_schedules(found: list[dict]) -> str:
+    """storyflow schedules: one line per schedule."""
+    if not found:
+        return "no schedules yet: make one with `storyflow schedule STORIES_DIR --cron \"0 2 * * *\"`\n"
+    return "".join(f"{entry['name']:<24} {'paused' if entry['paused'] else 'active':<7} \"{entry['cron']}\" "
+                   f"{entry['timezone']:<16} next {entry['next_run'] or '-':<26} pool {entry['pool']}  "
+                   f"{entry['folder']}\n" for entry in found)  # fmt: skip
+
+
 def clipped(text: str, width: int) -> str:
     """`text` on one line, cut to `width` characters with an ellipsis."""
     text = " ".join(text.split())

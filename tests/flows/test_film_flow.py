@@ -91,3 +91,28 @@ def test_the_run_is_recorded_with_timings(flow_run):
     assert summary["timings"]["generate"] > 0
     assert Path(summary["film"]).exists()
     assert (Path(summary["film"]).parent / "summary.json").exists()
+
+
+def test_the_ui_shows_the_film_under_its_own_name_and_artifacts(flow_run, prefect_server):
+    """The flow run is named after the film; its storyboard, progress, pictures, summary and a link to the film
+    are artifacts under keys of the film's own (so every film keeps its history on the Artifacts page)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    summary, _ = flow_run
+    with temporary_settings(updates={PREFECT_API_URL: prefect_server}), get_client(sync_client=True) as client:
+        run = client.read_flow_run(summary["prefect_flow_run_id"])
+        made = client.read_artifacts(artifact_filter=ArtifactFilter(
+            flow_run_id=ArtifactFilterFlowRunId(any_=[summary["prefect_flow_run_id"]])))  # fmt: skip
+    assert run.name == "tiny-harbour"
+    by_key = {artifact.key: artifact for artifact in made}
+    assert set(by_key) == {f"tiny-harbour-{what}" for what in ("storyboard", "progress", "pictures", "summary", "film")}
+    storyboard = by_key["tiny-harbour-storyboard"]
+    assert storyboard.type == "table" and [row["shot"] for row in __import__("json").loads(storyboard.data)] == [
+        shot["id"] for shot in summary["shots"]]  # fmt: skip
+    assert by_key["tiny-harbour-progress"].type == "progress" and float(by_key["tiny-harbour-progress"].data) == 100
+    assert by_key["tiny-harbour-pictures"].data.count("](data:image/jpeg;base64,") == 2
+    assert "| s01 |" in by_key["tiny-harbour-summary"].data
+    link = by_key["tiny-harbour-film"].data  # Prefect keeps a link artifact as markdown: [name](url)
+    assert f"({Path(summary['film']).resolve().as_uri()})" in link
