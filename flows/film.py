@@ -31,7 +31,7 @@ from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows import artifacts
+from flows import artifacts, limits
 from storyflow.backends.base import (
     BACKEND_KINDS,
     Backend,
@@ -39,6 +39,7 @@ from storyflow.backends.base import (
     LLMBackend,
     MusicBackend,
     PromptShape,
+    SharedLimit,
     SpeechBackend,
     VideoBackend,
 )
@@ -134,16 +135,19 @@ def rewrite_task(shot: Shot, board: Storyboard, llm: LLMBackend, door: Generatio
 def generate_task(shot: Shot, prompt: ShotPrompt, board: Storyboard, backend: VideoBackend, out_dir: Path,
                   door: Generations, previous: ShotTakes | None = None, signer: Any = None,
                   spending: budget.Budget | None = None, writer: Rewriter | None = None, candidates: int = 1,
-                  scorer: str = "measures", picked: int | None = None, reuse_only: bool = False) -> ShotTakes:  # fmt: skip
+                  scorer: str = "measures", picked: int | None = None, reuse_only: bool = False,
+                  shared: tuple[SharedLimit, ...] = ()) -> ShotTakes:  # fmt: skip
     """Make (or reuse) one shot's takes, each a chain of clips, and choose the one the film plays (signing
-    each new clip when `signer` is given; each paid call asks `spending`, the run's budget, first). A
-    prompt a provider's safety filter refuses is rephrased by `writer`'s LLM once, and tried again."""
+    each new clip when `signer` is given; each paid call asks `spending`, the run's budget, first; each call
+    holds a slot of the backend's `shared` limits). A prompt a provider's safety filter refuses is rephrased
+    by `writer`'s LLM once, and tried again."""
     finish = signer.clip(board.title, shot.id) if signer is not None else None
+    held = limits.guard(shared) if shared else None
 
     def make(prompt: ShotPrompt) -> ShotTakes:
         return takes.make_takes(shot, prompt, board, backend, out_dir, door, previous.chain if previous else None,
                                 candidates=candidates, scorer=scorer, picked=picked, finish=finish,
-                                budget=spending, reuse_only=reuse_only)  # fmt: skip
+                                budget=spending, reuse_only=reuse_only, guard=held)  # fmt: skip
 
     if writer is not None and not prompt.origin:  # refused before: its rephrasing, not the refused prompt again
         prompt = rephrase.earlier_rephrasing(shot, board, prompt, writer.llm, door, writer.prompts,
@@ -370,6 +374,8 @@ def _make_film(story: Story, choices: FilmChoices, settings: Settings, out_dir: 
         person_picks = {shot: pick["take"] for shot, pick in catalog.picks(board_id).items()
                         if pick["picked_by"] == "person"}  # fmt: skip
         writer = Rewriter(llm, prompts)
+        shared = () if request["reuse_only"] else video.shared_limits()  # held across processes and machines
+        limits.ensure(shared)
         chains_of_shots = board.chains()
         for level in range(max(len(chain) for chain in chains_of_shots)):
             for chain in chains_of_shots:
@@ -379,7 +385,7 @@ def _make_film(story: Story, choices: FilmChoices, settings: Settings, out_dir: 
                     generating[shot.id] = generate_task.submit(
                         shot, prompts_of[shot.id], board, video, out_dir, door, previous,
                         signer if choices.sign_clips else None, spending, writer, choices.candidates,
-                        choices.scorer, person_picks.get(shot.id), reuse_only=request["reuse_only"],
+                        choices.scorer, person_picks.get(shot.id), reuse_only=request["reuse_only"], shared=shared,
                     )  # fmt: skip
         shot_takes = _finished_takes(board, generating, artifacts.Progress(
             board, {shot.id: shot.frames(board.fps) * choices.candidates for shot in board.shots}))

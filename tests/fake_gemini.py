@@ -120,6 +120,8 @@ class Operation:
     outcome: Done | Failed | Filtered
     polls: int = 0
     file_ids: list[str] = field(default_factory=list)
+    created: float = field(default_factory=time.monotonic)
+    finished: float | None = None  # when a poll first answered it done
 
 
 class FakeGemini:
@@ -178,6 +180,17 @@ class FakeGemini:
         """The requests of a kind; `answered`: only those answered 200 (not the faulted ones)."""
         with self._lock:
             return [r for r in self.requests if r.kind == kind and (r.status == 200 or not answered)]
+
+    def most_in_flight(self) -> int:
+        """The most jobs that were in flight at once: created, and not yet answered done to a poll."""
+        with self._lock:
+            events = sorted([(op.created, 1) for op in self.operations.values()]
+                            + [(op.finished, -1) for op in self.operations.values() if op.finished is not None])  # fmt: skip
+        most = running = 0
+        for _, step in events:
+            running += step
+            most = max(most, running)
+        return most
 
     @property
     def creates(self) -> list[Request]:
@@ -323,6 +336,8 @@ class FakeGemini:
         with self._lock:
             operation.polls += 1
             running = self.held or operation.polls < self.polls_needed
+            if not running and operation.finished is None:
+                operation.finished = time.monotonic()
         answer: dict[str, Any] = {"name": operation.name}
         if running:
             return answer | {"done": False, "metadata": {"@type": "type.googleapis.com/google.ai.generativelanguage"

@@ -46,6 +46,35 @@ if TYPE_CHECKING:
     from storyflow.core.templates import PromptFolder
 
 
+@dataclass(frozen=True)
+class SharedLimit:
+    """A limit every run of a backend shares, across processes and machines (the flows make it a
+    Prefect global concurrency limit, created with `limit` when missing; a person may change it
+    there, in the UI's Concurrency page, and storyflow keeps their number).
+
+    `per_minute=False`: at most `limit` calls at once (a GPU slot, a provider's jobs in flight);
+    `per_minute=True`: at most `limit` calls started a minute (a provider's request rate).
+    """
+
+    name: str  # e.g. "storyflow-veo-jobs", "storyflow-gpu-host1-cuda-0"
+    limit: int
+    per_minute: bool = False
+    why: str = ""  # what it protects, for people reading the limits
+
+
+def provider_limits(backend: str, in_flight: int, per_minute: int, base_url: str | None = None
+                    ) -> tuple[SharedLimit, SharedLimit]:  # fmt: skip
+    """A hosted provider's limits, shared by every run that calls it: jobs in flight, and jobs started a minute.
+    Another endpoint (`base_url`: a proxy, a regional or test server) has limits of its own."""
+    import re
+    from urllib.parse import urlsplit
+
+    where = backend + (f"-{re.sub(r'[^a-z0-9]+', '-', urlsplit(base_url).netloc.lower()).strip('-')}" if base_url else "")
+    return (SharedLimit(f"storyflow-{where}-jobs", in_flight, why=f"{backend} jobs in flight at once"),
+            SharedLimit(f"storyflow-{where}-starts", per_minute, per_minute=True,
+                        why=f"{backend} jobs started a minute"))  # fmt: skip
+
+
 class BackendOptions(BaseModel):
     """Base for a backend's options: unknown names are errors, values are validated."""
 
@@ -126,6 +155,10 @@ class Backend(ABC):
 
     def check(self) -> None:  # noqa: B027 - optional hook
         """A backend's own checks beyond packages and keys; raise BackendUnavailableError naming the fix."""
+
+    def shared_limits(self) -> tuple[SharedLimit, ...]:
+        """The limits its calls share with every other run (a GPU slot, a provider's jobs and rate); none by default."""
+        return ()
 
 
 def _installed(package: str) -> bool:

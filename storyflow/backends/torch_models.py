@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 from pydantic import Field, field_validator
 
-from storyflow.backends.base import BackendOptions
+from storyflow.backends.base import BackendOptions, SharedLimit
 from storyflow.core.errors import BackendUnavailableError, GenerationError
 
 if TYPE_CHECKING:
@@ -182,6 +182,15 @@ class TorchModel:
     def check(self) -> None:
         """The model folder is there (a hub id is looked up when loaded), before any work starts."""
         model_source(self.options.model, self.kind, self.name)
+
+    def shared_limits(self) -> tuple[SharedLimit, ...]:
+        """One pipeline at a time on its device, for every run on this machine (the device resolved: a GPU)."""
+        import socket
+
+        device = resolve_device(self.options.device)
+        host = re.sub(r"[^a-z0-9]+", "-", socket.gethostname().lower()).strip("-") or "host"
+        return (SharedLimit(f"storyflow-device-{host}-{device.replace(':', '-')}", 1,
+                            why=f"pipelines at once on {device} of {socket.gethostname()}"),)  # fmt: skip
 
     def warm_key(self, *extra: Hashable) -> tuple[Hashable, ...]:
         """What identifies the loaded model in WARM: backend class, model, revision, device and dtype (resolved)."""

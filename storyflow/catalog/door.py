@@ -29,6 +29,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -81,16 +82,27 @@ class Generations:
         facts: Mapping[str, Any] | None = None,
         links: Mapping[str, Sequence[str]] | None = None,
         tally: str | None = "",
+        holding: Callable[[], AbstractContextManager[object]] | None = None,
     ) -> T:
         """The generation under `key`: reused when it is recorded and intact, else made and recorded.
 
         `shot` names the shot a clip belongs to (for --force-shot); `facts` and `links` go to the
         record (see Store.record); `tally` is what the run's tally counts it as ("": the kind's
-        name; None: not counted).
+        name; None: not counted). `holding` is held while it is made (a limit shared with other
+        runs): once it is held, the catalog is asked again, as another run may have made the very
+        same generation while this one waited.
         """
         found = self.reuse(kind, key, shot=shot, tally=tally, facts=facts)
         if found is not None:
             return found
+        if holding is None:
+            return self._make(kind, key, make, facts=facts, links=links, tally=tally)
+        with holding():
+            found = self.reuse(kind, key, shot=shot, tally=tally, facts=facts)
+            return found if found is not None else self._make(kind, key, make, facts=facts, links=links, tally=tally)
+
+    def _make(self, kind: Kind[T], key: str, make: Callable[[], T], *, facts: Mapping[str, Any] | None,
+              links: Mapping[str, Sequence[str]] | None, tally: str | None) -> T:  # fmt: skip
         started = time.perf_counter()
         item = make()
         facts = {"wall_s": time.perf_counter() - started, **(facts or {})}

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -58,6 +59,7 @@ def generate_chain(
     budget: Budget | None = None,
     take: int = 0,
     reuse_only: bool = False,
+    guard: Callable[[], AbstractContextManager[object]] | None = None,
 ) -> ClipChain:
     """Make one shot's clips in order; a continuing shot starts from `previous`'s last frame.
 
@@ -65,6 +67,9 @@ def generate_chain(
     `budget` (storyflow.stages.budget) is asked before each paid call: BudgetExceeded when spent.
     `take` numbers another try at the same shot (storyflow.stages.takes): its own seed, its own clips.
     `reuse_only`: make nothing; a segment the catalog does not hold is an InputError naming it.
+    `guard` is held while a segment is made (the flows hold the backend's shared limits there: its GPU
+    slot, a provider's jobs in flight and rate); a reused segment asks for nothing, and a segment another
+    run made while this one waited for the guard is reused too (storyflow.catalog.Generations).
     """
     door = door or Generations.in_memory()
     # 1. plan the chain from the shot's length, its prompt changes and what the backend can do
@@ -104,7 +109,7 @@ def generate_chain(
                 budget.settle(reserved, clip.cost_usd)
             return clip
 
-        clip = door.reuse_or_make(CLIP, key, make, shot=shot.id)
+        clip = door.reuse_or_make(CLIP, key, make, shot=shot.id, holding=guard)
         if clip.reused:
             clip = clip.model_copy(update={"shot_id": shot.id, "segment": plan.index, "take": take})
         _report(shot, plan, len(plans), clip)

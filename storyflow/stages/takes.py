@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -62,14 +63,17 @@ def make_takes(
     finish: Callable[[Path], None] | None = None,
     budget: Budget | None = None,
     reuse_only: bool = False,
+    guard: Callable[[], AbstractContextManager[object]] | None = None,
 ) -> ShotTakes:
     """Make (or reuse) `candidates` takes of one shot and choose the one the film plays: `picked`, a
     person's choice, when given (that take is made too if it is past `candidates`), else the scorer's.
-    `reuse_only`: make nothing; a clip the catalog does not hold is an InputError (`storyflow pick`)."""
+    `reuse_only`: make nothing; a clip the catalog does not hold is an InputError (`storyflow pick`);
+    `guard` is held around each call to the backend (storyflow.stages.generate.generate_chain)."""
     # 1. every take, each its own chain of segments from its own seed
     count = max(candidates, (picked or 0) + 1)
     takes = tuple(generate_chain(shot, prompt, board, backend, out_dir, door, previous, finish=finish,
-                                 budget=budget, take=take, reuse_only=reuse_only) for take in range(count))  # fmt: skip
+                                 budget=budget, take=take, reuse_only=reuse_only, guard=guard)
+                  for take in range(count))  # fmt: skip
     if count == 1:
         return ShotTakes(shot_id=shot.id, takes=takes, prompt=prompt)
 

@@ -81,8 +81,10 @@ from storyflow.backends.base import (
     GeneratedVideo,
     PaidJobs,
     PromptShape,
+    SharedLimit,
     VideoBackend,
     VideoCapabilities,
+    provider_limits,
 )
 from storyflow.core.errors import BackendUnavailableError, ContentFiltered, GenerationError, TransientError
 from storyflow.core.secrets import redact
@@ -184,6 +186,8 @@ class ReplicateOptions(BackendOptions):
     image_field: str | None = Field(default=None, description="the model's input for the start image")
     end_image_field: str | None = Field(default=None, description="the model's input for the end image")
     concurrency: int = Field(default=2, ge=1, le=16, description="predictions in flight at once")
+    jobs_per_minute: int = Field(default=60, ge=1, le=6000,
+                                 description="predictions started a minute, by every run together (the provider's rate limit)")
     download_dir: Path | None = Field(default=None, description="where downloaded videos are kept (default: a "
                                       "folder under the system's temporary folder)")  # fmt: skip
 
@@ -266,7 +270,7 @@ class ReplicateBackend(VideoBackend):
     install = 'pip install "storyflow[hosted]"'
     key_env = (KEY_VARIABLE,)
     operational = frozenset({"base_url", "poll_seconds", "max_wait", "timeout", "max_retries", "backoff_seconds",
-                             "price_per_second", "concurrency", "download_dir"})  # fmt: skip
+                             "price_per_second", "concurrency", "jobs_per_minute", "download_dir"})  # fmt: skip
     resumable_jobs = True
     job_lifetime_s = RESULT_LIFETIME_S
     prompt_shape = PromptShape(
@@ -347,6 +351,11 @@ class ReplicateBackend(VideoBackend):
             return API_HOST
         parts = urlsplit(url)
         return f"{parts.hostname}:{parts.port}" if parts.port else parts.hostname or url
+
+    def shared_limits(self) -> tuple[SharedLimit, ...]:
+        """Its jobs in flight (`concurrency`) and started a minute (`jobs_per_minute`), for every run together."""
+        return provider_limits(self.name, self.options.concurrency, self.options.jobs_per_minute,
+                               self.options.base_url)
 
     def check(self) -> None:
         if self.model not in MODELS:

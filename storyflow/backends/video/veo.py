@@ -88,8 +88,10 @@ from storyflow.backends.base import (
     GeneratedVideo,
     PaidJobs,
     PromptShape,
+    SharedLimit,
     VideoBackend,
     VideoCapabilities,
+    provider_limits,
 )
 from storyflow.core.errors import (
     BackendOptionError,
@@ -201,6 +203,8 @@ class VeoOptions(BackendOptions):
     generate_audio: bool | None = Field(default=None, description="ask Veo 3 for sound (Vertex AI only; storyflow "
                                         "keeps the picture)")  # fmt: skip
     concurrency: int = Field(default=2, ge=1, le=16, description="jobs in flight at once")
+    jobs_per_minute: int = Field(default=10, ge=1, le=6000,
+                                 description="jobs started a minute, by every run together (the provider's rate limit)")
     download_dir: Path | None = Field(default=None, description="where downloaded videos are kept (default: a "
                                       "folder under the system's temporary folder)")  # fmt: skip
 
@@ -289,7 +293,7 @@ class VeoBackend(VideoBackend):
     install = 'pip install "google-genai>=2,<3"'
     key_env = KEY_VARIABLES
     operational = frozenset({"endpoint", "base_url", "poll_seconds", "max_wait", "timeout", "max_retries",
-                             "backoff_seconds", "price_per_second", "concurrency", "download_dir"})  # fmt: skip
+                             "backoff_seconds", "price_per_second", "concurrency", "jobs_per_minute", "download_dir"})  # fmt: skip
     resumable_jobs = True
     job_lifetime_s = RESULT_LIFETIME_S
     prompt_shape = PromptShape(
@@ -401,6 +405,11 @@ class VeoBackend(VideoBackend):
         # Vertex with a project signs in with application default credentials: no key variable needed
         self.key_env = () if self.vertex_project else KEY_VARIABLES  # type: ignore[misc]
         super().check_available()
+
+    def shared_limits(self) -> tuple[SharedLimit, ...]:
+        """Its jobs in flight (`concurrency`) and started a minute (`jobs_per_minute`), for every run together."""
+        return provider_limits(self.name, self.options.concurrency, self.options.jobs_per_minute,
+                               self.options.base_url)
 
     def check(self) -> None:
         """Vertex-only options on the Gemini API, and Vertex's own variables, before any work starts."""
