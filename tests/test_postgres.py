@@ -265,3 +265,28 @@ def test_film_with_a_postgresql_catalog_end_to_end(prefect_server, pg_database: 
         assert not file.is_file() or PASSWORD.encode() not in file.read_bytes(), file
     for table in Base.metadata.tables:
         assert not [row for row in _rows(url, f"SELECT CAST(t AS text) FROM {table} t") if PASSWORD in row[0]], table
+
+
+def test_a_second_home_on_a_shared_catalog_never_repairs_away_the_first_homes_film(prefect_server, pg_database: str,
+                                                                                  tmp_path: Path, write_story):  # fmt: skip
+    """Two machines (two homes) sharing one PostgreSQL catalog: `catalog verify --repair` run from the second,
+    which holds none of the first's files, deletes none of its rows, and the first home's rerun makes nothing."""
+    story = write_story(TINY_STORY)
+    first, second = tmp_path / "first" / "outputs", tmp_path / "second" / "outputs"
+    for home in (first, second):
+        home.parent.mkdir()
+    url = make_url(pg_database).set(password=PASSWORD).render_as_string(hide_password=False)
+    env = {"STORYFLOW_CATALOG_URL": url, "PREFECT_API_URL": prefect_server}
+    made_first = run_cli(["film", str(story), "--json"], home=first, cwd=first.parent, env=env)
+    assert made_first.code == 0, made_first.stderr
+
+    repaired = run_cli(["catalog", "verify", "--repair", "--json"], home=second, cwd=second.parent, env=env)
+    assert repaired.code == 0, repaired.stdout + repaired.stderr
+    report = json.loads(repaired.stdout)
+    assert report["other_homes"] and report["not_here"] > 0 and report["rows_without_files"] == []
+    assert not [action for action in report["repaired"] if action["action"].startswith("deleted row")]
+
+    again = run_cli(["film", str(story), "--json"], home=first, cwd=first.parent, env=env)
+    assert again.code == 0, again.stderr
+    assert again.json["clips_generated"] == 0 and again.json["film_reused"]
+    assert run_cli(["catalog", "verify"], home=first, cwd=first.parent, env=env).code == 0

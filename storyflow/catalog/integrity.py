@@ -28,6 +28,11 @@ Storyflow's own metadata, never reported as a file without rows:
   file that is intact (the flow shows a film under plain names, <slug>.mp4, stems/<kind>.wav,
   as hard links to the content-addressed files the catalog records).
 
+A catalog on a server may be shared by several homes (machines, or folders), each holding
+its own files at the same relative paths. Once another home has run a film against it
+(the `homes` table; never for a home's own SQLite file), a file missing here is counted under
+`not_here`, not as a problem: it may be in another home, and repair never deletes a row.
+
 repair=True, which must run while no film run writes to home (the CLI holds
 storyflow.core.locks.hold(home) exclusively):
 1. rows: every row claiming a missing or changed file is deleted, so the next run makes it
@@ -148,7 +153,12 @@ def verify(catalog: Store, repair: bool = False) -> dict:
                 if c.sha256 is not None and c.sha256 != state.sha256
             ]
 
-    # 3. the output folder: files no row claims, temporaries a killed process left
+    # 3. a catalog other homes share (a server several machines use): a file missing here may be in another
+    #    home, so its row is not a problem here, and no row is ever deleted from here
+    others = catalog.other_homes()
+    elsewhere, missing = (missing, []) if others else ([], missing)
+
+    # 4. the output folder: files no row claims, temporaries a killed process left
     unclaimed, partials, copies, summaries = scan_home(catalog, home, claims, disk)
 
     report: dict[str, Any] = {
@@ -170,13 +180,17 @@ def verify(catalog: Store, repair: bool = False) -> dict:
         "superseded": superseded,
         "published_copies": len(copies),
         "running_runs": _running_runs(catalog),
+        # other homes sharing the catalog, and how many claimed files are not in this one (theirs, maybe)
+        "other_homes": others,
+        "not_here": len(elsewhere),
     }
     problems = ("rows_without_files", "hash_mismatches", "file_rows_without_owner", "files_without_rows",
                 "partial_files")  # fmt: skip
     report["ok"] = not any(report[key] for key in problems)
     if repair:
         report["repaired"] = Repair(catalog, home, claims, disk).run(
-            missing, changed, [p for p, _ in unclaimed], [p for p, _ in partials], copies, summaries
+            missing, changed, [p for p, _ in unclaimed], [p for p, _ in partials], copies, summaries,
+            keep_rows=bool(others),
         )
         report["repaired"] += [{"action": "marked crashed", "row": f"runs #{run_id}",
                                 "reason": "its process on this machine is gone"}
@@ -367,10 +381,11 @@ class Repair:
         self._orphans: Path | None = None
 
     def run(self, missing: list[Path], changed: list[Path], unclaimed: list[Path], partials: list[Path],
-            copies: dict[Path, Path], summaries: list[Path]) -> list[dict]:  # fmt: skip
-        """Fix rows, then move files aside, then delete temporaries."""
+            copies: dict[Path, Path], summaries: list[Path], keep_rows: bool = False) -> list[dict]:  # fmt: skip
+        """Fix rows, then move files aside, then delete temporaries. `keep_rows`: the catalog is shared with
+        other homes, whose files the rows may describe: only this home's files are moved or deleted."""
         # 1. which rows go: those claiming a bad file, and those only a deleted row kept valid
-        doomed, freed, stale = self.rows_to_delete(missing + changed)
+        doomed, freed, stale = self.rows_to_delete(missing + changed) if not keep_rows else (set(), set(), set())
         reason = {p: "file missing" for p in missing} | {p: "file changed" for p in changed}
         reason |= {p: "only an older row recorded it, and the newer one was removed" for p in stale}
 

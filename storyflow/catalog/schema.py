@@ -185,6 +185,20 @@ class RunRow(Base):
     generations: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
+class HomeRow(Base):
+    """An output folder (on a host) that has run films against this catalog (0008): a catalog on a server may
+    be shared by several, each holding its own files; `catalog verify --repair` never deletes another's rows."""
+
+    __tablename__ = "homes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(Text, unique=True)  # "<host>:<absolute path>"
+    host: Mapped[str] = mapped_column(String(255))
+    path: Mapped[str] = mapped_column(Text)
+    first_seen: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class JobRow(Base):
     """A job a hosted provider accepted (and bills for), recorded before anyone waits for it.
 

@@ -41,6 +41,7 @@ from storyflow.catalog.schema import (
     FilmClipRow,
     FilmNarrationRow,
     FilmRow,
+    HomeRow,
     JobRow,
     NarrationRow,
     PromptRow,
@@ -162,6 +163,35 @@ class Store:
         database = sqlite_file(self.url)
         return str(Path(database).resolve()) if database else _safe_url(self.url)
 
+    # ------------------------------------------------------------ homes sharing the catalog
+
+    @property
+    def home_name(self) -> str:
+        """This output folder as the catalog knows it: '<host>:<absolute path>'."""
+        return f"{socket.gethostname()}:{self.home}"
+
+    @property
+    def owns_catalog(self) -> bool:
+        """Whether the catalog is this home's own SQLite file (inside it): then no other home shares it."""
+        database = sqlite_file(self.url)
+        return database is not None and Path(os.path.abspath(database)).is_relative_to(self.home)
+
+    def _seen_home(self, s: Session) -> None:
+        """Note that this home writes to the catalog (a run starts here)."""
+        row = s.scalar(select(HomeRow).where(HomeRow.name == self.home_name))
+        if row is None:
+            s.add(HomeRow(name=self.home_name, host=socket.gethostname(), path=str(self.home)))
+        else:
+            row.last_seen = utcnow()
+
+    @_database_errors
+    def other_homes(self) -> list[str]:
+        """The other homes that have run films against this catalog (none when it is this home's own file)."""
+        if self.owns_catalog:
+            return []
+        with self.reading() as s:
+            return sorted(name for name in s.scalars(select(HomeRow.name)) if name != self.home_name)
+
     # ------------------------------------------------------------ paths
 
     def stored_path(self, path: Path | str) -> str:
@@ -195,6 +225,7 @@ class Store:
         params = guard_secrets(params, "run params")
         self.mark_crashed_runs()
         with self.writing() as s:
+            self._seen_home(s)
             run = RunRow(
                 story_source=str(story_source),
                 status="running",

@@ -404,6 +404,10 @@ def format_verify(report: dict, after: dict | None = None) -> str:
         for item in items:
             rows = f"  ({', '.join(item['rows'])})" if item.get("rows") else ""
             out.append(f"  {item['path']}{rows}")
+    if report.get("other_homes"):
+        out.append(f"the catalog is shared with {len(report['other_homes'])} other home(s) "
+                   f"({', '.join(report['other_homes'][:3])}): {report['not_here']} recorded file(s) are not in this "
+                   "one, and a repair here never deletes a row")  # fmt: skip
     if report.get("running_runs"):
         out.append(f"runs still marked running: {', '.join(f'#{i}' for i in report['running_runs'])}")
     for action in report.get("repaired", []):
