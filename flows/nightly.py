@@ -44,7 +44,15 @@ def stories_in(folder: Path) -> list[Path]:
     return found
 
 
-@flow(name="storyflow-nightly", log_prints=False)
+def _night_name() -> str:
+    """A night's run, as the UI lists it: nightly-<folder>-<date>."""
+    from prefect.runtime import flow_run
+
+    folder = Path(str(flow_run.parameters.get("stories") or "stories")).name
+    return f"nightly-{slugify(folder, 40)}-{datetime.now(UTC):%Y-%m-%d}"
+
+
+@flow(name="storyflow-nightly", flow_run_name=_night_name, log_prints=False)
 def nightly_flow(stories: str, choices: FilmChoices | None = None) -> dict[str, Any]:
     """Render every story in the folder `stories` (each its own film flow run) and report the night."""
     settings = load_settings()

@@ -11,6 +11,8 @@ PREFECT_API_URL): a temporary server would forget them.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import re
 import sys
@@ -93,12 +95,13 @@ def create(folder: Path, cron: str, timezone: str, choices: FilmChoices, *, name
             client.create_work_pool(WorkPoolCreate(name=pool, type="process",
                                                    description="storyflow: films and nightly batches"))  # fmt: skip
     # 3. the deployment: the flow by module path, the folder and film choices as parameters (never a secret)
-    deployment_id = nightly_flow.deploy(
-        name=name, work_pool_name=pool, build=False, push=False, schedule=Cron(cron, timezone=timezone),
-        parameters={"stories": str(folder), "choices": choices.model_dump(mode="json")},
-        entrypoint_type=EntrypointType.MODULE_PATH, tags=[SCHEDULE_TAG], print_next_steps=False,
-        description=f"storyflow: render every story in {folder}",
-    )  # fmt: skip
+    with contextlib.redirect_stdout(io.StringIO()):  # Prefect's own table and hints: storyflow says what it did
+        deployment_id = nightly_flow.deploy(
+            name=name, work_pool_name=pool, build=False, push=False, schedule=Cron(cron, timezone=timezone),
+            parameters={"stories": str(folder), "choices": choices.model_dump(mode="json")},
+            entrypoint_type=EntrypointType.MODULE_PATH, tags=[SCHEDULE_TAG], print_next_steps=False,
+            ignore_warnings=True, description=f"storyflow: render every story in {folder}",
+        )  # fmt: skip
     return {"name": name, "deployment": f"{FLOW_NAME}/{name}", "id": str(deployment_id), "folder": str(folder),
             "cron": cron, "timezone": timezone, "pool": pool, "next_runs": upcoming}  # fmt: skip
 

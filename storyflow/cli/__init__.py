@@ -410,8 +410,8 @@ def schedule(
                          budget_usd=budget, video_options=parse_option_pairs(video_option, "--video-option") or None,
                          llm_options=parse_option_pairs(llm_option, "--llm-option") or None)  # fmt: skip
     zone = timezone or schedules.local_timezone()
-    schedules.next_runs(cron, zone)  # a bad cron or zone is an error before a server is asked
-    with _prefect_server(settings):
+    with _prefect_server(settings):  # first: Prefect reads where its server is when it is imported
+        schedules.next_runs(cron, zone)  # a bad cron or zone is an error before the server is asked
         made = schedules.create(stories, cron, zone, settings.choices(), name=name, pool=pool)
     _print(made, as_json, text.format_schedule_made)
 

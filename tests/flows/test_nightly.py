@@ -49,6 +49,14 @@ def wait_for(flow_run_id: str, api_url: str, timeout: float = 240) -> str:
     raise AssertionError(f"the nightly run {flow_run_id} did not finish in {timeout} s")
 
 
+def run_name(flow_run_id: str, api_url: str) -> str:
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: api_url}), get_client(sync_client=True) as client:
+        return client.read_flow_run(flow_run_id).name
+
+
 def test_a_scheduled_night_renders_every_story_and_the_next_one_only_what_changed(tmp_path, prefect_server):
     folder = tmp_path / "stories"
     folder.mkdir()
@@ -89,6 +97,7 @@ def test_a_scheduled_night_renders_every_story_and_the_next_one_only_what_change
             flow_run_id = started.stdout.split("flow run ")[-1].strip()
             # a story failed, so the night ends Failed: after every other story is made and the report written
             assert wait_for(flow_run_id, prefect_server) == "FAILED"
+            assert run_name(flow_run_id, prefect_server).startswith("nightly-stories-")
             reports = sorted((home / "nightly").glob("*.json"))
             assert len(reports) == night + 1
             nights.append(json.loads(reports[-1].read_text()))

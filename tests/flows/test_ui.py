@@ -98,6 +98,14 @@ def test_the_ui_on_any_port_shows_the_films_run_its_shots_and_artifacts(tmp_path
         pictures = page(f"/artifacts/artifact/{ids['pictures']}", "pictures.png")
         assert pictures.count('src="data:image/jpeg;base64,') == 2
         assert all((shots / name).stat().st_size > 10_000 for name in ("flow-run.png", "artifacts.png"))
+
+        # 5. a schedule made with no PREFECT_API_URL set lands on this server too (found as the film's run was)
+        scheduled = storyflow("schedule", str(tmp_path), "--cron", "0 2 * * *", "--timezone", "UTC", "--json")
+        assert scheduled.code == 0, scheduled.stderr
+        assert "temporary" not in scheduled.stderr
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/deployments/name/storyflow-nightly/"
+                                    f"{scheduled.json['name']}", timeout=10) as answer:  # fmt: skip
+            assert json.load(answer)["parameters"]["stories"] == str(tmp_path.resolve())
     finally:
         storyflow("ui", "stop")
     with pytest.raises(OSError):  # stopped: nothing answers there any more
