@@ -68,6 +68,11 @@ def _compile(text: str) -> jinja2.Template:
     return environment.from_string(text)
 
 
+# Templates read only after a video provider's safety filter refused a prompt (storyflow.stages.rephrase).
+REPHRASE_TEMPLATE = "rephrase_system.md"
+REFUSAL_ONLY = frozenset({REPHRASE_TEMPLATE})
+
+
 @dataclass(frozen=True)
 class PromptFolder:
     """The folder prompt templates are read from: what every stage that writes a prompt is handed."""
@@ -106,8 +111,11 @@ class PromptFolder:
         return PromptTemplate(name=name, text=text, sha256=hashlib.sha256(data).hexdigest(), path=path)
 
     def sha256(self) -> str:
-        """One sha256 over every template in the folder: an edit to any of them is a new version."""
+        """One sha256 over every template that writes a first plan or prompt: an edit to any of them is a
+        new version. Templates read only afterwards (REFUSAL_ONLY) are left out, so adding or editing one
+        never rewrites (and pays again for) prompts that did not need it; what reads them hashes them."""
         digest = hashlib.sha256()
-        for path in sorted(p for p in self.path.iterdir() if p.is_file() and not p.name.startswith(".")):
+        for path in sorted(p for p in self.path.iterdir() if p.is_file() and not p.name.startswith(".")
+                           and p.name not in REFUSAL_ONLY):  # fmt: skip
             digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
         return digest.hexdigest()

@@ -28,6 +28,7 @@ from storyflow.catalog import PROMPT
 from storyflow.core.errors import ContentFiltered
 from storyflow.core.hashing import cache_key
 from storyflow.core.secrets import redact
+from storyflow.core.templates import REPHRASE_TEMPLATE
 from storyflow.stages.plan import usage_summary
 from storyflow.stages.rewrite import as_prompt, rewrite_cache_key, rewrite_instructions, rewrite_task, shot_document
 
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-REPHRASE_INSTRUCTIONS = "rephrase_system.md"
+REPHRASE_INSTRUCTIONS = REPHRASE_TEMPLATE
 REPHRASE_TASK = "rephrased_prompt"  # the task's name: the embedded rewriter softens the scene when asked with it
 ORIGIN = "rephrased after a safety filter refused"  # ShotPrompt.origin, then ": <the provider's reasons>"
 NO_REASON = "no reason given"
@@ -88,9 +89,10 @@ def earlier_rephrasing(shot: Shot, board: Storyboard, prompt: ShotPrompt, llm: L
 
 def rephrase_cache_key(shot: Shot, board: Storyboard, prompt: ShotPrompt, llm: LLMBackend, prompts: PromptFolder,
                        shape: PromptShape | None = None) -> str:  # fmt: skip
-    """What determines a rephrasing: what determines the shot's prompt, and the refused prompt. Not the provider's
-    reasons (its wording of them may change from job to job): one refused prompt has one rephrasing."""
-    return cache_key("rephrase", rewrite=rewrite_cache_key(shot, board, llm, prompts, shape), refused=_texts(prompt))
+    """What determines a rephrasing: what determines the shot's prompt, its own template, and the refused prompt.
+    Not the provider's reasons (its wording of them may change from job to job): one refused prompt has one rephrasing."""
+    return cache_key("rephrase", rewrite=rewrite_cache_key(shot, board, llm, prompts, shape), refused=_texts(prompt),
+                     instructions=prompts.load(REPHRASE_INSTRUCTIONS).sha256)  # fmt: skip
 
 
 def rephrase_task(prompts: PromptFolder, shot: Shot, board: Storyboard, prompt: ShotPrompt,

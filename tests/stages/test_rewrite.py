@@ -207,3 +207,21 @@ def test_a_prompt_for_the_wrong_shot_is_refused(lighthouse):
     with pytest.raises(LLMOutputError) as caught:
         rewrite_shots(lighthouse, ScriptedRewriter(shot_id="s99"))
     assert "shot s01" in caught.value.message and "'shot_id'" in caught.value.message
+
+
+def test_a_template_read_only_after_a_refusal_never_changes_what_first_prompts_are_keyed_by(tmp_path):
+    """Adding or editing rephrase_system.md must not rewrite (and pay again for) every prompt; editing a
+    template that writes first prompts must."""
+    import shutil
+
+    from storyflow.core.templates import REPHRASE_TEMPLATE, PromptFolder
+
+    folder = tmp_path / "prompts"
+    shutil.copytree(PROMPTS, folder)
+    before = PromptFolder(folder).sha256()
+    (folder / REPHRASE_TEMPLATE).write_text((folder / REPHRASE_TEMPLATE).read_text() + "\nBe brief.\n")
+    assert PromptFolder(folder).sha256() == before
+    (folder / REPHRASE_TEMPLATE).unlink()
+    assert PromptFolder(folder).sha256() == before
+    (folder / "rewrite_system.md").write_text((folder / "rewrite_system.md").read_text() + "\nBe brief.\n")
+    assert PromptFolder(folder).sha256() != before
