@@ -559,11 +559,11 @@ def film_summary(
         "clips_reused": sum(s["clips_reused"] for s in shots),
         # what hosted services charged: for what this run made (every take, its narration), and for what the
         # film plays (its clips and narration, whichever run made them); `storyflow catalog films` says the same
-        "cost_usd": _total([*(c.cost_usd for made in shot_takes.values() for take in made.takes for c in take.clips
+        "cost_usd": total_cost([*(c.cost_usd for made in shot_takes.values() for take in made.takes for c in take.clips
                               if not c.reused), *(line.cost_usd for line in lines if not line.reused)]),
-        "film_cost_usd": _total([*(c.cost_usd for chain in chains.values() for c in chain.clips),
+        "film_cost_usd": total_cost([*(c.cost_usd for chain in chains.values() for c in chain.clips),
                                  *(line.cost_usd for line in lines)]),
-        "narration_cost_usd": _total(line.cost_usd for line in lines if not line.reused),
+        "narration_cost_usd": total_cost(line.cost_usd for line in lines if not line.reused),
         "candidates": choices.candidates,
         # what the clips this run had to make were estimated to cost before any was asked for, and the limit
         "estimate_usd": estimate.total_usd if estimate is not None else None,
@@ -624,7 +624,7 @@ def _takes_summary(made: ShotTakes) -> list[dict[str, Any]]:
             for take, chain in enumerate(made.takes)]  # fmt: skip
 
 
-def _total(costs: Iterable[float | None]) -> float | None:
+def total_cost(costs: Iterable[float | None]) -> float | None:
     """The sum of what was charged (None when nothing says what it cost: a local backend)."""
     known = [cost for cost in costs if cost is not None]
     return round(sum(known), 4) if known else None

@@ -23,7 +23,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
-from flows.film import film_flow_for
+from flows.film import film_flow_for, total_cost
 from storyflow.core.config import FilmChoices, load_settings
 from storyflow.core.errors import InputError, StoryflowError
 from storyflow.media import atomic_write_text
@@ -67,7 +67,7 @@ def nightly_flow(stories: str, choices: FilmChoices | None = None) -> dict[str, 
         "made": sum(entry["status"] == "made" for entry in entries),
         "reused": sum(entry["status"] == "reused" for entry in entries),
         "failed": sum(entry["status"] == "failed" for entry in entries),
-        "cost_usd": _total(entry.get("cost_usd") for entry in entries),
+        "cost_usd": total_cost(entry.get("cost_usd") for entry in entries),
         "stories": entries,
     }
     files = _write_report(report, settings.home.resolve() / "nightly", started_at)
@@ -138,8 +138,3 @@ def _write_report(report: dict[str, Any], folder: Path, started_at: datetime) ->
     atomic_write_text(paths["json"], json.dumps(report, indent=2, default=str) + "\n")
     atomic_write_text(paths["md"], report_markdown(report))
     return paths
-
-
-def _total(costs) -> float | None:
-    known = [cost for cost in costs if cost is not None]
-    return round(sum(known), 4) if known else None

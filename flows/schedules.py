@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from storyflow.core.config import FilmChoices
-from storyflow.core.errors import InputError, StoryflowError
+from storyflow.core.errors import InputError
 
 FLOW_NAME = "storyflow-nightly"
 DEFAULT_POOL = "storyflow"
@@ -168,12 +168,3 @@ def worker_command(pool: str, limit: int | None = None) -> list[str]:
     """The command of a Prefect process worker for `pool`: each run it takes is a process of its own."""
     command = [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool, "--type", "process"]
     return command + (["--limit", str(limit)] if limit else [])
-
-
-def require_server() -> str:
-    """The API URL of the Prefect server schedules live in; StoryflowError naming the fix when there is none."""
-    url = os.environ.get("PREFECT_API_URL", "")
-    if not url:
-        raise StoryflowError("schedules live in a Prefect server, and none is running",
-                             fix="start one with `storyflow ui start` (or `make ui`), or set PREFECT_API_URL")  # fmt: skip
-    return url

@@ -410,7 +410,7 @@ def schedule(
                          budget_usd=budget, video_options=parse_option_pairs(video_option, "--video-option") or None,
                          llm_options=parse_option_pairs(llm_option, "--llm-option") or None)  # fmt: skip
     zone = timezone or schedules.local_timezone()
-    with _prefect_server(settings):  # first: Prefect reads where its server is when it is imported
+    with _prefect(settings, lasting=True):  # first: Prefect reads where its server is when it is imported
         schedules.next_runs(cron, zone)  # a bad cron or zone is an error before the server is asked
         made = schedules.create(stories, cron, zone, settings.choices(), name=name, pool=pool)
     _print(made, as_json, text.format_schedule_made)
@@ -423,7 +423,7 @@ def schedules_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         return
     from flows import schedules
 
-    with _prefect_server(_settings()):
+    with _prefect(_settings(), lasting=True):
         found = schedules.listing()
     _print(found, as_json, text.format_schedules)
 
@@ -433,7 +433,7 @@ def schedules_pause(name: Annotated[str, typer.Argument(help="Schedule name (see
     """Pause a schedule: no run is started until it is resumed."""
     from flows import schedules
 
-    with _prefect_server(_settings()):
+    with _prefect(_settings(), lasting=True):
         schedules.pause(name)
     print(f"paused {name}")
 
@@ -443,7 +443,7 @@ def schedules_resume(name: Annotated[str, typer.Argument(help="Schedule name.")]
     """Resume a paused schedule."""
     from flows import schedules
 
-    with _prefect_server(_settings()):
+    with _prefect(_settings(), lasting=True):
         schedules.resume(name)
     print(f"resumed {name}")
 
@@ -453,7 +453,7 @@ def schedules_remove(name: Annotated[str, typer.Argument(help="Schedule name.")]
     """Remove a schedule; the films and reports it made stay."""
     from flows import schedules
 
-    with _prefect_server(_settings()):
+    with _prefect(_settings(), lasting=True):
         schedules.remove(name)
     print(f"removed {name}")
 
@@ -463,7 +463,7 @@ def schedules_run(name: Annotated[str, typer.Argument(help="Schedule name.")]) -
     """Start a run of a schedule now (a worker of its pool takes it: `storyflow serve`)."""
     from flows import schedules
 
-    with _prefect_server(_settings()):
+    with _prefect(_settings(), lasting=True):
         flow_run_id = schedules.run_now(name)
     print(f"started a run of {name}: flow run {flow_run_id}")
 
@@ -483,7 +483,7 @@ def serve(
     from flows import schedules
 
     settings = _settings()
-    with _prefect_server(settings):
+    with _prefect(settings, lasting=True):
         command = schedules.worker_command(pool, limit)
         sys.stderr.write(f"serving the work pool '{pool}' on {os.environ['PREFECT_API_URL']} (Ctrl-C stops)\n")
         try:
@@ -567,11 +567,12 @@ def _print(data: Any, as_json: bool, formatter: Any) -> None:
 
 
 @contextlib.contextmanager
-def _prefect(settings: Any) -> Iterator[None]:
+def _prefect(settings: Any, *, lasting: bool = False) -> Iterator[None]:
     """Point Prefect at our output folder and at a server, before Prefect is imported.
 
     A server `make ui` keeps running (or PREFECT_API_URL) is used as it is; without one, a
-    temporary server runs for this command alone and dies with it, however it ends.
+    temporary server runs for this command alone and dies with it, however it ends. `lasting`:
+    what the command makes must outlive it (a schedule), so a temporary server will not do.
     """
     from flows.server import prefect_env, running_server, temporary_server
 
@@ -588,27 +589,13 @@ def _prefect(settings: Any) -> Iterator[None]:
         sys.stderr.write(f"reporting to the Prefect UI at {server['ui_url']}\n")
         yield
         return
+    if lasting:
+        raise StoryflowError("schedules live in a Prefect server, and none is running",
+                             fix="start one with `storyflow ui start` (or `make ui`), or set PREFECT_API_URL")  # fmt: skip
     sys.stderr.write("starting a temporary Prefect server for this run (`make ui` keeps one running)\n")
     with temporary_server(settings.prefect_home) as api_url:
         os.environ["PREFECT_API_URL"] = api_url
         yield
-
-
-@contextlib.contextmanager
-def _prefect_server(settings: Any) -> Iterator[None]:
-    """Point Prefect at a server that outlives this command (schedules live there): the one `storyflow
-    ui start` keeps running, or PREFECT_API_URL; StoryflowError naming the fix when there is none."""
-    from flows.server import prefect_env, running_server
-    from flows.schedules import require_server
-
-    settings.prefect_home.mkdir(parents=True, exist_ok=True)
-    os.environ.update(prefect_env(settings.prefect_home, keep_home=True))
-    if not os.environ.get("PREFECT_API_URL"):
-        server = running_server(settings.prefect_home)
-        if server:
-            os.environ["PREFECT_API_URL"] = server["api_url"]
-    require_server()
-    yield
 
 
 def _quiet_prefect_run_logs() -> None:
