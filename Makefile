@@ -44,7 +44,7 @@ CRON    ?= 0 2 * * *
 
 nightly: $(STAMP)  ## schedule nightly renders and run them here: make nightly STORIES=stories/ [CRON="0 2 * * *"] [TIMEZONE=Europe/Paris]
 	$(BIN)/storyflow ui start
-	$(BIN)/storyflow schedule "$(STORIES)" --cron "$(CRON)" $(if $(TIMEZONE),--timezone "$(TIMEZONE)")
+	$(BIN)/storyflow schedule "$(STORIES)" --cron "$(CRON)" $(if $(TIMEZONE),--timezone "$(TIMEZONE)") $(if $(SPREAD),--spread)
 	$(BIN)/storyflow serve
 
 ui-stop: $(STAMP)  ## stop the server `make ui` started

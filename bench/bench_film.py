@@ -23,7 +23,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from bench.common import print_table, save_results
+from bench.common import free_port, print_table, save_results
 
 REPO = Path(__file__).resolve().parent.parent
 STAGES = ("plan", "narrate", "rewrite", "generate", "audio", "stitch", "record")
@@ -129,7 +129,7 @@ def main() -> None:
         from flows.server import start_server, stop_server
 
         prefect_home = tmp_path / "prefect"
-        server = start_server(prefect_home, port=_free_port(), wait_s=120)
+        server = start_server(prefect_home, port=free_port(), wait_s=120)
         try:
             os.environ["PREFECT_HOME"] = str(prefect_home)
             os.environ["PREFECT_API_URL"] = server["api_url"]
@@ -175,14 +175,6 @@ def main() -> None:
     ]  # fmt: skip
     print_table("whole command: a first run against a fully cached rerun", cached)
     save_results("film", rows + cached, {"story": str(story), "film_seconds": film_s, "workers": workers})
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 if __name__ == "__main__":

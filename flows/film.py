@@ -10,7 +10,10 @@ run's choices (storyflow.core.config.FilmChoices: backends, options, sound...), 
 what to make again. What belongs to the machine that runs it (where outputs go, the
 catalog's URL and its password, signing keys, API keys) is read from that machine's
 environment inside the run, so a worker or `serve` resolves it for itself and no secret is
-ever a Prefect parameter, log line or artifact.
+ever a Prefect parameter, log line or artifact. The tasks it fans out per shot (rewrite,
+generate, effects) take plain data too (flows/work.py: a FilmRun of ids and choices), so any
+task runner runs them: threads here, a Dask cluster (--task-runner dask), or the workers of a
+work pool for the shots themselves (--shot-pool: flows/shots.py).
 
 Narration is spoken right after planning because it can stretch shots; effects and music
 wait for the clips (their real lengths and pictures). Every generation goes through the
@@ -21,7 +24,6 @@ with the same inputs, and --force / --force-shot are decided there.
 import logging
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,22 +34,20 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows import artifacts, limits
+from flows.shots import in_catalog, made_by_workers, make_on_pool, make_shot
+from flows.work import Done, FilmRun, Signer
 from storyflow.backends.base import (
     BACKEND_KINDS,
     Backend,
-    EffectsBackend,
     LLMBackend,
     MusicBackend,
-    PromptShape,
-    SharedLimit,
     SpeechBackend,
-    VideoBackend,
 )
 from storyflow.backends.registry import load_backend
-from storyflow.catalog import FILM, STORYBOARD, Catalog, Generations, open_catalog
+from storyflow.catalog import FILM, STORYBOARD, Catalog, Generations, open_catalog, server_lock
 from storyflow.core import locks, progress
 from storyflow.core.config import FilmChoices, Settings, load_settings
-from storyflow.core.errors import ContentFiltered, InputError, ShotsFailed, StoryflowError, TransientError
+from storyflow.core.errors import InputError, ShotsFailed, StoryflowError, TransientError
 from storyflow.core.models import (
     SEAM_WARN_RATIO,
     AudioTrack,
@@ -63,7 +63,7 @@ from storyflow.core.models import (
 from storyflow.core.templates import PromptFolder
 from storyflow.core.timeline import film_timeline
 from storyflow.media import AUDIO_SAMPLE_RATE, atomic_write_text, publish_text, remove_partials, sha256_bytes
-from storyflow.stages import audio, budget, mix, narrate, plan, rephrase, rewrite, takes
+from storyflow.stages import audio, budget, mix, narrate, plan, rewrite, takes
 from storyflow.stages.film import make_film, publish_film
 from storyflow.stages.mix import MixResult
 from storyflow.stages.story import read_story
@@ -85,21 +85,14 @@ def _transient_only(task, task_run, state) -> bool:
 RETRY = {"retries": 2, "retry_delay_seconds": [5, 30], "retry_condition_fn": _transient_only}
 
 
-@dataclass(frozen=True)
-class Rewriter:
-    """The LLM and templates that rephrase a prompt a provider's safety filter refused."""
-
-    llm: LLMBackend
-    prompts: PromptFolder
-
-
 # ---------------------------------------------------------------- tasks
 
 
 @task(name="plan", cache_policy=NONE, **RETRY)
 def plan_task(story: Story, llm: LLMBackend, door: Generations, prompts: PromptFolder) -> Storyboard:
     """Break the story into a storyboard (or reuse the plan made for the same story, seed and LLM)."""
-    return plan.plan_storyboard(story, llm, door, prompts)
+    with limits.holding(llm):
+        return plan.plan_storyboard(story, llm, door, prompts)
 
 
 @task(name="storyboard-file", cache_policy=NONE)
@@ -116,7 +109,8 @@ def storyboard_file_task(story: Story, path: str, catalog: Catalog, door: Genera
 def narrate_task(board: Storyboard, speech: SpeechBackend, out_dir: Path, door: Generations,
                  fit: str) -> tuple[Storyboard, list[NarrationLine]]:  # fmt: skip
     """Speak every narration line; stretch (or pace) shots so speech never runs over."""
-    fitted, lines = narrate.narrate(board, speech, out_dir, door, fit=fit)  # type: ignore[arg-type]
+    with limits.holding(speech):
+        fitted, lines = narrate.narrate(board, speech, out_dir, door, fit=fit)  # type: ignore[arg-type]
     for before, after in zip(board.shots, fitted.shots):
         if after.duration != before.duration:
             get_run_logger().info("%s stretched %.2f s -> %.2f s for its narration",
@@ -125,69 +119,54 @@ def narrate_task(board: Storyboard, speech: SpeechBackend, out_dir: Path, door: 
 
 
 @task(name="rewrite", task_run_name="rewrite-{shot.id}", cache_policy=NONE, **RETRY)
-def rewrite_task(shot: Shot, board: Storyboard, llm: LLMBackend, door: Generations,
-                 prompts: PromptFolder, shape: PromptShape) -> ShotPrompt:  # fmt: skip
+def rewrite_task(shot: Shot, board: Storyboard, run: FilmRun) -> Done[ShotPrompt]:
     """Rewrite one shot into a prompt shaped for the video backend (or reuse the prompt written for it before)."""
-    return rewrite.rewrite_shot(shot, board, llm, door, prompts, shape)
+    llm = run.backend("llm")
+    with run.door() as door, limits.holding(llm):
+        prompt = rewrite.rewrite_shot(shot, board, llm, door, PromptFolder.of(run.settings().prompts_dir),
+                                      run.backend("video").prompt_shape)  # fmt: skip
+        return Done(prompt, door.receipt())
 
 
 @task(name="generate", task_run_name="generate-{shot.id}", cache_policy=NONE, **RETRY)
-def generate_task(shot: Shot, prompt: ShotPrompt, board: Storyboard, backend: VideoBackend, out_dir: Path,
-                  door: Generations, previous: ShotTakes | None = None, signer: Any = None,
-                  spending: budget.Budget | None = None, writer: Rewriter | None = None, candidates: int = 1,
-                  scorer: str = "measures", picked: int | None = None, reuse_only: bool = False,
-                  shared: tuple[SharedLimit, ...] = ()) -> ShotTakes:  # fmt: skip
-    """Make (or reuse) one shot's takes, each a chain of clips, and choose the one the film plays (signing
-    each new clip when `signer` is given; each paid call asks `spending`, the run's budget, first; each call
-    holds a slot of the backend's `shared` limits). A prompt a provider's safety filter refuses is rephrased
-    by `writer`'s LLM once, and tried again."""
-    finish = signer.clip(board.title, shot.id) if signer is not None else None
-    held = limits.guard(shared) if shared else None
+def generate_task(shot: Shot, prompt: ShotPrompt, board: Storyboard, run: FilmRun,
+                  previous: Done[ShotTakes] | None = None, picked: int | None = None) -> Done[ShotTakes]:  # fmt: skip
+    """Make (or reuse) one shot's takes, each a chain of clips, and choose the one the film plays.
 
-    def make(prompt: ShotPrompt) -> ShotTakes:
-        return takes.make_takes(shot, prompt, board, backend, out_dir, door, previous.chain if previous else None,
-                                candidates=candidates, scorer=scorer, picked=picked, finish=finish,
-                                budget=spending, reuse_only=reuse_only, guard=held)  # fmt: skip
-
-    if writer is not None and not prompt.origin:  # refused before: its rephrasing, not the refused prompt again
-        prompt = rephrase.earlier_rephrasing(shot, board, prompt, writer.llm, door, writer.prompts,
-                                             backend.prompt_shape) or prompt  # fmt: skip
-    try:
-        made = make(prompt)
-    except ContentFiltered as refusal:
-        if writer is None or prompt.origin:
-            raise
-        rephrased = rephrase.rephrase_after_filter(shot, board, prompt, refusal, writer.llm, door, writer.prompts,
-                                                   backend.prompt_shape)  # fmt: skip
-        get_run_logger().warning("%s: the provider's safety filter refused its prompt (%s); trying once more with "
-                                 "it rephrased", shot.id, "; ".join(refusal.reasons) or refusal.message)  # fmt: skip
-        try:
-            made = make(rephrased)
-        except ContentFiltered as again:
-            raise ContentFiltered(f"{again.message} (the prompt was rephrased once after the first refusal: "
-                                  f"{'; '.join(refusal.reasons) or refusal.message})", again.fix,
-                                  reasons=(*refusal.reasons, *again.reasons)) from again  # fmt: skip
-    chain = made.chain
-    generated = sum(not clip.reused for take in made.takes for clip in take.clips)
-    seams = ", ".join(f"{clip.seam.ratio:.2f}" for clip in chain.clips if clip.seam) or "none"
-    get_run_logger().info("%s: %d take(s) of %d segment(s), %d clip(s) generated, playing take %d (%s), seam "
-                          "ratios %s", shot.id, len(made.takes), len(chain.clips), generated, made.chosen,
-                          made.picked_by, seams)  # fmt: skip
-    return made
+    `previous` is the shot it continues; `picked` the take a person chose. Each new clip is signed
+    (--sign-clips); each paid call asks the run's budget first and holds a slot of the backend's
+    limits shared with every other run; a prompt a provider's safety filter refuses is rephrased once
+    by the run's LLM, and tried again. With a shot pool, a worker of the pool makes it (flows/shots.py).
+    """
+    before = previous.value if previous is not None else None
+    on_pool = bool(run.choices.shot_pool) and not run.reuse_only
+    if on_pool:  # a worker of the pool makes it (unless the catalog holds it all); here it is read back
+        if not in_catalog(shot, prompt, board, run, before, picked):
+            make_on_pool(shot, prompt, board, run, before, picked)
+    with run.door() as door:
+        made = make_shot(shot, prompt, board, run.model_copy(update={"reuse_only": True}) if on_pool else run, door,
+                         before, picked)  # fmt: skip
+        if on_pool:
+            made = made_by_workers(made, door, run.run_id)
+        return Done(made, door.receipt())
 
 
 @task(name="effects", task_run_name="effects-{shot.id}", cache_policy=NONE, **RETRY)
-def effects_task(shot: Shot, chain: ClipChain, board: Storyboard, prompt: ShotPrompt, backend: EffectsBackend,
-                 out_dir: Path, door: Generations) -> AudioTrack:  # fmt: skip
+def effects_task(shot: Shot, chain: ClipChain, board: Storyboard, prompt: ShotPrompt, run: FilmRun) -> Done[AudioTrack]:
     """Sound effects derived from one shot's clips."""
-    return audio.shot_effects(shot, chain, board, prompt.prompt, backend, out_dir, door)
+    with run.door() as door:
+        effects = run.backend("effects")
+        with limits.holding(effects):
+            track = audio.shot_effects(shot, chain, board, prompt.prompt, effects, run.out_dir(), door)
+        return Done(track, door.receipt())
 
 
 @task(name="music", cache_policy=NONE, **RETRY)
 def music_task(board: Storyboard, chains: dict[str, ClipChain], backend: MusicBackend, out_dir: Path,
                door: Generations) -> AudioTrack:  # fmt: skip
     """Score the film, timed to the clips actually made."""
-    return audio.score_film(board, _timeline(board, chains), backend, out_dir, door)
+    with limits.holding(backend):
+        return audio.score_film(board, _timeline(board, chains), backend, out_dir, door)
 
 
 @task(name="mix", cache_policy=NONE)
@@ -216,39 +195,6 @@ def stitch_task(board: Storyboard, chains: dict[str, ClipChain], lines: list[Nar
     return make_film(board, chains, lines, sound, tracks, out_dir, door, storyboard_json=storyboard_json,
                      strategy=choices.stitch, burn_subtitles=choices.burn_subtitles,
                      sign=signer.film(board, chains) if signer is not None else None)  # fmt: skip
-
-
-class Signer:
-    """Content Credentials for what this run makes, with the signing settings of this machine."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.home = settings.home.resolve()
-
-    def clip(self, title: str, shot_id: str):
-        """Sign a freshly made clip with C2PA before it is hashed and recorded."""
-        from storyflow import __version__
-        from storyflow.media import credentials
-
-        def sign(path: Path) -> None:
-            credentials.sign_media(path, home=self.home, title=f"{title}, shot {shot_id}: {path.name}",
-                                   generator_version=__version__, settings=self.settings)  # fmt: skip
-
-        return sign
-
-    def film(self, board: Storyboard, chains: dict[str, ClipChain]):
-        """Embed Content Credentials in a new film: made by a generative model, from these clips, by storyflow."""
-        from storyflow import __version__
-        from storyflow.media import credentials
-
-        def sign(film: Film) -> Film:
-            clips = [clip.path for chain in chains.values() for clip in chain.clips]
-            signed = credentials.sign_media(film.path, home=self.home, title=board.title, ingredients=clips,
-                                            generator_version=__version__, settings=self.settings)  # fmt: skip
-            get_run_logger().info("signed %s: %s", film.path.name, signed.trusted_note)
-            return film.model_copy(update={"sha256": signed.sha256, "credentials": signed.as_record()})
-
-        return sign
 
 
 def _timeline(board: Storyboard, chains: dict[str, ClipChain]):
@@ -283,12 +229,14 @@ def film_flow(
     home = settings.home.resolve()
     out_dir = home / parsed.slug
 
-    # One run per film folder at a time (a second run of the story waits, then reuses what
-    # the first made); repairs of the output folder wait for every run to finish.
+    # One run per film at a time (a second run of the story waits, then reuses what the first
+    # made): a file lock on the film's folder here, and a lock in the catalog's database server
+    # for every machine that shares it; repairs of the output folder wait for every run here.
     def waiting(holder: str) -> None:
         progress.report("waiting", what=f"another run of '{parsed.title}'", holder=holder)
 
-    with locks.hold(home, shared=True), locks.hold(out_dir, on_wait=waiting):
+    with locks.hold(home, shared=True), locks.hold(out_dir, on_wait=waiting), \
+            server_lock(settings.resolved_catalog_url, f"film:{parsed.slug}", on_wait=waiting):
         swept = remove_partials(out_dir) + _remove_scratch(out_dir)  # left by a killed run of this story
         if swept:
             log.warning("removed %d unfinished file(s) a killed run left in %s", len(swept), out_dir)
@@ -315,7 +263,7 @@ def _make_film(story: Story, choices: FilmChoices, settings: Settings, out_dir: 
     llm, video, music, speech, effects = (backends[kind] for kind in BACKEND_KINDS)
     takes.load_scorer(choices.scorer)
     prompts = PromptFolder.of(settings.prompts_dir)
-    signer = Signer(settings) if choices.credentials or choices.sign_clips else None
+    signer = Signer(settings) if choices.credentials else None
 
     catalog = open_catalog(settings)
     run_id = catalog.start_run(request["story"], {**request, **choices.model_dump(mode="json")},
@@ -353,8 +301,9 @@ def _make_film(story: Story, choices: FilmChoices, settings: Settings, out_dir: 
 
         # 3. rewrite every shot into a prompt (or reuse it), all at once
         t = time.perf_counter()
-        rewritten = [rewrite_task.submit(shot, board, llm, door, prompts, video.prompt_shape) for shot in board.shots]
-        prompts_of = {shot.id: future.result() for shot, future in zip(board.shots, rewritten)}
+        run = film_run(run_id, out_dir, choices, request, door)
+        rewritten = [rewrite_task.submit(shot, board, run) for shot in board.shots]
+        prompts_of = {shot.id: taken(door, future) for shot, future in zip(board.shots, rewritten)}
         timed("rewrite", t)
 
         #    what the clips still to make would cost (the catalog's are free): a plan over the
@@ -363,7 +312,6 @@ def _make_film(story: Story, choices: FilmChoices, settings: Settings, out_dir: 
         if estimate.total_usd:
             get_run_logger().info("the clips would cost %s", estimate.describe())
         budget.check(estimate, choices.budget_usd)
-        spending = budget.Budget(choices.budget_usd)
 
         # 4. generate: chains in parallel, a continuing shot after the one it continues. Shots
         #    are submitted level by level (every chain's first shot, then every second...):
@@ -373,21 +321,17 @@ def _make_film(story: Story, choices: FilmChoices, settings: Settings, out_dir: 
         generating: dict[str, PrefectFuture] = {}
         person_picks = {shot: pick["take"] for shot, pick in catalog.picks(board_id).items()
                         if pick["picked_by"] == "person"}  # fmt: skip
-        writer = Rewriter(llm, prompts)
-        shared = () if request["reuse_only"] else video.shared_limits()  # held across processes and machines
-        limits.ensure(shared)
+        limits.ensure(() if request["reuse_only"] else video.shared_limits())  # held across processes and machines
+        run = film_run(run_id, out_dir, choices, request, door)  # the prompts' rows: what the clips point at
         chains_of_shots = board.chains()
         for level in range(max(len(chain) for chain in chains_of_shots)):
             for chain in chains_of_shots:
                 if level < len(chain):
                     shot = chain[level]
                     previous = generating[chain[level - 1].id] if level else None
-                    generating[shot.id] = generate_task.submit(
-                        shot, prompts_of[shot.id], board, video, out_dir, door, previous,
-                        signer if choices.sign_clips else None, spending, writer, choices.candidates,
-                        choices.scorer, person_picks.get(shot.id), reuse_only=request["reuse_only"], shared=shared,
-                    )  # fmt: skip
-        shot_takes = _finished_takes(board, generating, artifacts.Progress(
+                    generating[shot.id] = generate_task.submit(shot, prompts_of[shot.id], board, run, previous,
+                                                               person_picks.get(shot.id))  # fmt: skip
+        shot_takes = _finished_takes(board, generating, door, artifacts.Progress(
             board, {shot.id: shot.frames(board.fps) * choices.candidates for shot in board.shots}))
         chains = {shot_id: made.chain for shot_id, made in shot_takes.items()}
         prompts_of.update({shot_id: made.prompt for shot_id, made in shot_takes.items() if made.prompt})
@@ -400,11 +344,11 @@ def _make_film(story: Story, choices: FilmChoices, settings: Settings, out_dir: 
         # 5. sound: every shot's effects from its clips, music on the real timeline, the mix
         t = time.perf_counter()
         effecting = {
-            shot.id: effects_task.submit(shot, chains[shot.id], board, prompts_of[shot.id], effects, out_dir, door)
+            shot.id: effects_task.submit(shot, chains[shot.id], board, prompts_of[shot.id], run)
             for shot in board.shots
         }
         music_track = music_task(board, chains, music, out_dir, door)
-        shot_effects = {shot_id: future.result() for shot_id, future in effecting.items()}
+        shot_effects = {shot_id: taken(door, future) for shot_id, future in effecting.items()}
         sound, effects_bed = mix_task(board, chains, lines, music_track, shot_effects, out_dir, door,
                                       choices.target_lufs)  # fmt: skip
         timed("audio", t)
@@ -415,7 +359,7 @@ def _make_film(story: Story, choices: FilmChoices, settings: Settings, out_dir: 
         tracks = list({track.cache_key: track for track in (music_track, *shot_effects.values(), effects_bed,
                                                             sound.mix, *sound.stems.values())}.values())  # fmt: skip
         film, key = stitch_task(board, chains, lines, sound, tracks, out_dir, door, storyboard_json, choices,
-                                signer if choices.credentials else None)  # fmt: skip
+                                signer)  # fmt: skip
         timed("stitch", t)
 
         # 7. show it under plain names, summarise, finish the run
@@ -444,7 +388,7 @@ def _make_film(story: Story, choices: FilmChoices, settings: Settings, out_dir: 
         catalog.close()
 
 
-def _finished_takes(board: Storyboard, generating: dict[str, PrefectFuture],
+def _finished_takes(board: Storyboard, generating: dict[str, PrefectFuture], door: Generations,
                     shown: artifacts.Progress) -> dict[str, ShotTakes]:  # fmt: skip
     """Every shot's takes, waiting for all of them: one shot's failure stops no other shot. Any that
     failed end the run with ShotsFailed, naming each and why, after every other shot is made and kept.
@@ -457,7 +401,7 @@ def _finished_takes(board: Storyboard, generating: dict[str, PrefectFuture],
     failures: dict[str, str] = {}
     for shot in board.shots:
         try:
-            chains[shot.id] = generating[shot.id].result()
+            chains[shot.id] = taken(door, generating[shot.id])
         except Exception as exc:  # noqa: BLE001 - each failure is reported below, with its shot
             before = board.shots[shot.index - 1].id if shot.continues_previous and shot.index else None
             failures[shot.id] = (f"continues {before}, which failed" if before in failures
@@ -470,6 +414,21 @@ def _finished_takes(board: Storyboard, generating: dict[str, PrefectFuture],
             "missing is made",
         )
     return chains
+
+
+def film_run(run_id: int, out_dir: Path, choices: FilmChoices, request: dict[str, Any],
+             door: Generations) -> FilmRun:  # fmt: skip
+    """The run as its tasks see it, in whatever process they run: ids, choices and the rows to point at."""
+    return FilmRun(run_id=run_id, slug=out_dir.name, choices=choices, force=request["force"],
+                   force_shots=tuple(request["force_shots"]), reuse_only=request["reuse_only"],
+                   pointers=door.pointers())  # fmt: skip
+
+
+def taken(door: Generations, future: PrefectFuture) -> Any:
+    """A task's result, its door's work counted as the run's."""
+    done: Done = future.result()
+    door.absorb(done.receipt)
+    return done.value
 
 
 def _remove_scratch(out_dir: Path) -> list[Path]:
@@ -664,8 +623,23 @@ def film_flow_for(story: str | Path, choices: FilmChoices):
     and the video backend allow."""
     video = load_backend("video", choices.video_backend, choices.video_options)
     workers = max(1, min(choices.max_concurrency, video.capabilities.max_concurrency))
-    return film_flow.with_options(task_runner=ThreadPoolTaskRunner(max_workers=workers),
-                                  flow_run_name=_film_name(story))  # fmt: skip
+    return film_flow.with_options(task_runner=task_runner(choices, workers), flow_run_name=_film_name(story))
+
+
+def task_runner(choices: FilmChoices, workers: int) -> Any:
+    """Where the run's shots are made: threads of this process, or a Dask cluster (choices.task_runner)."""
+    if choices.task_runner == "threads":
+        return ThreadPoolTaskRunner(max_workers=workers)
+    try:
+        from prefect_dask import DaskTaskRunner
+    except ImportError:
+        raise InputError("task_runner dask needs prefect-dask, which is not installed",
+                         fix="pip install -c constraints.txt -e '.[dask]', or use --task-runner threads") from None  # fmt: skip
+    if choices.dask_address:
+        return DaskTaskRunner(address=choices.dask_address)
+    # a local cluster of processes: each worker makes one shot at a time, as a GPU machine would
+    return DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1, "processes": True,
+                                          "dashboard_address": None})  # fmt: skip
 
 
 def _film_name(story: str | Path) -> str:

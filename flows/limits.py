@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 
-from storyflow.backends.base import SharedLimit
+from storyflow.backends.base import Backend, SharedLimit
 
 LEASE_S = 60  # a slot's lease, renewed while it is held: a killed run's slot comes back within a minute
 
@@ -58,3 +58,27 @@ def guard(limits: Sequence[SharedLimit]) -> Callable[[], AbstractContextManager[
             yield
 
     return held
+
+
+_ensured: set[tuple[str, str]] = set()
+
+
+@contextmanager
+def holding(backend: Backend) -> Iterator[None]:
+    """A slot of every limit `backend` shares with other runs, held around one use of it: an open LLM, voice
+    or music model takes its device's slot as a video model does, so two runs never load two pipelines
+    onto one GPU. A backend that shares nothing holds nothing."""
+    from prefect.settings import PREFECT_API_URL
+
+    shared = backend.shared_limits()
+    if not shared:
+        yield
+        return
+    server = str(PREFECT_API_URL.value())
+    missing = [limit for limit in shared if (server, limit.name) not in _ensured]
+    if missing:
+        ensure(missing)
+        _ensured.update((server, limit.name) for limit in missing)
+    with guard(shared)():
+        yield
+

@@ -2,7 +2,8 @@
 
 Each story is one film flow run (a subflow named after the story), one after another: a
 story that fails (a bad file, a refused prompt, a spent budget) is reported and the next one
-starts. An unchanged story costs nothing: its film flow reuses every clip and the film from
+starts. With a pool (`storyflow schedule --spread`), every story is a deployment run of the
+film flow on the pool, all started at once: the pool's workers (GPU machines) share the night. An unchanged story costs nothing: its film flow reuses every clip and the film from
 the catalog. The night ends with a report, as a Prefect artifact on the nightly run (under
 the key nightly-<folder>, so the UI keeps one history per folder) and as files under
 $STORYFLOW_HOME/nightly/: what was made, reused and failed, with wall time, cost and the
@@ -53,13 +54,15 @@ def _night_name() -> str:
 
 
 @flow(name="storyflow-nightly", flow_run_name=_night_name, log_prints=False)
-def nightly_flow(stories: str, choices: FilmChoices | None = None) -> dict[str, Any]:
-    """Render every story in the folder `stories` (each its own film flow run) and report the night."""
+def nightly_flow(stories: str, choices: FilmChoices | None = None, pool: str | None = None) -> dict[str, Any]:
+    """Render every story in the folder `stories` (each its own film flow run) and report the night; with
+    `pool`, every film is a deployment run that the pool's workers share, all started at once."""
     settings = load_settings()
     choices = choices or settings.choices()
     folder = Path(stories).resolve()
     started_at, started = datetime.now(UTC), time.perf_counter()
-    entries = [_render(path, choices) for path in stories_in(folder)]
+    paths = stories_in(folder)
+    entries = _render_on_pool(paths, choices, pool) if pool else [_render(path, choices) for path in paths]
     report = {
         "folder": str(folder),
         "started_at": started_at.isoformat(timespec="seconds"),
@@ -112,6 +115,51 @@ def _render(story: Path, choices: FilmChoices) -> dict[str, Any]:
     }
 
 
+def _render_on_pool(stories: list[Path], choices: FilmChoices, pool: str) -> list[dict[str, Any]]:
+    """Every story's film as a deployment run on `pool`, all started at once (a worker each, as many as the
+    pool has free); each line of the report is read from the catalog every worker records into."""
+    from prefect.client.orchestration import get_client
+    from prefect.deployments import run_deployment
+
+    from flows.film import _film_name, film_flow
+    from flows.pools import deploy_on_pool
+    from storyflow.catalog import open_catalog
+    from storyflow.catalog.listing import run_outcome
+
+    deployment = deploy_on_pool(film_flow, pool, f"storyflow: one film, made by a worker of the pool {pool}")
+    started = {story: run_deployment(deployment, timeout=0, as_subflow=True, flow_run_name=_film_name(story),
+                                     parameters={"story": str(story), "choices": choices.model_dump(mode="json")})
+               for story in stories}  # fmt: skip
+    finished = {}
+    with get_client(sync_client=True) as client:
+        while len(finished) < len(started):
+            for story, run in started.items():
+                if story not in finished:
+                    now = client.read_flow_run(run.id)
+                    if now.state is not None and now.state.is_final():
+                        finished[story] = now
+            time.sleep(0 if len(finished) == len(started) else 2)
+
+    def entry(story: Path) -> dict[str, Any]:
+        run = finished[story]
+        line: dict[str, Any] = {"story": str(story), "flow_run_id": str(run.id),
+                                "wall_s": round(run.total_run_time.total_seconds(), 3)}  # fmt: skip
+        with open_catalog(load_settings()) as catalog:
+            outcome = run_outcome(catalog, str(run.id))
+        if not run.state.is_completed() or outcome is None:
+            why = (outcome or {}).get("error") or run.state.message or f"its run ended {run.state.name}"
+            get_run_logger().warning("%s failed: %s", story.name, why)
+            return line | {"status": "failed", "error": why, "fix": "see its flow run in the Prefect UI"}
+        made_anything = outcome["clips_generated"] > 0 or outcome["film_made"]
+        return line | {"status": "made" if made_anything else "reused", "title": outcome["title"],
+                       "film": outcome["film"], "film_url": outcome["film_url"], "summary": str(Path(outcome["film"]).parents[2] / "summary.json"),
+                       "duration_s": outcome["duration_s"], "clips_generated": outcome["clips_generated"],
+                       "clips_reused": outcome["clips_reused"], "cost_usd": outcome["cost_usd"],
+                       "run_id": outcome["run_id"], "host": outcome["host"]}  # fmt: skip
+
+    return [entry(story) for story in stories]
+
+
 def report_markdown(report: dict[str, Any]) -> str:
     """The night as a table: one line per story, what happened, how long, what it cost, where the film is."""
     rows = []
@@ -119,13 +167,20 @@ def report_markdown(report: dict[str, Any]) -> str:
         what = entry["status"] if entry["status"] != "failed" else f"**failed**: {entry['error']}"
         clips = f"{entry['clips_generated']} made, {entry['clips_reused']} reused" if "clips_generated" in entry else ""
         cost = f"${entry['cost_usd']:.2f}" if entry.get("cost_usd") is not None else ""
-        film = f"[{Path(entry['film']).name}](file://{entry['film']})" if entry.get("film") else ""
+        film = f"[{Path(entry['film']).name}]({_link(entry)})" if entry.get("film") else ""
         rows.append(f"| {Path(entry['story']).name} | {what.replace('|', '/')} | {clips} | {entry['wall_s']:.1f} s | "
                     f"{cost} | {film} |")  # fmt: skip
     cost = f", ${report['cost_usd']:.2f}" if report["cost_usd"] is not None else ""
     return (f"# Nightly: {report['folder']}\n\n{report['started_at']}: {report['made']} made, {report['reused']} "
             f"reused, {report['failed']} failed in {report['wall_s']:.0f} s{cost}.\n\n"
             "| story | tonight | clips | wall | cost | film |\n|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n")
+
+
+def _link(entry: dict[str, Any]) -> str:
+    """Where the report's reader finds a film: here, else in the storage every machine shares."""
+    if entry.get("film_url") and not Path(entry["film"]).is_file():
+        return entry["film_url"]
+    return f"file://{entry['film']}"
 
 
 def _write_report(report: dict[str, Any], folder: Path, started_at: datetime) -> dict[str, Path]:

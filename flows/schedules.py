@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from flows import pools
 from storyflow.core.config import FilmChoices
 from storyflow.core.errors import InputError
 
@@ -71,11 +72,10 @@ def schedule_name(folder: Path) -> str:
 
 
 def create(folder: Path, cron: str, timezone: str, choices: FilmChoices, *, name: str | None = None,
-           pool: str = DEFAULT_POOL) -> dict[str, Any]:  # fmt: skip
-    """Create or update the nightly deployment of `folder`; the work pool is made if missing."""
-    from prefect.client.orchestration import get_client
+           pool: str = DEFAULT_POOL, spread: bool = False) -> dict[str, Any]:  # fmt: skip
+    """Create or update the nightly deployment of `folder`; the work pool is made if missing. `spread`: each
+    film is a run of its own on the pool, so the pool's workers share the night."""
     from prefect.deployments.runner import EntrypointType
-    from prefect.exceptions import ObjectNotFound
     from prefect.schedules import Cron
 
     from flows.nightly import nightly_flow, stories_in
@@ -86,24 +86,18 @@ def create(folder: Path, cron: str, timezone: str, choices: FilmChoices, *, name
     upcoming = next_runs(cron, timezone, 2)
     name = name or schedule_name(folder)
     # 2. the process work pool its runs go to (a worker started by `storyflow serve` polls it)
-    with get_client(sync_client=True) as client:
-        try:
-            client.read_work_pool(pool)
-        except ObjectNotFound:
-            from prefect.client.schemas.actions import WorkPoolCreate
-
-            client.create_work_pool(WorkPoolCreate(name=pool, type="process",
-                                                   description="storyflow: films and nightly batches"))  # fmt: skip
+    pools.ensure_pool(pool)
     # 3. the deployment: the flow by module path, the folder and film choices as parameters (never a secret)
     with contextlib.redirect_stdout(io.StringIO()):  # Prefect's own table and hints: storyflow says what it did
         deployment_id = nightly_flow.deploy(
             name=name, work_pool_name=pool, build=False, push=False, schedule=Cron(cron, timezone=timezone),
-            parameters={"stories": str(folder), "choices": choices.model_dump(mode="json")},
+            parameters={"stories": str(folder), "choices": choices.model_dump(mode="json"),
+                        "pool": pool if spread else None},
             entrypoint_type=EntrypointType.MODULE_PATH, tags=[SCHEDULE_TAG], print_next_steps=False,
             ignore_warnings=True, description=f"storyflow: render every story in {folder}",
         )  # fmt: skip
     return {"name": name, "deployment": f"{FLOW_NAME}/{name}", "id": str(deployment_id), "folder": str(folder),
-            "cron": cron, "timezone": timezone, "pool": pool, "next_runs": upcoming}  # fmt: skip
+            "cron": cron, "timezone": timezone, "pool": pool, "spread": spread, "next_runs": upcoming}  # fmt: skip
 
 
 def listing() -> list[dict[str, Any]]:

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -156,6 +163,29 @@ def postgres_url():
         shutil.rmtree(folder, ignore_errors=True)
 
 
+_database_numbers = itertools.count(1)
+
+
+@pytest.fixture
+def pg_database(postgres_url: str):
+    """The URL of a new, empty database on the session's PostgreSQL server; dropped afterwards."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    server = make_url(postgres_url)
+    name = f"catalog_{next(_database_numbers)}"
+
+    def admin() -> psycopg.Connection:
+        return psycopg.connect(host=server.host, port=server.port, user=server.username, dbname="postgres",
+                               autocommit=True)  # fmt: skip
+
+    with admin() as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    yield server.set(database=name).render_as_string(hide_password=False)
+    with admin() as conn:
+        conn.execute(f"DROP DATABASE {name} WITH (FORCE)")  # also ends connections a failed test left open
+
+
 def _postgres_bin_dir() -> Path | None:
     """The folder holding initdb and postgres: from PATH, else the newest /usr/lib/postgresql/N/bin."""
     import shutil
@@ -198,3 +228,35 @@ def _wait_for_postgres(psycopg, server, port: int, wait_s: float):
     server.kill()
     server.wait()
     pytest.fail(f"PostgreSQL did not accept connections on 127.0.0.1:{port} within {wait_s:.0f} s")
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory: pytest.TempPathFactory):
+    """moto's S3 server on a free loopback port for the session; stopped by its process id afterwards."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = tmp_path_factory.mktemp("moto") / "server.log"
+    with open(log, "wb") as out:
+        server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                                  stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)  # fmt: skip
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if server.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"moto's S3 server did not start; its log:\n{log.read_text()[-2000:]}")
+            try:
+                urllib.request.urlopen(f"{endpoint}/", timeout=2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        yield endpoint
+    finally:
+        if server.poll() is None:
+            server.send_signal(signal.SIGTERM)
+            try:
+                server.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,3 +79,21 @@ def audio_rms_windows(path: Path, window_s: float = 0.5) -> np.ndarray:
     hop = int(16_000 * window_s)
     usable = samples[: len(samples) // hop * hop].reshape(-1, hop)
     return np.sqrt((usable**2).mean(axis=1))
+
+
+_buckets = itertools.count(1)
+
+
+def aws_env(endpoint: str) -> dict[str, str]:
+    """The standard AWS variables pointing every client (s3fs and boto3 alike) at moto."""
+    return {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1"}  # fmt: skip
+
+
+def new_bucket() -> str:
+    """A new, empty bucket (the AWS variables must point at moto already)."""
+    import boto3
+
+    name = f"storyflow-test-{next(_buckets)}-{time.time_ns() % 10**9}"
+    boto3.client("s3").create_bucket(Bucket=name)
+    return name

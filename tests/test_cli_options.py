@@ -40,3 +40,16 @@ def test_a_bad_music_or_effects_option_is_refused_before_any_work(args, code, me
         assert "its options are: " in result.stderr and valid in result.stderr
     assert "Traceback" not in result.stderr
     assert not home.exists() or files_under(home) == set(), "nothing written"
+
+
+def test_a_shot_pool_without_a_server_and_an_unknown_task_runner_are_refused_before_any_work(tmp_path, write_story):
+    home = tmp_path / "outputs"
+    story = str(write_story(TINY_STORY))
+    pool = run_cli(["film", story, "--shot-pool", "gpus"], home=home, cwd=tmp_path)  # no server running
+    assert pool.code != 0 and "a shot pool's workers take shots from a Prefect server, and none is running" \
+        in pool.stderr and "storyflow ui start" in pool.stderr, pool.stderr
+    runner = run_cli(["film", story, "--task-runner", "ray"], home=home, cwd=tmp_path)
+    assert runner.code != 0 and "task_runner must be 'threads' or 'dask'" in runner.stderr, runner.stderr
+    for result in (pool, runner):
+        assert "Traceback" not in result.stderr
+    assert not list(home.rglob("*.mp4")), "no clip made"

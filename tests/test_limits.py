@@ -77,3 +77,33 @@ def test_an_open_model_holds_its_device_and_a_hosted_one_its_endpoints_limits():
     assert (starts.name, starts.limit, starts.per_minute) == ("storyflow-veo-starts", 12, True)
     proxied = load_backend("video", "veo", {"base_url": "http://127.0.0.1:8123"}).shared_limits()
     assert [limit.name for limit in proxied] == ["storyflow-veo-127-0-0-1-8123-jobs", "storyflow-veo-127-0-0-1-8123-starts"]
+
+
+def test_an_open_voice_or_music_model_takes_its_devices_slot_as_a_video_model_does(prefect_server):
+    """Narration and music on an open model hold the device's one slot too: two runs never load two pipelines
+    onto one GPU, whichever stage each is in."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows import limits
+
+    music = load_backend("music", "musicgen", {"model": "facebook/musicgen-small", "device": "cpu"})
+    voice = load_backend("speech", "vits", {"model": "facebook/mms-tts-eng", "device": "cpu"})
+    video = load_backend("video", "wan", {"model": "Wan-AI/Wan2.1-T2V-1.3B-Diffusers", "device": "cpu"})
+    assert music.shared_limits() == voice.shared_limits() == video.shared_limits()  # one device: one slot
+    events: list[str] = []
+    with temporary_settings(updates={PREFECT_API_URL: prefect_server}):
+        def speak() -> None:
+            with limits.holding(voice):
+                events.append("voice holds the device")
+
+        with limits.holding(music):
+            events.append("music holds the device")
+            other = threading.Thread(target=speak)
+            other.start()
+            time.sleep(2.0)  # the voice waits for the music's slot
+            events.append("music lets go")
+        other.join(timeout=60)
+        with limits.holding(load_backend("effects", "procedural", {})):
+            events.append("procedural effects hold nothing")
+    assert events == ["music holds the device", "music lets go", "voice holds the device",
+                      "procedural effects hold nothing"]

@@ -7,10 +7,10 @@ and a whole `storyflow film` run. Each test gets its own empty database on the s
 
 from __future__ import annotations
 
-import itertools
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -24,28 +24,6 @@ from storyflow.catalog.schema import Base
 from tests.catalog.test_catalog import make_board, make_story
 from tests.catalog.test_provenance import Made, made  # noqa: F401 - `made` is a fixture used below
 from tests.support import REPO, TINY_STORY, run_cli
-
-_database_numbers = itertools.count(1)
-
-
-@pytest.fixture
-def pg_database(postgres_url: str):
-    """The URL of a new, empty database on the session's PostgreSQL server; dropped afterwards."""
-    import psycopg
-
-    server = make_url(postgres_url)
-    name = f"catalog_{next(_database_numbers)}"
-
-    def admin() -> psycopg.Connection:
-        return psycopg.connect(host=server.host, port=server.port, user=server.username, dbname="postgres",
-                               autocommit=True)  # fmt: skip
-
-    with admin() as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    yield server.set(database=name).render_as_string(hide_password=False)
-    with admin() as conn:
-        conn.execute(f"DROP DATABASE {name} WITH (FORCE)")  # also ends connections a failed test left open
-
 
 @pytest.fixture
 def storyflow_home(storyflow_home: Path, pg_database: str, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -290,3 +268,34 @@ def test_a_second_home_on_a_shared_catalog_never_repairs_away_the_first_homes_fi
     assert again.code == 0, again.stderr
     assert again.json["clips_generated"] == 0 and again.json["film_reused"]
     assert run_cli(["catalog", "verify"], home=first, cwd=first.parent, env=env).code == 0
+
+
+def test_a_film_lock_in_the_server_holds_across_machines(pg_database):
+    """Two homes sharing a PostgreSQL catalog (two machines) never run the same film at once: the second waits."""
+    import threading
+
+    from storyflow.catalog.db import server_lock
+
+    events: list[str] = []
+    held = threading.Event()
+
+    def first() -> None:
+        with server_lock(pg_database, "film:tiny-harbour") as holding:
+            assert holding
+            events.append("first holds")
+            held.set()
+            time.sleep(1.0)
+            events.append("first lets go")
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    held.wait(10)
+    with server_lock(pg_database, "film:tiny-harbour", on_wait=lambda who: events.append(f"second waits for {who}")):
+        events.append("second holds")
+    with server_lock(pg_database, "film:another-film", on_wait=lambda who: events.append("never")):
+        pass  # another film's lock is free
+    thread.join()
+    assert events == ["first holds", "second waits for a run on a machine sharing the catalog", "first lets go",
+                      "second holds"]
+    with server_lock("sqlite:///unused.db", "film:tiny-harbour") as holding:
+        assert holding is False  # a SQLite catalog is one machine's: its file locks do the work

@@ -24,17 +24,20 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from storyflow.catalog.api import Catalog, open_catalog
+    from storyflow.catalog.api import Catalog, open_catalog, open_storage
+    from storyflow.catalog.db import server_lock
     from storyflow.catalog.door import Generations
     from storyflow.catalog.kinds import AUDIO, CLIP, FILM, NARRATION, PROMPT, STORYBOARD, Kind
 
 __all__ = ["AUDIO", "CLIP", "FILM", "NARRATION", "PROMPT", "STORYBOARD", "Catalog", "Generations", "Kind",
-           "open_catalog"]  # fmt: skip
+           "open_catalog", "open_storage", "server_lock"]  # fmt: skip
 
 _WHERE = {
     "Catalog": "api",
     "open_catalog": "api",
+    "open_storage": "api",
     "Generations": "door",
+    "server_lock": "db",
     **dict.fromkeys(("AUDIO", "CLIP", "FILM", "NARRATION", "PROMPT", "STORYBOARD", "Kind"), "kinds"),
 }
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from storyflow.catalog.integrity import verify
 from storyflow.catalog.kinds import AUDIO, CLIP, FILM, NARRATION, PROMPT, STORYBOARD
@@ -21,6 +21,9 @@ from storyflow.catalog.picks import film_for_pick, picks, record_pick, takes_mad
 from storyflow.catalog.provenance import provenance
 from storyflow.catalog.store import Store, _database_errors
 from storyflow.core.models import AudioTrack, Clip, Film, NarrationLine, ShotPrompt, Storyboard
+
+if TYPE_CHECKING:
+    from storyflow.media.storage import Storage
 
 
 class Catalog(Store):
@@ -131,9 +134,19 @@ class Catalog(Store):
 
 
 def open_catalog(settings: Any | None = None) -> Catalog:
-    """The catalog the settings name: STORYFLOW_CATALOG_URL, else $STORYFLOW_HOME/catalog.db."""
+    """The catalog the settings name: STORYFLOW_CATALOG_URL, else $STORYFLOW_HOME/catalog.db; with the
+    storage STORYFLOW_STORAGE_URL names, if any."""
     if settings is None:
         from storyflow.core.config import load_settings
 
         settings = load_settings()
-    return Catalog.open(settings.resolved_catalog_url, settings.home)
+    return Catalog.open(settings.resolved_catalog_url, settings.home, storage=open_storage(settings))
+
+
+def open_storage(settings: Any) -> Storage | None:
+    """The storage STORYFLOW_STORAGE_URL names (with STORYFLOW_STORAGE_OPTIONS), or None when it is unset."""
+    if not settings.storage_url:
+        return None
+    from storyflow.media.storage import Storage
+
+    return Storage.open(settings.storage_url, settings.storage_options)

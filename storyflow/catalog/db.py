@@ -14,7 +14,7 @@ once (two `storyflow film` runs, Prefect task threads), so every SQLite connecti
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.pool import NullPool, StaticPool
 
 from storyflow.core.errors import CatalogError
 
@@ -140,3 +140,34 @@ def read_session(engine: Engine) -> Iterator[Session]:
     """A session in one read transaction (a consistent snapshot); never takes the write lock."""
     with Session(engine, expire_on_commit=False) as session, session.begin():
         yield session
+
+
+@contextmanager
+def server_lock(url: str, name: str, on_wait: Callable[[str], None] | None = None) -> Iterator[bool]:
+    """Hold the lock `name` in the catalog's database server for as long as the block runs, for every machine
+    that shares the catalog (a PostgreSQL session advisory lock, on a connection of its own; the server drops
+    it when that connection ends, so a killed run never leaves it behind). If another run holds it, call
+    `on_wait` once and wait. Yields False, holding nothing, for a SQLite catalog: it lives on one machine,
+    whose file locks (storyflow.core.locks) already exclude its other processes."""
+    if make_url(url).get_backend_name() != "postgresql":
+        yield False
+        return
+    import hashlib
+
+    from sqlalchemy import text
+
+    key = int.from_bytes(hashlib.sha256(f"storyflow:{name}".encode()).digest()[:8], "big", signed=True)
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+            if not connection.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}):
+                if on_wait is not None:
+                    on_wait("a run on a machine sharing the catalog")
+                connection.scalar(text("SELECT pg_advisory_lock(:key)"), {"key": key})
+            try:
+                yield True
+            finally:
+                connection.scalar(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+    finally:
+        engine.dispose()

@@ -19,6 +19,10 @@ effects, mix, film) takes the same steps, written once, here:
 `--force` (everything) and `--force-shot` (one shot's clips) are decided in `forced()`, and
 nowhere else. The door tallies, per kind, what it made and what it reused.
 
+A task in another process (a Dask worker, a worker on another machine) works through a door
+of its own on the same catalog: `pointers()` hands it the rows to point at, as plain ids, and
+its `receipt()` (what it made, reused and recorded) is `absorb`ed back into the run's door.
+
 Without a catalog (`Generations.in_memory()`: stage tests, `storyflow plan`) the same door
 remembers what it made for as long as it lives, with the same file checks.
 """
@@ -30,6 +34,7 @@ import threading
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -174,6 +179,51 @@ class Generations:
                 else:
                     self._record(kind, item, entry)
 
+    # ------------------------------------------------------------ doors in other processes
+
+    def pointers(self) -> dict[str, Any]:
+        """What a door in another process needs to record as this one would: the rows named with point_at
+        and the rows recorded per shot (plain ids: they cross processes as parameters)."""
+        with self._lock:
+            return {"refs": {k: v for k, v in self.refs.items() if k != "run"},
+                    "by_shot": {kind: dict(rows) for kind, rows in self._by_shot.items()}}  # fmt: skip
+
+    def adopt(self, pointers: Mapping[str, Any]) -> None:
+        """Point generations where another door does (its `pointers()`)."""
+        with self._lock:
+            for kind, rows in pointers.get("by_shot", {}).items():
+                self._by_shot.setdefault(kind, {}).update(rows)
+        self.point_at(**pointers.get("refs", {}))
+
+    def receipt(self) -> Receipt:
+        """What this door made, reused and recorded: for the run's door to take in (`absorb`)."""
+        with self._lock:
+            return Receipt(tally={label: dict(counts) for label, counts in self.tally.items()},
+                           rows=dict(self._rows), by_shot={kind: dict(rows) for kind, rows in self._by_shot.items()},
+                           waiting=len(self._waiting))  # fmt: skip
+
+    def absorb(self, receipt: Receipt) -> None:
+        """Count what a task's door did as this run's, and point at the rows it recorded."""
+        if receipt.waiting:
+            raise RuntimeError(f"a task's door left {receipt.waiting} generation(s) unrecorded: "
+                               "it was not given the rows they point at (Generations.pointers)")  # fmt: skip
+        with self._lock:
+            for label, counts in receipt.tally.items():
+                mine = self.tally.setdefault(label, {"made": 0, "reused": 0})
+                for outcome, n in counts.items():
+                    mine[outcome] += n
+            self._rows.update(receipt.rows)
+            for kind, rows in receipt.by_shot.items():
+                self._by_shot.setdefault(kind, {}).update(rows)
+
+    def recount(self, label: str, *, made: int) -> None:
+        """Count `made` generations found in the catalog as made, not reused: another process made them for this
+        run (a worker of the shot pool, flows/shots.py)."""
+        with self._lock:
+            counts = self.tally.setdefault(label, {"made": 0, "reused": 0})
+            counts["made"] += made
+            counts["reused"] -= made
+
     def jobs(self, key: str, backend: str, model: str, lifetime_s: float | None = None) -> JobLedger:
         """The ledger a hosted backend writes its paid job for the generation under `key` into (PaidJobs);
         `lifetime_s`: how long the provider keeps a job's result (the backend's job_lifetime_s)."""
@@ -209,6 +259,16 @@ class Generations:
     def _count(self, label: str, outcome: str) -> None:
         with self._lock:
             self.tally.setdefault(label, {"made": 0, "reused": 0})[outcome] += 1
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What one door made, reused and recorded (Generations.receipt): plain data, so it can cross processes."""
+
+    tally: dict[str, dict[str, int]]
+    rows: dict[tuple[str, str], int]
+    by_shot: dict[str, dict[str, int]]
+    waiting: int = 0
 
 
 class JobLedger:

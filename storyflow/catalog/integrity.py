@@ -33,6 +33,12 @@ its own files at the same relative paths. Once another home has run a film again
 (the `homes` table; never for a home's own SQLite file), a file missing here is counted under
 `not_here`, not as a problem: it may be in another home, and repair never deletes a row.
 
+With a storage (STORYFLOW_STORAGE_URL, storyflow.media.storage), a claimed file missing here
+that storage holds with the recorded size is counted under `in_storage`, not as a problem: a
+run that needs it fetches it (and checks its sha256). Repair never deletes its row, nor the
+row of another file that only looks stale beside it. Only files inside home are in storage;
+`files_without_rows` is still found by walking home alone.
+
 repair=True, which must run while no film run writes to home (the CLI holds
 storyflow.core.locks.hold(home) exclusively):
 1. rows: every row claiming a missing or changed file is deleted, so the next run makes it
@@ -153,8 +159,10 @@ def verify(catalog: Store, repair: bool = False) -> dict:
                 if c.sha256 is not None and c.sha256 != state.sha256
             ]
 
-    # 3. a catalog other homes share (a server several machines use): a file missing here may be in another
-    #    home, so its row is not a problem here, and no row is ever deleted from here
+    # 3. a file missing here that storage holds (its recorded size) is fetched when a run needs it: no
+    #    problem. A catalog other homes share (a server several machines use): a file missing here may be in
+    #    another home, so its row is not a problem here, and no row is ever deleted from here
+    stored_elsewhere, missing = in_storage(catalog, claims, missing)
     others = catalog.other_homes()
     elsewhere, missing = (missing, []) if others else ([], missing)
 
@@ -183,12 +191,15 @@ def verify(catalog: Store, repair: bool = False) -> dict:
         # other homes sharing the catalog, and how many claimed files are not in this one (theirs, maybe)
         "other_homes": others,
         "not_here": len(elsewhere),
+        # STORYFLOW_STORAGE_URL (no credentials shown), and how many claimed files missing here it holds
+        "storage": catalog.storage.display if catalog.storage is not None else None,
+        "in_storage": len(stored_elsewhere),
     }
     problems = ("rows_without_files", "hash_mismatches", "file_rows_without_owner", "files_without_rows",
                 "partial_files")  # fmt: skip
     report["ok"] = not any(report[key] for key in problems)
     if repair:
-        report["repaired"] = Repair(catalog, home, claims, disk).run(
+        report["repaired"] = Repair(catalog, home, claims, disk, keep=set(stored_elsewhere)).run(
             missing, changed, [p for p, _ in unclaimed], [p for p, _ in partials], copies, summaries,
             keep_rows=bool(others),
         )
@@ -226,6 +237,22 @@ def read_claims(catalog: Store) -> Claims:
             for film_id, target in s.execute(select(link.film_id, column)):
                 claims.links.setdefault((table, target), set()).add(film_id)
     return claims
+
+
+def in_storage(catalog: Store, claims: Claims, missing: list[Path]) -> tuple[list[Path], list[Path]]:
+    """Split the claimed paths missing here into those storage holds with the recorded size (or, where no
+    size was recorded, at all) and the rest. Only files inside home are kept in storage."""
+    if catalog.storage is None:
+        return [], missing
+    held: list[Path] = []
+    rest: list[Path] = []
+    for path in missing:
+        stored = catalog.stored_path(path)
+        size = None if Path(stored).is_absolute() else catalog.storage.has(stored)
+        judges = [c for c in claims.by_path[path] if c.newest] or claims.by_path[path]
+        recorded = {c.bytes for c in judges if c.bytes is not None}
+        (held if size is not None and (not recorded or size in recorded) else rest).append(path)
+    return held, rest
 
 
 def look(path: Path, hash_it: bool) -> OnDisk:
@@ -372,11 +399,13 @@ def _mismatch(path_claims: list[Claim], state: OnDisk) -> dict:
 class Repair:
     """Applies the rules in the module docstring; returns the list of what it did."""
 
-    def __init__(self, catalog: Store, home: Path, claims: Claims, disk: dict[Path, OnDisk]) -> None:
+    def __init__(self, catalog: Store, home: Path, claims: Claims, disk: dict[Path, OnDisk],
+                 keep: set[Path] | None = None) -> None:  # fmt: skip
         self.catalog = catalog
         self.home = home
         self.claims = claims
         self.disk = disk
+        self.keep = keep or set()  # missing here but in storage: never a reason to delete a row
         self.done: list[dict] = []
         self._orphans: Path | None = None
 
@@ -450,7 +479,7 @@ class Repair:
                     continue
                 doomed.add(claim.unit)
                 for other in self.claims.paths_of_unit.get(claim.unit, ()):
-                    if other in seen:
+                    if other in seen or other in self.keep:
                         continue
                     survivors = [c for c in self.claims.by_path[other] if c.unit not in doomed]
                     if not survivors:

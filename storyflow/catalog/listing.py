@@ -214,3 +214,35 @@ def _count(items: list[dict]) -> dict[str, int]:
     for item in items:
         counts[item["kind"]] = counts.get(item["kind"], 0) + 1
     return counts
+
+
+def clips_made_by_run(catalog: Store, run_id: int, keys: list[str]) -> set[str]:
+    """Which of the clips under `keys` the run made (on whichever machine: its shots may be made by workers)."""
+    with catalog.reading() as s:
+        return set(s.scalars(select(ClipRow.cache_key).where(ClipRow.run_id == run_id, ClipRow.cache_key.in_(keys))))
+
+
+def run_outcome(catalog: Store, flow_run_id: str) -> dict | None:
+    """A film run found by its Prefect flow run id, as the nightly report lists it: it may have run on another
+    machine (a worker of the pool), so what it made is read from the catalog every machine shares."""
+    from storyflow.catalog.schema import StoryRow
+    from storyflow.catalog.store import run_costs
+
+    with catalog.reading() as s:
+        run = s.scalar(select(RunRow).where(RunRow.prefect_flow_run_id == flow_run_id))
+        if run is None:
+            return None
+        film = s.get(FilmRow, run.film_id) if run.film_id is not None else None
+        story = s.get(StoryRow, run.story_id) if run.story_id is not None else None
+        cost = run_costs(s, [run.id])[run.id]["cost_usd"]
+        made = run.generations or {}
+        return {
+            "run_id": run.id, "status": run.status, "error": run.error, "title": story.title if story else None,
+            "film": str(catalog.absolute_path(film.path)) if film else None,
+            # where every machine finds it: in the shared storage (STORYFLOW_STORAGE_URL), if there is one
+            "film_url": catalog.storage.url(film.path) if film and catalog.storage and not Path(film.path).is_absolute()
+            else None,
+            "duration_s": round(film.num_frames / film.fps, 3) if film else None,
+            "clips_generated": run.clips_generated, "clips_reused": run.clips_reused, "cost_usd": cost,
+            "film_made": made.get("film", {}).get("made", 0) > 0, "host": run.hostname,
+        }  # fmt: skip

@@ -183,6 +183,10 @@ class RunRow(Base):
     prefect_flow_run_id: Mapped[str | None] = mapped_column(String(64))
     # What the run made versus found made: {"clip": {"made": 2, "reused": 7}, "film": {...}, ...}
     generations: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The run's purse (0009), shared by every process making its clips: what they cost, and what is
+    # set aside for clips being made (storyflow.stages.budget).
+    spent_usd: Mapped[float] = mapped_column(default=0.0, server_default="0")
+    reserved_usd: Mapped[float] = mapped_column(default=0.0, server_default="0")
 
 
 class HomeRow(Base):

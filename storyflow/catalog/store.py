@@ -12,6 +12,12 @@ on PostgreSQL a writer that lost a race to insert the same row runs once more an
 
 Paths are stored relative to STORYFLOW_HOME (posix) when inside it, absolute otherwise,
 so a whole output folder can be moved with its catalog; the API hands back absolute Paths.
+
+With a storage (STORYFLOW_STORAGE_URL, storyflow.media.storage), homes on several machines
+share their files too: `record` uploads each file inside home under its stored path before the
+row commits (and before the write lock, so no network I/O holds it), and `lookup` fetches a
+file missing here from storage into this home, at the same path, then checks it as any other
+(a copy that does not match what was recorded is not used: the generation is made again).
 """
 
 from __future__ import annotations
@@ -24,9 +30,10 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, case, func, select
+from sqlalchemy import update as sa_update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -57,6 +64,9 @@ from storyflow.core.models import Story, Storyboard
 from storyflow.core.processes import process_alive
 from storyflow.core.secrets import guard_secrets, redact
 from storyflow.media import sha256_file
+
+if TYPE_CHECKING:
+    from storyflow.media.storage import Storage
 
 log = logging.getLogger("storyflow.catalog")
 T = TypeVar("T")
@@ -108,16 +118,18 @@ class Store:
 
     needs_refs = True  # a generation's row points at the rows it belongs to (see storyflow.catalog.door)
 
-    def __init__(self, engine: Engine, url: str, home: Path) -> None:
+    def __init__(self, engine: Engine, url: str, home: Path, storage: Storage | None = None) -> None:
         self.engine = engine
         self.url = url
         self.home = home
+        self.storage = storage  # STORYFLOW_STORAGE_URL: where home's files are uploaded, and fetched back from
 
     # ------------------------------------------------------------ open / close
 
     @classmethod
-    def open(cls, url: str, home: Path) -> Store:
-        """Open (creating it if needed) the catalog at `url` and upgrade it to the newest schema."""
+    def open(cls, url: str, home: Path, storage: Storage | None = None) -> Store:
+        """Open (creating it if needed) the catalog at `url` and upgrade it to the newest schema; `storage`
+        holds a copy of every file inside home the catalog records (storyflow.media.storage)."""
         from sqlalchemy.exc import DatabaseError
 
         # 1. an engine; for SQLite the file's folder is created
@@ -142,7 +154,7 @@ class Store:
         except CatalogError:
             engine.dispose()
             raise
-        return cls(engine, url, home)
+        return cls(engine, url, home, storage)
 
     def close(self) -> None:
         """Close every pooled connection."""
@@ -285,6 +297,41 @@ class Store:
                 run.generations = generations
             if prefect_flow_run_id:
                 run.prefect_flow_run_id = prefect_flow_run_id
+
+    # ------------------------------------------------------------ a run's purse (storyflow.stages.budget)
+
+    @_database_errors
+    def purse_reserve(self, run_id: int, usd: float, limit_usd: float | None) -> tuple[float, float] | None:
+        """Set `usd` aside on the run's row unless spent + set aside + usd would pass `limit_usd`: one
+        conditional UPDATE, so processes on several machines never pass the limit together. None when it
+        was set aside, else (spent, set aside) as they stood."""
+        with self.writing() as s:
+            run = RunRow.__table__.c
+            fits = sa_update(RunRow).where(run.id == run_id).values(reserved_usd=run.reserved_usd + usd)
+            if limit_usd is not None:
+                fits = fits.where(run.spent_usd + run.reserved_usd + usd <= limit_usd)
+            if s.execute(fits).rowcount == 1:
+                return None
+            row = s.get(RunRow, run_id)
+            if row is None:
+                raise CatalogError(f"no run #{run_id} in the catalog", fix="pass the id start_run returned")
+            return row.spent_usd, row.reserved_usd
+
+    @_database_errors
+    def purse_settle(self, run_id: int, reserved: float, cost_usd: float) -> None:
+        """A clip is made: its reservation leaves the run's purse and what it cost is spent."""
+        with self.writing() as s:
+            run = RunRow.__table__.c
+            s.execute(sa_update(RunRow).where(run.id == run_id).values(
+                reserved_usd=case((run.reserved_usd > reserved, run.reserved_usd - reserved), else_=0.0),
+                spent_usd=run.spent_usd + cost_usd))  # fmt: skip
+
+    @_database_errors
+    def purse(self, run_id: int) -> tuple[float, float]:
+        """(spent, set aside) of the run's purse."""
+        with self.reading() as s:
+            row = s.get(RunRow, run_id)
+            return (row.spent_usd, row.reserved_usd) if row is not None else (0.0, 0.0)
 
     @_database_errors
     def mark_crashed_runs(self) -> list[int]:
@@ -441,6 +488,7 @@ class Store:
                 columns[name] = guard_secrets(value, f"{name} of {_label(kind, item)}")
         file_cols, claims = file_columns(kind, item, self.stored_path, self._look)
         columns |= file_cols
+        self._upload(claims)  # in storage before the row commits, and before the write lock: no network I/O under it
         if "sha256" in kind.columns and "sha256" not in columns:
             columns["sha256"] = canonical_sha256(item)  # a record without a file is addressed by its content
         missing = [ref for ref in kind.refs if ref not in refs]
@@ -549,7 +597,7 @@ class Store:
     def _file_intact(self, claim: FileClaim, what: str) -> bool:
         """True if the file exists with the recorded size and sha256 (where recorded); warn (and say why) if not."""
         path = self.absolute_path(claim.stored)
-        if not path.is_file():
+        if not path.is_file() and not self._fetch(claim, path):
             log.warning("%s: %s is missing; it will be made again", what, path)
             return False
         if claim.sha256 is None:
@@ -558,6 +606,26 @@ class Store:
             log.warning("%s: %s changed since it was recorded (sha256 no longer %s); it will be made again",
                         what, path, claim.sha256[:12])  # fmt: skip
             return False
+        return True
+
+    # ------------------------------------------------------------ storage (STORYFLOW_STORAGE_URL)
+
+    def _upload(self, claims: Sequence[FileClaim]) -> None:
+        """Put each claimed file inside home in storage (skipped when it is there): another home finds it there."""
+        if self.storage is None:
+            return
+        for stored in dict.fromkeys(c.stored for c in claims):
+            if not Path(stored).is_absolute():  # a file outside home has no name other homes share
+                self.storage.put(self.absolute_path(stored), stored)
+
+    def _fetch(self, claim: FileClaim, path: Path) -> bool:
+        """Fetch a file missing here from storage, if storage holds what the claim recorded (its sha256; its
+        size where no hash was recorded: with neither, nothing can vouch for the bytes, and none are fetched)."""
+        if self.storage is None or Path(claim.stored).is_absolute():
+            return False
+        if not self.storage.fetch(claim.stored, path, claim.sha256, size=claim.bytes):
+            return False
+        log.info("fetched %s from %s", path, self.storage.url(claim.stored))
         return True
 
     # ------------------------------------------------------------ listings

@@ -118,6 +118,16 @@ def film(
         typer.Option("--scorer", help="How takes are rated: measures (sharpness, motion, flicker, continuity), "
                      "first, or package.module:function."),
     ] = None,
+    task_runner: Annotated[
+        str | None,
+        typer.Option("--task-runner", help="Where shots are made: threads (this process) or dask (a local "
+                     "cluster of processes, or STORYFLOW_DASK_ADDRESS)."),
+    ] = None,
+    shot_pool: Annotated[
+        str | None,
+        typer.Option("--shot-pool", metavar="POOL", help="Have the workers of this Prefect work pool make the "
+                     "shots (`storyflow serve --pool POOL` on each machine; a shared PostgreSQL catalog)."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Make a film from a story: plan, narrate, prompt, generate, score, mix, stitch, record.
@@ -135,7 +145,8 @@ def film(
         video_backend=video_backend, llm=llm, music_backend=music_backend, speech_backend=speech_backend,
         effects_backend=effects_backend, voice=voice, narration_fit=narration_fit, target_lufs=loudness,
         burn_subtitles=burn_subtitles, stitch=stitch, max_concurrency=concurrency, credentials=credentials,
-        sign_clips=sign_clips, budget_usd=budget, candidates=candidates, scorer=scorer, llm_options=parse_option_pairs(llm_option, "--llm-option") or None,
+        sign_clips=sign_clips, budget_usd=budget, candidates=candidates, scorer=scorer, task_runner=task_runner,
+        shot_pool=shot_pool, llm_options=parse_option_pairs(llm_option, "--llm-option") or None,
         video_options=parse_option_pairs(video_option, "--video-option") or None,
         speech_options=parse_option_pairs(speech_option, "--speech-option") or None,
         music_options=parse_option_pairs(music_option, "--music-option") or None,
@@ -156,8 +167,9 @@ def film(
     for kind in ("llm", "video", "music", "speech", "effects"):
         load_backend(kind, choices.backend_name(kind), choices.backend_options(kind)).check_available()
 
-    # 2. run the flow (reporting to the UI's server, or to a temporary one that dies with this process)
-    with _prefect(settings):
+    # 2. run the flow (reporting to the UI's server, or to a temporary one that dies with this process;
+    #    a shot pool's workers must reach the server, so a temporary one will not do)
+    with _prefect(settings, lasting="a shot pool's workers take shots from a Prefect server" if choices.shot_pool else ""):
         from flows.film import run_film
         from storyflow.core import progress
 
@@ -388,6 +400,8 @@ def schedule(
                                                  "(default: this machine's, said on creation).")] = None,  # fmt: skip
     name: Annotated[str | None, typer.Option("--name", help="Schedule name (default: nightly-<folder>).")] = None,
     pool: Annotated[str, typer.Option("--pool", help="Prefect work pool its runs go to.")] = "storyflow",
+    spread: Annotated[bool, typer.Option("--spread/--no-spread", help="Make each film a run of its own on the "
+                                         "pool, so every worker of it (one per machine) shares the night.")] = False,
     video_backend: Annotated[str | None, typer.Option("--video-backend", help="Video backend.")] = None,
     video_option: Annotated[list[str] | None, typer.Option("--video-option", help="KEY=VALUE (repeatable).")] = None,
     llm: LLMOpt = None,
@@ -410,9 +424,9 @@ def schedule(
                          budget_usd=budget, video_options=parse_option_pairs(video_option, "--video-option") or None,
                          llm_options=parse_option_pairs(llm_option, "--llm-option") or None)  # fmt: skip
     zone = timezone or schedules.local_timezone()
-    with _prefect(settings, lasting=True):  # first: Prefect reads where its server is when it is imported
+    with _prefect(settings, lasting=SCHEDULES_NEED):  # first: Prefect reads where its server is when it is imported
         schedules.next_runs(cron, zone)  # a bad cron or zone is an error before the server is asked
-        made = schedules.create(stories, cron, zone, settings.choices(), name=name, pool=pool)
+        made = schedules.create(stories, cron, zone, settings.choices(), name=name, pool=pool, spread=spread)
     _print(made, as_json, text.format_schedule_made)
 
 
@@ -423,7 +437,7 @@ def schedules_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         return
     from flows import schedules
 
-    with _prefect(_settings(), lasting=True):
+    with _prefect(_settings(), lasting=SCHEDULES_NEED):
         found = schedules.listing()
     _print(found, as_json, text.format_schedules)
 
@@ -433,7 +447,7 @@ def schedules_pause(name: Annotated[str, typer.Argument(help="Schedule name (see
     """Pause a schedule: no run is started until it is resumed."""
     from flows import schedules
 
-    with _prefect(_settings(), lasting=True):
+    with _prefect(_settings(), lasting=SCHEDULES_NEED):
         schedules.pause(name)
     print(f"paused {name}")
 
@@ -443,7 +457,7 @@ def schedules_resume(name: Annotated[str, typer.Argument(help="Schedule name.")]
     """Resume a paused schedule."""
     from flows import schedules
 
-    with _prefect(_settings(), lasting=True):
+    with _prefect(_settings(), lasting=SCHEDULES_NEED):
         schedules.resume(name)
     print(f"resumed {name}")
 
@@ -453,7 +467,7 @@ def schedules_remove(name: Annotated[str, typer.Argument(help="Schedule name.")]
     """Remove a schedule; the films and reports it made stay."""
     from flows import schedules
 
-    with _prefect(_settings(), lasting=True):
+    with _prefect(_settings(), lasting=SCHEDULES_NEED):
         schedules.remove(name)
     print(f"removed {name}")
 
@@ -463,7 +477,7 @@ def schedules_run(name: Annotated[str, typer.Argument(help="Schedule name.")]) -
     """Start a run of a schedule now (a worker of its pool takes it: `storyflow serve`)."""
     from flows import schedules
 
-    with _prefect(_settings(), lasting=True):
+    with _prefect(_settings(), lasting=SCHEDULES_NEED):
         flow_run_id = schedules.run_now(name)
     print(f"started a run of {name}: flow run {flow_run_id}")
 
@@ -483,7 +497,7 @@ def serve(
     from flows import schedules
 
     settings = _settings()
-    with _prefect(settings, lasting=True):
+    with _prefect(settings, lasting=SCHEDULES_NEED):
         command = schedules.worker_command(pool, limit)
         sys.stderr.write(f"serving the work pool '{pool}' on {os.environ['PREFECT_API_URL']} (Ctrl-C stops)\n")
         try:
@@ -544,7 +558,7 @@ def _debug_setting() -> bool:
 
 def _open_catalog(file: Path | None = None) -> Any:
     """The catalog (that knows `file`): refuses early, with the fix, when there is none yet."""
-    from storyflow.catalog import Catalog
+    from storyflow.catalog import Catalog, open_storage
 
     settings = _settings()
     if file is not None and not file.exists():
@@ -555,7 +569,7 @@ def _open_catalog(file: Path | None = None) -> Any:
             f"no catalog at {catalog_file}",
             fix="make a film first (make film STORY=...), or set STORYFLOW_HOME to the folder that holds catalog.db",
         )
-    return Catalog.open(settings.resolved_catalog_url, settings.home.resolve())
+    return Catalog.open(settings.resolved_catalog_url, settings.home.resolve(), storage=open_storage(settings))
 
 
 def _print(data: Any, as_json: bool, formatter: Any) -> None:
@@ -566,13 +580,17 @@ def _print(data: Any, as_json: bool, formatter: Any) -> None:
         print(formatter(data), end="")
 
 
+SCHEDULES_NEED = "schedules live in a Prefect server"
+
+
 @contextlib.contextmanager
-def _prefect(settings: Any, *, lasting: bool = False) -> Iterator[None]:
+def _prefect(settings: Any, *, lasting: str = "") -> Iterator[None]:
     """Point Prefect at our output folder and at a server, before Prefect is imported.
 
     A server `make ui` keeps running (or PREFECT_API_URL) is used as it is; without one, a
-    temporary server runs for this command alone and dies with it, however it ends. `lasting`:
-    what the command makes must outlive it (a schedule), so a temporary server will not do.
+    temporary server runs for this command alone and dies with it, however it ends. `lasting`
+    says why a temporary server will not do (a schedule must outlive the command; workers on
+    other machines must reach the server), and makes its absence an error.
     """
     from flows.server import prefect_env, running_server, temporary_server
 
@@ -590,7 +608,7 @@ def _prefect(settings: Any, *, lasting: bool = False) -> Iterator[None]:
         yield
         return
     if lasting:
-        raise StoryflowError("schedules live in a Prefect server, and none is running",
+        raise StoryflowError(f"{lasting}, and none is running",
                              fix="start one with `storyflow ui start` (or `make ui`), or set PREFECT_API_URL")  # fmt: skip
     sys.stderr.write("starting a temporary Prefect server for this run (`make ui` keeps one running)\n")
     with temporary_server(settings.prefect_home) as api_url:

@@ -408,6 +408,9 @@ def format_verify(report: dict, after: dict | None = None) -> str:
         out.append(f"the catalog is shared with {len(report['other_homes'])} other home(s) "
                    f"({', '.join(report['other_homes'][:3])}): {report['not_here']} recorded file(s) are not in this "
                    "one, and a repair here never deletes a row")  # fmt: skip
+    if report.get("in_storage"):
+        out.append(f"{report['in_storage']} recorded file(s) are not here but in storage ({report['storage']}): "
+                   "a run that needs one fetches it, and a repair never deletes their rows")  # fmt: skip
     if report.get("running_runs"):
         out.append(f"runs still marked running: {', '.join(f'#{i}' for i in report['running_runs'])}")
     for action in report.get("repaired", []):

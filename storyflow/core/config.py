@@ -77,6 +77,16 @@ class FilmChoices(BaseModel):
     candidates: int = Field(default=1, ge=1, le=16)
     scorer: str = "measures"
 
+    # Where the shots are made (each shot's generate task, and its rewrite and effects):
+    # "threads" in the run's own process, max_concurrency at once; "dask" on a Dask cluster
+    # (prefect-dask): the scheduler at dask_address (tcp://host:8786), else a local cluster of
+    # max_concurrency processes started for the run. With shot_pool, a Prefect work pool's name,
+    # each shot is made by a deployment run that any worker polling that pool takes (GPU
+    # machines sharing one PostgreSQL catalog: flows/shots.py); the film is stitched here.
+    task_runner: str = "threads"
+    dask_address: str = ""
+    shot_pool: str = ""
+
     # How clips are joined: "smart" stream-copies clip bodies and re-encodes only
     # transitions; "moviepy" re-encodes the whole film through moviepy.
     stitch: str = "smart"
@@ -86,6 +96,13 @@ class FilmChoices(BaseModel):
     def _known_stitch(cls, value: str) -> str:
         if value not in ("smart", "moviepy"):
             raise ValueError("stitch must be 'smart' or 'moviepy'")
+        return value
+
+    @field_validator("task_runner")
+    @classmethod
+    def _known_runner(cls, value: str) -> str:
+        if value not in ("threads", "dask"):
+            raise ValueError("task_runner must be 'threads' or 'dask'")
         return value
 
     @field_validator("narration_fit")
@@ -118,6 +135,16 @@ class Settings(BaseSettings, FilmChoices):
     # SQLAlchemy URL of the shot catalog; empty means SQLite at $STORYFLOW_HOME/catalog.db.
     # It may hold a password: it stays in this process (shown everywhere as ***).
     catalog_url: SecretStr = SecretStr("")
+
+    # Object storage shared by several homes, as an fsspec URL (s3://bucket/prefix; install it with
+    # `pip install -e '.[storage]'`): every file the catalog records is uploaded there, and a cache
+    # hit whose file is not in this home is fetched from it (and its sha256 checked). Empty: none.
+    # Its credentials and endpoint are the provider's own variables (AWS_ACCESS_KEY_ID,
+    # AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL...), never part of this URL.
+    storage_url: str = ""
+    # fsspec options for it, a JSON object (STORYFLOW_STORAGE_OPTIONS='{"default_block_size": 8388608}');
+    # not secret: a key named like one is refused.
+    storage_options: dict[str, Any] = {}
 
     # Prompt templates are read from this folder instead of the repository's prompts/.
     prompts_dir: Path | None = None

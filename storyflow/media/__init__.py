@@ -5,10 +5,11 @@
     sound.py        16-bit WAV in and out, any file's audio decoded, resampling
     loudness.py     loudness to ITU-R BS.1770 (integrated LUFS), true peak, the limiter
     credentials.py  C2PA Content Credentials: sign a file, read and validate its manifest
+    storage.py      object storage (STORYFLOW_STORAGE_URL) several homes share: upload, fetch and check
 
 It may import storyflow.core only: never a stage, a backend, the catalog or Prefect. The
 names below are the ones most callers want, so `from storyflow import media` then
-`media.probe(path)` reads as what it does; loudness and credentials are imported by name.
+`media.probe(path)` reads as what it does; loudness, credentials and storage are imported by name.
 """
 
 from storyflow.media.files import (

@@ -18,11 +18,13 @@ longest clip, as some make those features at full length only (Veo extends by 7 
 interpolates at 8 s, whatever the segment keeps). A segment that cannot be asked for (conform
 refuses it, or the shot cannot be planned) fails before its call and costs nothing.
 
-`Budget` is the run's purse, shared by every generate task (thread-safe): before each paid
+`Budget` is the run's purse, shared by every generate task: before each paid
 call `reserve` (or `reserve_segment`) raises BudgetExceeded when what was spent and what is
 reserved for clips being made, plus the next clip, would pass the budget; `settle` books what
 the clip really cost. A call that failed keeps its reservation for the rest of the run: the
-provider may have billed it.
+provider may have billed it. The money is counted in a `Purse`: in this process's memory, or
+on the run's catalog row (RunPurse), where the tasks of a run spread over several processes or
+machines share it.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import logging
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from storyflow.backends.base import VideoBackend, VideoCapabilities
 from storyflow.catalog import CLIP, Generations
@@ -188,40 +191,88 @@ def check(plan: Estimate, budget_usd: float | None) -> None:
     )
 
 
-class Budget:
-    """The run's purse: no paid call is made that would take it past `limit_usd` (None: no limit)."""
+class Purse(Protocol):
+    """Where a run's money is counted: in this process (MemoryPurse), or on the run's catalog row, shared
+    by every process that makes its clips (storyflow.catalog.Store.purse_*)."""
 
-    def __init__(self, limit_usd: float | None = None) -> None:
-        if limit_usd is not None and limit_usd < 0:
-            raise InputError(f"a budget of {limit_usd} USD is negative", fix="give --budget 0 or more")
-        self.limit_usd = limit_usd
+    def reserve(self, usd_: float, limit_usd: float | None) -> tuple[float, float] | None: ...
+    def settle(self, reserved: float, cost_usd: float) -> None: ...
+    def state(self) -> tuple[float, float]: ...
+
+
+class MemoryPurse:
+    """A purse in this process, shared by its threads."""
+
+    def __init__(self) -> None:
         self._spent = 0.0
         self._reserved = 0.0
         self._lock = threading.Lock()
 
+    def reserve(self, usd_: float, limit_usd: float | None) -> tuple[float, float] | None:
+        """Set `usd_` aside unless it would pass `limit_usd`: None, else (spent, set aside) as they stand."""
+        with self._lock:
+            if limit_usd is not None and self._spent + self._reserved + usd_ > limit_usd:
+                return self._spent, self._reserved
+            self._reserved += usd_
+            return None
+
+    def settle(self, reserved: float, cost_usd: float) -> None:
+        with self._lock:
+            self._reserved = max(0.0, self._reserved - reserved)
+            self._spent += cost_usd
+
+    def state(self) -> tuple[float, float]:
+        with self._lock:
+            return self._spent, self._reserved
+
+
+class RunPurse:
+    """The purse on a run's catalog row: a budget that holds across processes and machines."""
+
+    def __init__(self, store: Any, run_id: int) -> None:
+        self.store, self.run_id = store, run_id
+
+    def reserve(self, usd_: float, limit_usd: float | None) -> tuple[float, float] | None:
+        return self.store.purse_reserve(self.run_id, usd_, limit_usd)
+
+    def settle(self, reserved: float, cost_usd: float) -> None:
+        self.store.purse_settle(self.run_id, reserved, cost_usd)
+
+    def state(self) -> tuple[float, float]:
+        return self.store.purse(self.run_id)
+
+
+class Budget:
+    """The run's purse: no paid call is made that would take it past `limit_usd` (None: no limit)."""
+
+    def __init__(self, limit_usd: float | None = None, purse: Purse | None = None) -> None:
+        if limit_usd is not None and limit_usd < 0:
+            raise InputError(f"a budget of {limit_usd} USD is negative", fix="give --budget 0 or more")
+        self.limit_usd = limit_usd
+        self.purse = purse or MemoryPurse()
+
     @property
     def spent_usd(self) -> float:
         """What the clips made so far cost."""
-        with self._lock:
-            return round(self._spent, 6)
+        return round(self.purse.state()[0], 6)
 
     @property
     def reserved_usd(self) -> float:
         """What is set aside for clips being made now (and for calls that failed: they may have been billed)."""
-        with self._lock:
-            return round(self._reserved, 6)
+        return round(self.purse.state()[1], 6)
 
     def reserve(self, usd_: float) -> float:
         """Set `usd_` aside for the next paid call; BudgetExceeded (nothing set aside) when it would pass the budget."""
-        with self._lock:
-            if self.limit_usd is not None and self._spent + self._reserved + usd_ > self.limit_usd + _EPSILON:
-                being_made = f" and {usd(self._reserved)} set aside for clips being made" if self._reserved else ""
-                raise BudgetExceeded(
-                    f"the budget of {usd(self.limit_usd)} is spent: {usd(self._spent)} spent so far{being_made}; "
-                    f"the next clip would cost {usd(usd_)}",
-                    fix="raise --budget, or lower the film's length/size; what was made is kept and reused for free",
-                )
-            self._reserved += usd_
+        limit = self.limit_usd + _EPSILON if self.limit_usd is not None else None
+        refused = self.purse.reserve(usd_, limit)
+        if refused is not None:
+            spent, reserved = refused
+            being_made = f" and {usd(reserved)} set aside for clips being made" if reserved else ""
+            raise BudgetExceeded(
+                f"the budget of {usd(self.limit_usd or 0)} is spent: {usd(spent)} spent so far{being_made}; "
+                f"the next clip would cost {usd(usd_)}",
+                fix="raise --budget, or lower the film's length/size; what was made is kept and reused for free",
+            )
         return usd_
 
     def reserve_segment(self, backend: VideoBackend, request: ClipRequest) -> float:
@@ -231,9 +282,7 @@ class Budget:
 
     def settle(self, reserved: float, cost_usd: float | None) -> None:
         """A clip is made: its reservation becomes what it really cost (the reservation, when it does not say)."""
-        with self._lock:
-            self._reserved = max(0.0, self._reserved - reserved)
-            self._spent += reserved if cost_usd is None else cost_usd
+        self.purse.settle(reserved, reserved if cost_usd is None else cost_usd)
 
 
 def usd(amount: float) -> str:

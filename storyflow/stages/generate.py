@@ -11,6 +11,7 @@ another is scored at its seam and guarded against colour drift (seams.py).
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -60,6 +61,7 @@ def generate_chain(
     take: int = 0,
     reuse_only: bool = False,
     guard: Callable[[], AbstractContextManager[object]] | None = None,
+    run_segment: Callable[[str, Callable[[], Clip]], Clip] | None = None,
 ) -> ClipChain:
     """Make one shot's clips in order; a continuing shot starts from `previous`'s last frame.
 
@@ -70,6 +72,8 @@ def generate_chain(
     `guard` is held while a segment is made (the flows hold the backend's shared limits there: its GPU
     slot, a provider's jobs in flight and rate); a reused segment asks for nothing, and a segment another
     run made while this one waited for the guard is reused too (storyflow.catalog.Generations).
+    `run_segment(name, make)` makes each new segment (the flows make it a task run of its own, named
+    "segment-s03-2", so the UI shows every segment generated).
     """
     door = door or Generations.in_memory()
     # 1. plan the chain from the shot's length, its prompt changes and what the backend can do
@@ -109,6 +113,9 @@ def generate_chain(
                 budget.settle(reserved, clip.cost_usd)
             return clip
 
+        if run_segment is not None:
+            name = f"segment-{shot.id}-{plan.index + 1}" + (f"-take{take}" if take else "")
+            make = functools.partial(run_segment, name, make)
         clip = door.reuse_or_make(CLIP, key, make, shot=shot.id, holding=guard)
         if clip.reused:
             clip = clip.model_copy(update={"shot_id": shot.id, "segment": plan.index, "take": take})

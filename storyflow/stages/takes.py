@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 from storyflow import media
 from storyflow.core.errors import InputError
-from storyflow.core.models import ClipChain, Shot, ShotPrompt, ShotTakes, Storyboard, TakeScore
+from storyflow.core.models import Clip, ClipChain, Shot, ShotPrompt, ShotTakes, Storyboard, TakeScore
 from storyflow.stages.generate import Budget, generate_chain
 
 if TYPE_CHECKING:
@@ -64,15 +64,18 @@ def make_takes(
     budget: Budget | None = None,
     reuse_only: bool = False,
     guard: Callable[[], AbstractContextManager[object]] | None = None,
+    run_segment: Callable[[str, Callable[[], Clip]], Clip] | None = None,
 ) -> ShotTakes:
     """Make (or reuse) `candidates` takes of one shot and choose the one the film plays: `picked`, a
     person's choice, when given (that take is made too if it is past `candidates`), else the scorer's.
     `reuse_only`: make nothing; a clip the catalog does not hold is an InputError (`storyflow pick`);
-    `guard` is held around each call to the backend (storyflow.stages.generate.generate_chain)."""
+    `guard` is held around each call to the backend, and `run_segment` makes each new segment
+    (storyflow.stages.generate.generate_chain)."""
     # 1. every take, each its own chain of segments from its own seed
     count = max(candidates, (picked or 0) + 1)
     takes = tuple(generate_chain(shot, prompt, board, backend, out_dir, door, previous, finish=finish,
-                                 budget=budget, take=take, reuse_only=reuse_only, guard=guard)
+                                 budget=budget, take=take, reuse_only=reuse_only, guard=guard,
+                                 run_segment=run_segment)
                   for take in range(count))  # fmt: skip
     if count == 1:
         return ShotTakes(shot_id=shot.id, takes=takes, prompt=prompt)

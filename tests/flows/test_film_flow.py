@@ -60,6 +60,11 @@ def test_task_runs_carry_the_shot_id(flow_run):
         for stage in ("rewrite", "generate", "effects"):
             assert f"{stage}-{shot['id']}" in names
     assert {"plan", "narrate", "music", "mix", "stitch"} <= {name.split("-")[0] for name in names}
+    # every segment made is a task run of its own, under its shot's
+    for shot in summary["shots"]:
+        for n, segment in enumerate(shot["segments"], start=1):
+            assert f"segment-{shot['id']}-{n}" in names
+    assert sum(name.startswith("segment-") for name in names) == summary["clips_generated"]
     assert all(run.state.is_completed() for run in runs)
 
 
