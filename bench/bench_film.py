@@ -7,8 +7,9 @@ Rows:
 - the same stages called directly in plain Python with the same worker pool: the
   obvious alternative, so "what does Prefect cost" is one subtraction;
 - whole `storyflow film` commands: a first run, then the same story again (every
-  generation reused, the film found intact), against the running server, and with no
-  server (Prefect starts a temporary one each time).
+  generation reused, the film found intact), against the running server and with no server:
+  answered from the catalog (no flow), and through the flow (`--flow`; with no server,
+  Prefect starts a temporary one) side by side.
 
 Usage: python -m bench film   (BENCH_FILM_STORY=path picks another story than stories/lighthouse.md)
 """
@@ -109,11 +110,12 @@ def plain_pipeline(story_path: Path, home: Path, workers: int) -> dict[str, floa
     return timings
 
 
-def cli_seconds(story: Path, home: Path, env: dict[str, str]) -> float:
+def cli_seconds(story: Path, home: Path, env: dict[str, str], *args: str, clean: bool = False) -> float:
+    """Wall seconds of one `storyflow film STORY` (`clean`: in `env` alone, not this process's environment)."""
     started = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "storyflow.cli", "film", str(story), "--json"],
-        check=True, capture_output=True, env={**os.environ, "STORYFLOW_HOME": str(home), **env},
+        [sys.executable, "-m", "storyflow.cli", "film", str(story), "--json", *args],
+        check=True, capture_output=True, env={**({} if clean else os.environ), **env, "STORYFLOW_HOME": str(home)},
     )  # fmt: skip
     return time.perf_counter() - started
 
@@ -146,16 +148,13 @@ def main() -> None:
             api = {"PREFECT_API_URL": server["api_url"]}
             cli_home = tmp_path / "cli"
             first_cli = cli_seconds(story, cli_home, api)  # nothing made yet
-            with_server = cli_seconds(story, cli_home, api)  # everything reused
+            with_server = cli_seconds(story, cli_home, api)  # everything reused: answered from the catalog
+            flow_with_server = cli_seconds(story, cli_home, api, "--flow")  # the same, through the flow
         finally:
             stop_server(prefect_home)
         env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-        started = time.perf_counter()
-        subprocess.run(
-            [sys.executable, "-m", "storyflow.cli", "film", str(story), "--json"],
-            check=True, capture_output=True, env={**env, "STORYFLOW_HOME": str(flow_home)},
-        )  # fmt: skip
-        no_server = time.perf_counter() - started
+        no_server = cli_seconds(story, flow_home, env, clean=True)
+        flow_no_server = cli_seconds(story, flow_home, env, "--flow", clean=True)
 
     rows = [
         {"run": f"{how}", **{k: round(t[k], 2) for k in (*STAGES, "orchestration", "total")}}
@@ -169,9 +168,11 @@ def main() -> None:
                 f"{film_s:.1f} s of film at {summary['width']}x{summary['height']})", rows)  # fmt: skip
     cached = [
         {"command": "storyflow film, first run, `make ui` server running", "seconds": round(first_cli, 2)},
-        {"command": "storyflow film, unchanged rerun (nothing generated), server running",
-         "seconds": round(with_server, 2)},
-        {"command": "storyflow film, unchanged rerun, no server: a temporary one", "seconds": round(no_server, 2)},
+        {"command": "unchanged rerun, server running: answered from the catalog", "seconds": round(with_server, 2)},
+        {"command": "unchanged rerun, server running: through the flow (--flow)", "seconds": round(flow_with_server, 2)},
+        {"command": "unchanged rerun, no server: answered from the catalog", "seconds": round(no_server, 2)},
+        {"command": "unchanged rerun, no server: through the flow (--flow), a temporary server",
+         "seconds": round(flow_no_server, 2)},
     ]  # fmt: skip
     print_table("whole command: a first run against a fully cached rerun", cached)
     save_results("film", rows + cached, {"story": str(story), "film_seconds": film_s, "workers": workers})

@@ -63,7 +63,7 @@ from storyflow.core.models import (
 from storyflow.core.templates import PromptFolder
 from storyflow.core.timeline import film_timeline
 from storyflow.media import AUDIO_SAMPLE_RATE, atomic_write_text, publish_text, remove_partials, sha256_bytes
-from storyflow.stages import audio, budget, mix, narrate, plan, rewrite, takes
+from storyflow.stages import audio, budget, mix, narrate, plan, rewrite, takes, unchanged
 from storyflow.stages.film import make_film, publish_film
 from storyflow.stages.mix import MixResult
 from storyflow.stages.story import read_story
@@ -266,7 +266,11 @@ def _make_film(story: Story, choices: FilmChoices, settings: Settings, out_dir: 
     signer = Signer(settings) if choices.credentials else None
 
     catalog = open_catalog(settings)
-    run_id = catalog.start_run(request["story"], {**request, **choices.model_dump(mode="json")},
+    asked = unchanged.fingerprint(Path(request["story"]).read_bytes(), choices, seed=request["seed"],
+                                  prompts_sha256=prompts.sha256(), reuse_only=request["reuse_only"],
+                                  storyboard_bytes=Path(request["storyboard"]).read_bytes() if request["storyboard"]
+                                  else None)  # fmt: skip
+    run_id = catalog.start_run(request["story"], {**request, **choices.model_dump(mode="json"), "fingerprint": asked},
                                prefect_flow_run_id=str(flow_run.id))  # fmt: skip
     door = Generations(catalog, run_id=run_id, force=request["force"], force_shots=request["force_shots"])
     story_id = board_id = None
@@ -365,7 +369,7 @@ def _make_film(story: Story, choices: FilmChoices, settings: Settings, out_dir: 
         # 7. show it under plain names, summarise, finish the run
         t = time.perf_counter()
         film_id = door.row_id(FILM, key)
-        published = publish_film(film, board, out_dir)
+        published = publish_film(film, board.slug, out_dir)
         timed("record", t)
         timings["total"] = time.perf_counter() - started
         timings["orchestration"] = timings["total"] - sum(

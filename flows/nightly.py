@@ -2,9 +2,10 @@
 
 Each story is one film flow run (a subflow named after the story), one after another: a
 story that fails (a bad file, a refused prompt, a spent budget) is reported and the next one
-starts. With a pool (`storyflow schedule --spread`), every story is a deployment run of the
-film flow on the pool, all started at once: the pool's workers (GPU machines) share the night. An unchanged story costs nothing: its film flow reuses every clip and the film from
-the catalog. The night ends with a report, as a Prefect artifact on the nightly run (under
+starts. An unchanged story costs nothing and starts no flow run: the catalog answers it
+(storyflow.stages.unchanged). With a pool (`storyflow schedule --spread`), every story is a
+deployment run of the film flow on the pool, all started at once: the pool's workers (GPU
+machines) share the night. The night ends with a report, as a Prefect artifact on the nightly run (under
 the key nightly-<folder>, so the UI keeps one history per folder) and as files under
 $STORYFLOW_HOME/nightly/: what was made, reused and failed, with wall time, cost and the
 film's files. A night where a story failed ends Failed, after the report, so the UI shows it.
@@ -28,6 +29,7 @@ from flows.film import film_flow_for, total_cost
 from storyflow.core.config import FilmChoices, load_settings
 from storyflow.core.errors import InputError, StoryflowError
 from storyflow.media import atomic_write_text
+from storyflow.stages import unchanged
 from storyflow.stages.story import slugify
 
 STORY_SUFFIXES = (".md", ".markdown", ".txt")
@@ -62,7 +64,7 @@ def nightly_flow(stories: str, choices: FilmChoices | None = None, pool: str | N
     folder = Path(stories).resolve()
     started_at, started = datetime.now(UTC), time.perf_counter()
     paths = stories_in(folder)
-    entries = _render_on_pool(paths, choices, pool) if pool else [_render(path, choices) for path in paths]
+    entries = _render_on_pool(paths, choices, pool) if pool else [_render(path, choices) for path in paths]  # type: ignore[misc]
     report = {
         "folder": str(folder),
         "started_at": started_at.isoformat(timespec="seconds"),
@@ -87,13 +89,18 @@ def nightly_flow(stories: str, choices: FilmChoices | None = None, pool: str | N
     return report
 
 
-def _render(story: Path, choices: FilmChoices) -> dict[str, Any]:
-    """One story's film flow run, as a line of the report; its failure is recorded, never raised."""
+def _render(story: Path, choices: FilmChoices, *, pool: str | None = None) -> dict[str, Any] | None:
+    """One story's film, as a line of the report: answered from the catalog when unchanged, else a film flow
+    run here (None with a pool: the pool makes it); a failure is recorded, never raised."""
     started = time.perf_counter()
     entry: dict[str, Any] = {"story": str(story)}
     try:
-        state = film_flow_for(story, choices)(str(story), choices, return_state=True)
-        summary = state.result(raise_on_failure=True)
+        summary = unchanged.answer(story, choices, load_settings())  # an unchanged story needs no flow run
+        if summary is None and pool:
+            return None
+        if summary is None:
+            state = film_flow_for(story, choices)(str(story), choices, return_state=True)
+            summary = state.result(raise_on_failure=True)
     except Exception as exc:  # noqa: BLE001 - a story's failure goes in the report; the night goes on
         why = exc.message if isinstance(exc, StoryflowError) else f"{type(exc).__name__}: {exc}"
         get_run_logger().warning("%s failed: %s", story.name, why)
@@ -126,6 +133,8 @@ def _render_on_pool(stories: list[Path], choices: FilmChoices, pool: str) -> lis
     from storyflow.catalog import open_catalog
     from storyflow.catalog.listing import run_outcome
 
+    answered = {story: line for story in stories if (line := _render(story, choices, pool=pool)) is not None}
+    stories = [story for story in stories if story not in answered]
     deployment = deploy_on_pool(film_flow, pool, f"storyflow: one film, made by a worker of the pool {pool}")
     started = {story: run_deployment(deployment, timeout=0, as_subflow=True, flow_run_name=_film_name(story),
                                      parameters={"story": str(story), "choices": choices.model_dump(mode="json")})
@@ -157,7 +166,8 @@ def _render_on_pool(stories: list[Path], choices: FilmChoices, pool: str) -> lis
                        "clips_reused": outcome["clips_reused"], "cost_usd": outcome["cost_usd"],
                        "run_id": outcome["run_id"], "host": outcome["host"]}  # fmt: skip
 
-    return [entry(story) for story in stories]
+    made = {story: entry(story) for story in stories}
+    return [answered[story] if story in answered else made[story] for story in sorted({*answered, *made})]
 
 
 def report_markdown(report: dict[str, Any]) -> str:

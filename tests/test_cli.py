@@ -165,7 +165,8 @@ def test_film_works_without_a_server_and_reports_to_the_ui_server_when_running(t
     try:
         assert f"http://127.0.0.1:{port}" in started.stdout
         assert run_cli(["ui", "status"], home=home, cwd=tmp_path).code == 0
-        watched = run_cli(["film", str(story), "--json"], home=home, cwd=tmp_path)
+        # an unchanged rerun needs no flow; one with work to do (a new loudness: a new mix) shows up there
+        watched = run_cli(["film", str(story), "--json", "--loudness", "-18"], home=home, cwd=tmp_path)
         assert watched.code == 0, watched.stderr
         flow_run_id = watched.json["prefect_flow_run_id"]
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/flow_runs/{flow_run_id}", timeout=10) as reply:

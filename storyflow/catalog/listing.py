@@ -246,3 +246,41 @@ def run_outcome(catalog: Store, flow_run_id: str) -> dict | None:
             "clips_generated": run.clips_generated, "clips_reused": run.clips_reused, "cost_usd": cost,
             "film_made": made.get("film", {}).get("made", 0) > 0, "host": run.hostname,
         }  # fmt: skip
+
+
+def newest_finished_run(catalog: Store, story_sha256: str) -> dict | None:
+    """The newest completed run of the story with this content that names a film: its id, params, film and tally."""
+    from storyflow.catalog.schema import StoryRow
+
+    with catalog.reading() as s:
+        run = s.scalar(select(RunRow).join(StoryRow, RunRow.story_id == StoryRow.id)
+                       .where(StoryRow.sha256 == story_sha256, RunRow.status == "completed",
+                              RunRow.film_id.is_not(None)).order_by(RunRow.id.desc()).limit(1))  # fmt: skip
+        if run is None:
+            return None
+        return {"id": run.id, "params": run.params, "film_id": run.film_id, "story_id": run.story_id,
+                "storyboard_id": run.storyboard_id, "generations": run.generations or {},
+                "film_key": s.scalar(select(FilmRow.cache_key).where(FilmRow.id == run.film_id))}  # fmt: skip
+
+
+def film_parts_missing(catalog: Store, film_id: int) -> list[str]:
+    """The files of the clips, tracks and lines a film plays that are not in place with their recorded size and
+    sha256 (what the flow would make again)."""
+    from storyflow.media import sha256_file
+
+    parts = []
+    with catalog.reading() as s:
+        for table, link, column in ((ClipRow, FilmClipRow, FilmClipRow.clip_id),
+                                    (AudioRow, FilmAudioRow, FilmAudioRow.audio_id),
+                                    (NarrationRow, FilmNarrationRow, FilmNarrationRow.narration_id)):  # fmt: skip
+            parts += s.execute(select(table.path, table.bytes, table.sha256).join(link, column == table.id)
+                               .where(link.film_id == film_id)).all()  # fmt: skip
+    missing = []
+    for stored, size, sha256 in parts:
+        path = catalog.absolute_path(stored)
+        try:
+            if path.stat().st_size != size or sha256_file(path) != sha256:
+                missing.append(str(path))
+        except OSError:
+            missing.append(str(path))
+    return missing

@@ -128,12 +128,16 @@ def film(
         typer.Option("--shot-pool", metavar="POOL", help="Have the workers of this Prefect work pool make the "
                      "shots (`storyflow serve --pool POOL` on each machine; a shared PostgreSQL catalog)."),
     ] = None,
+    always_flow: Annotated[
+        bool, typer.Option("--flow", help="Run the Prefect flow even when nothing changed (to watch it in the UI); "
+                           "it still reuses everything.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Make a film from a story: plan, narrate, prompt, generate, score, mix, stitch, record.
 
     Anything made before from the same inputs is reused (checked against its sha256);
-    --force and --force-shot make it again.
+    --force and --force-shot make it again. When nothing changed since the last run of the
+    story, the catalog answers at once, with no Prefect flow (--flow runs one anyway).
     """
     from storyflow.backends.registry import load_backend, parse_option_pairs
     from storyflow.stages.story import read_story
@@ -161,13 +165,26 @@ def film(
         storyboard = storyboard.resolve()
     forced_shots = [_shot_id(value) for value in force_shot or []]
     choices = settings.choices()
+
+    # 2. nothing to do? An unchanged request is answered from the catalog, with no Prefect at all (and no
+    #    backend asked anything: the very same choices made this film before)
+    if not (force or forced_shots or storyboard is not None or always_flow):
+        from storyflow.stages import unchanged
+
+        summary = unchanged.answer(story, choices, settings, seed=seed)
+        if summary is not None:
+            sys.stderr.write(f"nothing changed since run {summary['answered_from_run']}: the film and its "
+                             f"{summary['clips_reused']} clips are reused from the catalog, intact; no flow was needed\n")
+            summary["wall_s"] = round(time.perf_counter() - started, 3)
+            _print(summary, as_json, text.format_film_summary)
+            return
     from storyflow.stages.takes import load_scorer
 
     load_scorer(choices.scorer)
     for kind in ("llm", "video", "music", "speech", "effects"):
         load_backend(kind, choices.backend_name(kind), choices.backend_options(kind)).check_available()
 
-    # 2. run the flow (reporting to the UI's server, or to a temporary one that dies with this process;
+    # 3. run the flow (reporting to the UI's server, or to a temporary one that dies with this process;
     #    a shot pool's workers must reach the server, so a temporary one will not do)
     with _prefect(settings, lasting="a shot pool's workers take shots from a Prefect server" if choices.shot_pool else ""):
         from flows.film import run_film

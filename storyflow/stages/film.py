@@ -74,17 +74,17 @@ def make_film(
     return door.reuse_or_make(FILM, key, make, links=links), key
 
 
-def publish_film(film: Film, board: Storyboard, out_dir: Path) -> dict[str, Path]:
+def publish_film(film: Film, slug: str, out_dir: Path) -> dict[str, Path]:
     """Show the film under plain names in the story's folder: <slug>.mp4, .srt, poster, sheet, stems.
 
     They are hard links to the content-addressed copies the catalog records, so earlier
     films stay intact (and traceable) when a new one takes the plain names.
     """
     names = {
-        "film": (film.path, out_dir / f"{board.slug}.mp4"),
-        "subtitles": (film.subtitles, out_dir / f"{board.slug}.srt"),
-        "poster": (film.poster, out_dir / f"{board.slug}.poster.png"),
-        "contact_sheet": (film.contact_sheet, out_dir / f"{board.slug}.contact-sheet.png"),
+        "film": (film.path, out_dir / f"{slug}.mp4"),
+        "subtitles": (film.subtitles, out_dir / f"{slug}.srt"),
+        "poster": (film.poster, out_dir / f"{slug}.poster.png"),
+        "contact_sheet": (film.contact_sheet, out_dir / f"{slug}.contact-sheet.png"),
         "storyboard": (film.storyboard_json, out_dir / "storyboard.json"),
         **{f"stem:{kind}": (path, out_dir / "stems" / f"{kind}.wav") for kind, path in film.stems.items()},
     }
