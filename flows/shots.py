@@ -33,8 +33,8 @@ from flows.pools import deploy_on_pool
 from flows.work import FilmRun, Signer
 from storyflow.catalog import CLIP, Generations
 from storyflow.core.errors import ContentFiltered, GenerationError, InputError
-from storyflow.core.templates import PromptFolder
 from storyflow.core.models import Shot, ShotPrompt, ShotTakes, Storyboard
+from storyflow.core.templates import PromptFolder
 from storyflow.stages import rephrase, takes
 
 SHOT_FLOW = "storyflow-shot"
@@ -116,6 +116,7 @@ def segment_task_run(name: str, make: Callable[[], T]) -> T:
 def here(made: ShotTakes, door: Generations) -> ShotTakes:
     """A shot's takes with this machine's copy of each clip (the tail of the last one conditions the next
     shot): looked up in the catalog, so a clip made on another machine is fetched from storage."""
+
     def local(clip):
         found = door.store.find(CLIP, clip.cache_key)
         if found is None:
@@ -124,8 +125,9 @@ def here(made: ShotTakes, door: Generations) -> ShotTakes:
                                   "STORYFLOW_STORAGE_URL")  # fmt: skip
         return found
 
-    takes = tuple(chain.model_copy(update={"clips": tuple(local(clip) for clip in chain.clips)}) for chain in made.takes)
-    return made.model_copy(update={"takes": takes})
+    chains = tuple(chain.model_copy(update={"clips": tuple(local(clip) for clip in chain.clips)})
+                   for chain in made.takes)  # fmt: skip
+    return made.model_copy(update={"takes": chains})
 
 
 def in_catalog(shot: Shot, prompt: ShotPrompt, board: Storyboard, run: FilmRun, previous: ShotTakes | None,

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 SILENCE = float("-inf")  # the loudness (and peak) of digital silence
 OVERSAMPLING = 4  # true-peak estimate: 4x as BS.1770-4 Annex 2 suggests at 48 kHz
 LIMITER_WINDOW_S = 0.012  # lookahead = release = this; the gain ramps over twice this
+PEAK_WINDOW = 1 << 18  # samples oversampled at once (5.5 s at 48 kHz): true peaks in bounded memory
+PEAK_PAD = 64  # neighbours each window sees on either side; the 4x filter reaches 6 samples
 
 
 def integrated_lufs(samples: np.ndarray, sample_rate: int) -> float:
@@ -186,9 +188,13 @@ def _as_channels(samples: np.ndarray) -> np.ndarray:
 
 
 def _true_peaks(data: np.ndarray) -> np.ndarray:
-    """Per original sample: the largest |value| among its 4x-oversampled neighbours, across channels."""
+    """Per original sample: the largest |value| among its 4x-oversampled neighbours, across channels.
+
+    Oversampled in windows of PEAK_WINDOW samples, each with PEAK_PAD samples of its neighbours on
+    either side (more than the filter reaches), so the memory it takes is one window's, not the
+    film's times four, and every window's interior is what oversampling the whole signal gives.
+    """
     import numpy as np
-    from scipy.signal import resample_poly
 
     n = len(data)
     if n == 0:
@@ -196,15 +202,26 @@ def _true_peaks(data: np.ndarray) -> np.ndarray:
     magnitude = np.abs(data).max(axis=1).astype(np.float32)
     if n < 8:
         return magnitude
-    up = resample_poly(data.astype(np.float32, copy=False), OVERSAMPLING, 1, axis=0, window=_oversampling_filter())
-    # sub-samples 4k .. 4k+3 sit between sample k and k+1: each belongs to both neighbours
-    between = np.abs(up[:, 0])
-    for channel in range(1, up.shape[1]):
-        np.maximum(between, np.abs(up[:, channel]), out=between)
-    between = between[: n * OVERSAMPLING].reshape(n, OVERSAMPLING).max(axis=1)
+    between = np.empty(n, dtype=np.float32)  # the loudest sub-sample between sample k and k+1
+    for start in range(0, n, PEAK_WINDOW):
+        stop = min(n, start + PEAK_WINDOW)
+        lo, hi = max(0, start - PEAK_PAD), min(n, stop + PEAK_PAD)
+        between[start:stop] = _between_peaks(data[lo:hi])[start - lo : stop - lo]
     peaks = np.maximum(magnitude, between)
     peaks[1:] = np.maximum(peaks[1:], between[:-1])
     return peaks
+
+
+def _between_peaks(data: np.ndarray) -> np.ndarray:
+    """For each sample k of `data`: the largest |value| of the 4x-oversampled sub-samples 4k .. 4k+3."""
+    import numpy as np
+    from scipy.signal import resample_poly
+
+    up = resample_poly(data.astype(np.float32, copy=False), OVERSAMPLING, 1, axis=0, window=_oversampling_filter())
+    between = np.abs(up[:, 0])
+    for channel in range(1, up.shape[1]):
+        np.maximum(between, np.abs(up[:, channel]), out=between)
+    return between[: len(data) * OVERSAMPLING].reshape(len(data), OVERSAMPLING).max(axis=1).astype(np.float32)
 
 
 def _oversampling_filter() -> np.ndarray:

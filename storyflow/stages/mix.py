@@ -176,17 +176,16 @@ def mix_film(
     depth, spans = _duck_depth(speech[:, 0], sample_rate, attack_s, release_s, lookahead_s)
     music_curve = (music_gain * 10 ** (duck_db * depth / 20)).astype(np.float32)
     effects_curve = (effects_gain * 10 ** (effects_duck_db * depth / 20)).astype(np.float32)
-    parts = {
-        "narration": speech * np.float32(narration_gain),
-        "music": bed * music_curve[:, None],
-        "effects": sfx * effects_curve[:, None],
-    }
+    # each source becomes its part in place: a film-length array fewer per part (memory grows with the film)
+    speech *= np.float32(narration_gain)
+    bed *= music_curve[:, None]
+    sfx *= effects_curve[:, None]
+    parts = {"narration": speech, "music": bed, "effects": sfx}
+    del music_curve, effects_curve, depth
 
     # 6. loudness normalisation and the true-peak limiter, planned on the sum, applied to each part
     balanced = parts["narration"] + parts["music"] + parts["effects"]
     plan = plan_normalization(balanced, sample_rate, target_lufs, ceiling_dbfs)
-    stems = {kind: plan.apply(part) for kind, part in parts.items()}
-    mix = plan.apply(balanced)
     ducking = Ducking(duck_db, effects_duck_db, attack_s, release_s, lookahead_s, spans)
 
     # 7. write the stems, then the mix; record the mix last, so a recorded mix implies its stems
@@ -198,10 +197,12 @@ def mix_film(
         "ducking": ducking.as_dict(),
     }
     stem_tracks = {}
-    for kind in STEM_KINDS:
-        track = save_track(kind, stems[kind], sample_rate, stem_keys[kind], out_dir,
+    for kind in STEM_KINDS:  # one stem in memory at a time: made, written, let go
+        track = save_track(kind, plan.apply(parts.pop(kind)), sample_rate, stem_keys[kind], out_dir,
                            Maker(MIX_VERSION, options={"stem_of": key, **settings}), started)  # fmt: skip
         stem_tracks[kind] = door.keep(AUDIO, track, tally=None)
+    mix = plan.apply(balanced)
+    del balanced
     mix_track = save_track("mix", mix, sample_rate, key, out_dir,
                            Maker(MIX_VERSION, options={**settings, "measured": measured}), started)  # fmt: skip
     door.keep(AUDIO, mix_track, tally="mix")

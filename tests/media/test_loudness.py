@@ -108,3 +108,23 @@ def test_a_signal_too_peaky_for_the_target_ends_short_but_never_clips_and_says_s
     assert np.abs(out).max() <= 10 ** (-1.0 / 20)
     assert after == pytest.approx(measured, abs=0.05)  # the reported loudness is the real one
     assert after < -3.0 - 0.5  # and it did not pretend to reach the target
+
+
+def test_true_peaks_measured_in_windows_equal_the_whole_signal_oversampled_at_once():
+    """Windows keep the memory to one window's (a 30-minute mix oversampled at once took GBs); the peaks they
+    find are the ones oversampling everything at once finds, at the windows' seams too."""
+    from scipy.signal import resample_poly
+
+    from storyflow.media import loudness
+
+    rng = np.random.default_rng(7)
+    data = (rng.standard_normal((3 * loudness.PEAK_WINDOW + 1234, 2)) * 0.2).astype(np.float32)
+    seam = loudness.PEAK_WINDOW
+    data[seam - 2 : seam + 2] = [[0.9, -0.9], [-0.95, 0.95], [0.97, -0.97], [-0.9, 0.9]]  # an overshoot across a seam
+    up = resample_poly(data, loudness.OVERSAMPLING, 1, axis=0, window=loudness._oversampling_filter())
+    between = np.abs(up).max(axis=1)[: len(data) * loudness.OVERSAMPLING].reshape(len(data), -1).max(axis=1)
+    whole = np.maximum(np.abs(data).max(axis=1), between)
+    whole[1:] = np.maximum(whole[1:], between[:-1])
+    windowed = loudness._true_peaks(data)
+    assert windowed.shape == whole.shape and np.abs(windowed - whole).max() < 1e-6
+    assert windowed[seam - 1 : seam + 2].max() > 0.97  # the inter-sample overshoot at the seam is seen

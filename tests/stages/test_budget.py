@@ -153,6 +153,49 @@ def test_reservations_from_many_threads_never_pass_the_limit():
     assert len(granted) == 10 and budget.reserved_usd == pytest.approx(1.0)
 
 
+def test_a_runs_purse_in_the_catalog_holds_across_processes(tmp_path):
+    """Workers of one run, each with its own connection to the catalog (processes, machines), share one purse:
+    together they never set aside more than the budget, and what they spend is on the run's row."""
+    from multiprocessing import get_context
+
+    from storyflow.catalog import open_catalog
+    from storyflow.core.config import load_settings
+    from storyflow.stages.budget import RunPurse
+
+    settings = load_settings(home=tmp_path)
+    with open_catalog(settings) as catalog:
+        run_id = catalog.start_run("story.md", {})
+    with get_context("spawn").Pool(4) as pool:
+        granted = sum(pool.starmap(_reserve_in_a_process, [(str(tmp_path), run_id)] * 4))
+    assert granted == 10  # of 4 x 10 asked, a dime each, under a $1 budget
+    with open_catalog(settings) as catalog:
+        budget = Budget(1.0, RunPurse(catalog, run_id))
+        assert budget.reserved_usd == pytest.approx(1.0)
+        budget.settle(0.1, 0.05)  # one clip made, for less than was set aside
+        assert (budget.spent_usd, budget.reserved_usd) == (pytest.approx(0.05), pytest.approx(0.9))
+        budget.reserve(0.05)  # what it saved can be spent again
+        with pytest.raises(BudgetExceeded, match=r"\$0.05 spent so far and \$0.95 set aside"):
+            budget.reserve(0.01)
+
+
+def _reserve_in_a_process(home: str, run_id: int) -> int:
+    """Ask a run's purse for a dime ten times from a process of its own; how many were granted."""
+    from storyflow.catalog import open_catalog
+    from storyflow.core.config import load_settings
+    from storyflow.stages.budget import RunPurse
+
+    granted = 0
+    with open_catalog(load_settings(home=home)) as catalog:
+        budget = Budget(1.0, RunPurse(catalog, run_id))
+        for _ in range(10):
+            try:
+                budget.reserve(0.1)
+                granted += 1
+            except BudgetExceeded:
+                pass
+    return granted
+
+
 def test_a_chain_stops_asking_when_the_budget_is_spent(tmp_path, backend):
     board = make_board(shot(1, 10.0))  # three clips of 3.33 s: $1.67 each
     budget = Budget(2.0)
