@@ -509,6 +509,7 @@ def serve(
     Start one per machine that should render (GPU machines, say), all against the same
     Prefect server and catalog; each run it takes is a process of its own.
     """
+    import signal
     import subprocess
 
     from flows import schedules
@@ -517,11 +518,15 @@ def serve(
     with _prefect(settings, lasting=SCHEDULES_NEED):
         command = schedules.worker_command(pool, limit)
         sys.stderr.write(f"serving the work pool '{pool}' on {os.environ['PREFECT_API_URL']} (Ctrl-C stops)\n")
+        worker = subprocess.Popen(command, env={**os.environ, "STORYFLOW_HOME": str(settings.home.resolve())})
+        # `kill PID` of this command stops its worker too (Ctrl-C reaches both through the terminal)
+        signal.signal(signal.SIGTERM, lambda *_: worker.terminate())
         try:
-            code = subprocess.call(command, env={**os.environ, "STORYFLOW_HOME": str(settings.home.resolve())})
+            code = worker.wait()
         except KeyboardInterrupt:
+            worker.wait()
             code = 0
-    if code not in (0, -2, 130):
+    if code not in (0, -2, -15, 130, 143):
         raise StoryflowError(f"the Prefect worker ended with code {code}", fix="rerun with --debug to see its logs")
 
 

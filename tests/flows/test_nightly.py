@@ -135,3 +135,34 @@ def test_a_scheduled_night_renders_every_story_and_the_next_one_only_what_change
     gone = storyflow("schedules", "pause", name)
     assert gone.code == 2 and f"no nightly schedule named '{name}'" in gone.stderr
     assert run_cli(["catalog", "verify"], home=home, cwd=tmp_path).code == 0  # the reports are storyflow's own
+
+
+def test_stopping_storyflow_serve_by_its_process_id_stops_its_worker_too(tmp_path, prefect_server):
+    """`kill PID` (SIGTERM, what a service manager or a script sends) leaves no Prefect worker behind."""
+    import psutil
+
+    said = tmp_path / "serve.log"  # a file, not a pipe: a worker left behind would hold a pipe open
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "storyflow.cli", "serve", "--pool", f"stop-{os.getpid()}"], cwd=tmp_path,
+        stdout=subprocess.DEVNULL, stderr=said.open("w"),
+        env={**{k: v for k, v in os.environ.items() if not k.startswith(("STORYFLOW_", "PREFECT_"))},
+             "STORYFLOW_HOME": str(tmp_path / "outputs"), "PREFECT_API_URL": prefect_server, "PYTHONPATH": str(REPO),
+             "DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "HOME": str(tmp_path)},
+    )  # fmt: skip
+    worker = None
+    try:
+        deadline = time.monotonic() + 60
+        while not psutil.Process(serve.pid).children():
+            assert time.monotonic() < deadline and serve.poll() is None, "storyflow serve started no worker"
+            time.sleep(0.2)
+        [worker] = psutil.Process(serve.pid).children()
+        time.sleep(3)  # the worker is up and polling
+        serve.send_signal(signal.SIGTERM)  # the command alone, not its process group
+        assert serve.wait(timeout=60) == 0, said.read_text()
+        assert psutil.wait_procs([worker], timeout=30)[1] == [], "the Prefect worker outlived storyflow serve"
+        assert "Traceback" not in said.read_text()
+    finally:  # whatever happened, nothing is left running
+        if worker is not None and worker.is_running():
+            worker.kill()
+        if serve.poll() is None:
+            serve.kill()
