@@ -34,7 +34,7 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows import artifacts, limits
-from flows.shots import in_catalog, made_by_workers, make_on_pool, make_shot
+from flows.shots import made_on_pool, make_shot
 from flows.work import Done, FilmRun, Signer
 from storyflow.backends.base import (
     BACKEND_KINDS,
@@ -139,16 +139,10 @@ def generate_task(shot: Shot, prompt: ShotPrompt, board: Storyboard, run: FilmRu
     by the run's LLM, and tried again. With a shot pool, a worker of the pool makes it (flows/shots.py).
     """
     before = previous.value if previous is not None else None
-    on_pool = bool(run.choices.shot_pool) and not run.reuse_only
-    if on_pool:  # a worker of the pool makes it (unless the catalog holds it all); here it is read back
-        if not in_catalog(shot, prompt, board, run, before, picked):
-            make_on_pool(shot, prompt, board, run, before, picked)
+    if run.choices.shot_pool and not run.reuse_only:
+        return made_on_pool(shot, prompt, board, run, before, picked)
     with run.door() as door:
-        made = make_shot(shot, prompt, board, run.model_copy(update={"reuse_only": True}) if on_pool else run, door,
-                         before, picked)  # fmt: skip
-        if on_pool:
-            made = made_by_workers(made, door, run.run_id)
-        return Done(made, door.receipt())
+        return Done(make_shot(shot, prompt, board, run, door, before, picked), door.receipt())
 
 
 @task(name="effects", task_run_name="effects-{shot.id}", cache_policy=NONE, **RETRY)

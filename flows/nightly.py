@@ -133,21 +133,20 @@ def _render_on_pool(stories: list[Path], choices: FilmChoices, pool: str) -> lis
     from storyflow.catalog import open_catalog
     from storyflow.catalog.listing import run_outcome
 
-    answered = {story: line for story in stories if (line := _render(story, choices, pool=pool)) is not None}
-    stories = [story for story in stories if story not in answered]
+    lines = {story: _render(story, choices, pool=pool) for story in stories}  # None: the pool makes it
     deployment = deploy_on_pool(film_flow, pool, f"storyflow: one film, made by a worker of the pool {pool}")
     started = {story: run_deployment(deployment, timeout=0, as_subflow=True, flow_run_name=_film_name(story),
                                      parameters={"story": str(story), "choices": choices.model_dump(mode="json")})
-               for story in stories}  # fmt: skip
+               for story, line in lines.items() if line is None}  # fmt: skip
     finished = {}
     with get_client(sync_client=True) as client:
-        while len(finished) < len(started):
+        while True:
             for story, run in started.items():
-                if story not in finished:
-                    now = client.read_flow_run(run.id)
-                    if now.state is not None and now.state.is_final():
-                        finished[story] = now
-            time.sleep(0 if len(finished) == len(started) else 2)
+                if story not in finished and (now := client.read_flow_run(run.id)).state and now.state.is_final():
+                    finished[story] = now
+            if len(finished) == len(started):
+                break
+            time.sleep(2)
 
     def entry(story: Path) -> dict[str, Any]:
         run = finished[story]
@@ -161,13 +160,13 @@ def _render_on_pool(stories: list[Path], choices: FilmChoices, pool: str) -> lis
             return line | {"status": "failed", "error": why, "fix": "see its flow run in the Prefect UI"}
         made_anything = outcome["clips_generated"] > 0 or outcome["film_made"]
         return line | {"status": "made" if made_anything else "reused", "title": outcome["title"],
-                       "film": outcome["film"], "film_url": outcome["film_url"], "summary": str(Path(outcome["film"]).parents[2] / "summary.json"),
+                       "film": outcome["film"], "film_url": outcome["film_url"],
+                       "summary": str(Path(outcome["film"]).parents[2] / "summary.json"),  # <film folder>/films/<key>/
                        "duration_s": outcome["duration_s"], "clips_generated": outcome["clips_generated"],
                        "clips_reused": outcome["clips_reused"], "cost_usd": outcome["cost_usd"],
                        "run_id": outcome["run_id"], "host": outcome["host"]}  # fmt: skip
 
-    made = {story: entry(story) for story in stories}
-    return [answered[story] if story in answered else made[story] for story in sorted({*answered, *made})]
+    return [line if line is not None else entry(story) for story, line in lines.items()]
 
 
 def report_markdown(report: dict[str, Any]) -> str:

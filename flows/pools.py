@@ -13,6 +13,7 @@ import contextlib
 import io
 from typing import Any
 
+
 def ensure_pool(pool: str) -> None:
     """The process work pool `pool`, made if missing (a worker started by `storyflow serve --pool` polls it)."""
     from prefect.client.orchestration import get_client

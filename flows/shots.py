@@ -30,7 +30,7 @@ from prefect.cache_policies import NONE
 
 from flows import limits
 from flows.pools import deploy_on_pool
-from flows.work import FilmRun, Signer
+from flows.work import Done, FilmRun, Signer
 from storyflow.catalog import CLIP, Generations
 from storyflow.core.errors import ContentFiltered, GenerationError, InputError
 from storyflow.core.models import Shot, ShotPrompt, ShotTakes, Storyboard
@@ -130,19 +130,32 @@ def here(made: ShotTakes, door: Generations) -> ShotTakes:
     return made.model_copy(update={"takes": chains})
 
 
-def in_catalog(shot: Shot, prompt: ShotPrompt, board: Storyboard, run: FilmRun, previous: ShotTakes | None,
-               picked: int | None) -> bool:  # fmt: skip
-    """Whether the catalog holds every clip of the shot already (then no worker is asked for anything)."""
-    try:
-        with run.door() as door:  # a door of its own: what this look finds is counted when it is read back
-            make_shot(shot, prompt, board, run.model_copy(update={"reuse_only": True}), door, previous, picked)
-    except InputError:  # a clip the catalog does not hold (or --force)
-        return False
-    return True
+def made_on_pool(shot: Shot, prompt: ShotPrompt, board: Storyboard, run: FilmRun, previous: ShotTakes | None,
+                 picked: int | None) -> Done[ShotTakes]:  # fmt: skip
+    """The shot's takes as a worker of the run's shot pool makes them, read back from the catalog. A shot the
+    catalog already holds (and that is not to be made again) is read back at once: no worker is asked."""
+    if not (run.force or shot.id in run.force_shots):
+        try:
+            return read_back(shot, prompt, board, run, previous, picked)
+        except InputError:  # a clip the catalog does not hold yet
+            pass
+    run_on_pool(shot, prompt, board, run, previous, picked)
+    return read_back(shot, prompt, board, run, previous, picked)
 
 
-def make_on_pool(shot: Shot, prompt: ShotPrompt, board: Storyboard, run: FilmRun, previous: ShotTakes | None,
-                 picked: int | None) -> None:  # fmt: skip
+def read_back(shot: Shot, prompt: ShotPrompt, board: Storyboard, run: FilmRun, previous: ShotTakes | None,
+              picked: int | None) -> Done[ShotTakes]:  # fmt: skip
+    """The shot's takes as the catalog holds them now, making nothing (InputError for a clip it lacks). Never
+    forced: what a worker made for this run, --force included, is exactly what is read. A door of its own, so a
+    read that finds only part of the shot counts nothing."""
+    held = run.model_copy(update={"reuse_only": True, "force": False, "force_shots": ()})
+    with held.door() as door:
+        made = made_by_workers(make_shot(shot, prompt, board, held, door, previous, picked), door, run.run_id)
+        return Done(made, door.receipt())
+
+
+def run_on_pool(shot: Shot, prompt: ShotPrompt, board: Storyboard, run: FilmRun, previous: ShotTakes | None,
+                picked: int | None) -> None:  # fmt: skip
     """Have a worker of the run's shot pool make the shot, and wait for it; GenerationError if it failed."""
     from prefect.deployments import run_deployment
 

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import stop
+
 # Prefect must not phone home (and on a fresh database that also causes "database is locked").
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -88,7 +90,6 @@ def postgres_url():
     (CI sets it), where they fail instead.
     """
     import shutil
-    import signal
     import subprocess
     import tempfile
 
@@ -153,13 +154,8 @@ def postgres_url():
         yield f"postgresql+psycopg://storyflow@127.0.0.1:{port}/storyflow_test"
     finally:
         # 5. fast shutdown by process id (SIGINT: roll back open transactions, disconnect, exit)
-        if server is not None and server.poll() is None:
-            server.send_signal(signal.SIGINT)
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+        if server is not None:
+            stop(server, signal.SIGINT, timeout=30)
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -253,10 +249,4 @@ def s3_endpoint(tmp_path_factory: pytest.TempPathFactory):
                 time.sleep(0.1)
         yield endpoint
     finally:
-        if server.poll() is None:
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+        stop(server)

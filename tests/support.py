@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -97,3 +98,15 @@ def new_bucket() -> str:
     name = f"storyflow-test-{next(_buckets)}-{time.time_ns() % 10**9}"
     boto3.client("s3").create_bucket(Bucket=name)
     return name
+
+
+def stop(process: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 10) -> None:
+    """Stop a server a test started, by its process id: `sig`, then SIGKILL if it has not ended within `timeout`."""
+    if process.poll() is not None:
+        return
+    process.send_signal(sig)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

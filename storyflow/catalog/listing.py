@@ -32,6 +32,7 @@ from storyflow.catalog.schema import (
     NarrationRow,
     RunRow,
     StoryboardRow,
+    StoryRow,
 )
 from storyflow.core.errors import CatalogError
 from storyflow.core.models import SEAM_WARN_RATIO
@@ -225,7 +226,6 @@ def clips_made_by_run(catalog: Store, run_id: int, keys: list[str]) -> set[str]:
 def run_outcome(catalog: Store, flow_run_id: str) -> dict | None:
     """A film run found by its Prefect flow run id, as the nightly report lists it: it may have run on another
     machine (a worker of the pool), so what it made is read from the catalog every machine shares."""
-    from storyflow.catalog.schema import StoryRow
     from storyflow.catalog.store import run_costs
 
     with catalog.reading() as s:
@@ -250,8 +250,6 @@ def run_outcome(catalog: Store, flow_run_id: str) -> dict | None:
 
 def newest_finished_run(catalog: Store, story_sha256: str) -> dict | None:
     """The newest completed run of the story with this content that names a film: its id, params, film and tally."""
-    from storyflow.catalog.schema import StoryRow
-
     with catalog.reading() as s:
         run = s.scalar(select(RunRow).join(StoryRow, RunRow.story_id == StoryRow.id)
                        .where(StoryRow.sha256 == story_sha256, RunRow.status == "completed",

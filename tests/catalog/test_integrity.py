@@ -10,7 +10,6 @@ hard links, a summary.json beside them, lock files and Prefect's folder around t
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import os
 from dataclasses import dataclass, field
@@ -170,27 +169,11 @@ class Studio:
             return [tuple(row) for row in conn.execute(text(sql), params)]
 
 
-_databases = itertools.count(1)
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def studio(request: pytest.FixtureRequest, storyflow_home: Path, monkeypatch: pytest.MonkeyPatch):
-    """A Studio on a SQLite file, or on a new database of the session's PostgreSQL server."""
+    """A Studio on a SQLite file, or on a new database of the session's PostgreSQL server (tests/conftest.py)."""
     if request.param == "postgresql":
-        import psycopg
-        from sqlalchemy.engine import make_url
-
-        server = make_url(request.getfixturevalue("postgres_url"))
-        name = f"integrity_{os.getpid()}_{next(_databases)}"
-
-        def admin() -> psycopg.Connection:
-            return psycopg.connect(host=server.host, port=server.port, user=server.username, dbname="postgres",
-                                   autocommit=True)  # fmt: skip
-
-        with admin() as conn:
-            conn.execute(f"CREATE DATABASE {name}")
-        request.addfinalizer(lambda: admin().execute(f"DROP DATABASE {name} WITH (FORCE)").connection.close())
-        url = server.set(database=name).render_as_string(hide_password=False)
+        url = request.getfixturevalue("pg_database")
         monkeypatch.setattr(catalog_builders, "catalog_url", lambda home: url)
     made = Studio(storyflow_home)
     yield made

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from storyflow import media
-from tests.support import REPO, TINY_STORY
+from tests.support import REPO, TINY_STORY, stop
 
 pytestmark = [pytest.mark.prefect, pytest.mark.slow]
 
@@ -84,12 +84,7 @@ def test_the_film_flow_served_on_a_cron_schedule_makes_the_film(prefect_server, 
     finally:
         with temporary_settings(updates={PREFECT_API_URL: prefect_server}):
             asyncio.run(remove_deployment())
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop(server, signal.SIGINT, timeout=30)
 
     # the film it made, in the served process's output folder
     film = home / "tiny-harbour" / "tiny-harbour.mp4"

@@ -119,8 +119,12 @@ def test_two_workers_share_one_films_shots_and_none_is_made_twice(prefect_server
             with engine.connect() as db:
                 clips = db.execute(text("SELECT cache_key, run_id FROM clips")).all()
             engine.dispose()
+            # 3. --force-shot: that shot alone goes to a worker again, and is read back as made
+            forced = run_film(story, FilmChoices(shot_pool=pool, max_concurrency=4), force_shots=["s02"])
+            with get_client(sync_client=True) as client:
+                runs_forced = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["storyflow-shot"])))
             (folder / "one-lamp.md").write_text(ONE_SHOT)
-            # 3. a night spread over the pool: each film a run of its own, one made, one unchanged
+            # 4. a night spread over the pool: each film a run of its own, one made, one unchanged
             night = nightly_flow(str(folder), FilmChoices(), pool=pool)
     finally:
         for serve in workers:
@@ -150,6 +154,11 @@ def test_two_workers_share_one_films_shots_and_none_is_made_twice(prefect_server
     # the rerun made nothing and started no shot run
     assert again["clips_generated"] == 0 and again["film_reused"]
     assert sum(run.name.endswith("-of-four-lamps") for run in runs_after) == len(runs)
+    # the forced shot was made again by a worker, and only it
+    s02 = next(shot for shot in forced["shots"] if shot["id"] == "s02")
+    assert forced["clips_generated"] == s02["clips_generated"] == len(s02["segments"]) > 0
+    assert sorted(run.name for run in runs_forced if run.name.endswith("-of-four-lamps")) == \
+        sorted([run.name for run in runs] + ["s02-of-four-lamps"])  # fmt: skip
     # the night: the film already made is reused, the new story made, each by a worker; the report says so
     lines = {Path(entry["story"]).name: entry for entry in night["stories"]}
     assert (lines["four-lamps.md"]["status"], lines["one-lamp.md"]["status"]) == ("reused", "made")
