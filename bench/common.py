@@ -1,4 +1,4 @@
-"""Shared by the benchmarks: a monotonic timer, a plain-text table, a JSON result file."""
+"""Shared by the benchmarks: a monotonic timer, a plain-text table, a JSON result file, an older checkout."""
 
 from __future__ import annotations
 
@@ -68,3 +68,47 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+REPO = Path(__file__).resolve().parent.parent
+# Where issue 12 (flat memory, instant reruns, cheaper sound, faster previews) started: the "before" the
+# film benchmarks measure beside today's code in the same run. BENCH_BASELINE=<commit> picks another;
+# BENCH_BASELINE= (empty) measures today's code alone.
+DEFAULT_BASELINE = "0fe8e43"
+
+
+def baseline_commit() -> str:
+    import os
+
+    return os.environ.get("BENCH_BASELINE", DEFAULT_BASELINE).strip()
+
+
+def checkout(commit: str, into: Path) -> Path:
+    """The repository's files at `commit`, extracted into `into` (git archive: the repository is untouched);
+    its code runs on this checkout's virtual environment, so only storyflow itself differs."""
+    import io
+    import subprocess
+    import tarfile
+
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", "--format=tar", commit], check=True,
+                             capture_output=True).stdout  # fmt: skip
+    into.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(into, filter="data")
+    return into
+
+
+def module_at(commit: str, path: str, name: str):
+    """The module at `path` as it was at `commit` (read with git show), loaded as `name` beside today's: the old
+    path of a benchmark, measured in the same run without a copy of it kept in the repository."""
+    import subprocess
+    import sys
+    import types
+
+    source = subprocess.run(["git", "-C", str(REPO), "show", f"{commit}:{path}"], check=True,
+                            capture_output=True, text=True).stdout  # fmt: skip
+    module = types.ModuleType(name)
+    module.__file__ = f"<{path} at {commit}>"
+    sys.modules[name] = module  # dataclasses look their module up while the class is made
+    exec(compile(source, module.__file__, "exec"), module.__dict__)
+    return module

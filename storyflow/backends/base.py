@@ -466,13 +466,77 @@ class EffectsBackend(Backend):
 
 
 class MusicBackend(Backend):
-    """Writes the film's score from its moods."""
+    """Writes the film's score from its moods, one cue at a time.
+
+    A backend renders each cue on its own (compose_cue); the film's bed is the cues laid
+    end to end with equal-power crossfades where they meet (score_parts says where each
+    one goes), so a cue is made once, cached on its own, and a whole score is never held.
+    """
 
     kind = "music"
 
     @abstractmethod
+    def compose_cue(self, cue: MusicCue, seed: int, sample_rate: int) -> np.ndarray:
+        """float32 stereo for the cue's span, shape (round((end - start) * sample_rate), 2), peaking at the
+        backend's level: the cue's mood alone, never depending on its neighbours."""
+
+    @property
+    def crossfade_s(self) -> float:
+        """How long neighbouring cues blend (each is rendered half of it past its ends)."""
+        return float(getattr(self.options, "crossfade_s", 0.0))
+
     def compose(self, cues: list[MusicCue], seconds: float, seed: int, sample_rate: int) -> np.ndarray:
-        """Return float32 stereo samples, shape (round(seconds * sample_rate), 2), in [-1, 1]."""
+        """The whole score in memory, shape (round(seconds * sample_rate), 2), peaking at the backend's level
+        (short scores and tests; the film's stage lays the cues into a file window by window instead)."""
+        import numpy as np
+
+        out = np.zeros((round(seconds * sample_rate), 2), dtype=np.float32)
+        for part in score_parts(cues, seconds, sample_rate, self.crossfade_s):
+            out[part.start : part.stop] += self.compose_cue(part.cue, seed, sample_rate) * part.envelope()[:, None]
+        peak = float(np.abs(out).max()) if len(out) else 0.0
+        level = 10 ** (float(getattr(self.options, "level_db", 0.0)) / 20)
+        return out * np.float32(level / peak) if peak > 0 else out
+
+
+@dataclass(frozen=True)
+class ScorePart:
+    """Where one cue's music sits in the film: samples [start, stop), rendered for `cue` (its span
+    widened by half the crossfade where it meets a neighbour), faded in/out over `fade` samples."""
+
+    cue: MusicCue
+    start: int
+    stop: int
+    fade: int
+    fade_in: bool
+    fade_out: bool
+
+    def envelope(self) -> np.ndarray:
+        """Equal-power ramps (sin squared: two meeting ramps sum to 1) where the cue meets a neighbour."""
+        import numpy as np
+
+        n = self.stop - self.start
+        env = np.ones(n, dtype=np.float32)
+        k = min(self.fade, n // 2)
+        if k > 0:
+            ramp = np.sin(np.linspace(0, np.pi / 2, k, dtype=np.float32)) ** 2
+            if self.fade_in:
+                env[:k] *= ramp
+            if self.fade_out:
+                env[-k:] *= ramp[::-1]
+        return env
+
+
+def score_parts(cues: list[MusicCue], seconds: float, sample_rate: int, crossfade_s: float) -> list[ScorePart]:
+    """Each cue's place in a score of `seconds`: a little past its ends where neighbours crossfade."""
+    total, fade = round(seconds * sample_rate), round(crossfade_s * sample_rate)
+    parts = []
+    for cue in cues:
+        start = max(0, round(cue.start * sample_rate) - fade // 2)
+        stop = min(total, round(cue.end * sample_rate) + fade // 2)
+        if stop > start:
+            widened = MusicCue(start / sample_rate, stop / sample_rate, cue.mood, cue.shot_id)
+            parts.append(ScorePart(widened, start, stop, fade, start > 0, stop < total))
+    return parts
 
 
 BACKEND_KINDS = tuple(FLAGS)

@@ -5,7 +5,9 @@ numpy, scipy and PyAV are imported inside the functions that need them.
 
 from __future__ import annotations
 
+import contextlib
 import wave
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,25 +24,70 @@ def write_wav(path: Path, samples: np.ndarray, sample_rate: int = AUDIO_SAMPLE_R
     import numpy as np
 
     data = np.asarray(samples, dtype=np.float32)
-    if data.ndim == 1:
-        data = data[:, None]
-    pcm = (np.clip(data, -1.0, 1.0) * 32767.0).round().astype("<i2")
+    with wav_writer(path, 1 if data.ndim == 1 else data.shape[1], sample_rate) as out:
+        out.write(data)
+
+
+class WavOut:
+    """A 16-bit WAV being written window by window (see wav_writer)."""
+
+    def __init__(self, wav: wave.Wave_write, channels: int) -> None:
+        self._wav, self.channels, self.frames = wav, channels, 0
+
+    def write(self, samples: np.ndarray) -> None:
+        """Append float samples in [-1, 1], shape (n,) or (n, channels); clipped, rounded to 16 bits."""
+        import numpy as np
+
+        data = np.asarray(samples, dtype=np.float32)
+        if data.ndim == 1:
+            data = data[:, None]
+        if data.shape[1] != self.channels:
+            raise ValueError(f"this WAV has {self.channels} channels, got samples of shape {data.shape}")
+        self._wav.writeframes((np.clip(data, -1.0, 1.0) * 32767.0).round().astype("<i2").tobytes())
+        self.frames += len(data)
+
+
+@contextlib.contextmanager
+def wav_writer(path: Path, channels: int, sample_rate: int = AUDIO_SAMPLE_RATE) -> Iterator[WavOut]:
+    """Write a 16-bit WAV in windows, atomically: the final name appears only once every window is written,
+    so a film-length track never has to be held in memory and a killed run never leaves half of one."""
     with atomic_path(path) as tmp, wave.open(str(tmp), "wb") as out:
-        out.setnchannels(pcm.shape[1])
+        out.setnchannels(channels)
         out.setsampwidth(2)
         out.setframerate(sample_rate)
-        out.writeframes(pcm.tobytes())
+        yield WavOut(out, channels)
 
 
 def read_wav(path: Path) -> tuple[np.ndarray, int]:
     """Samples as float32 (n, channels) in [-1, 1], and the sample rate."""
-    import numpy as np
+    with open_wav(path) as wav:
+        return wav.read(0, wav.frames), wav.rate
 
+
+class WavIn:
+    """A 16-bit WAV open for reading any window of it (see open_wav)."""
+
+    def __init__(self, wav: wave.Wave_read) -> None:
+        self._wav = wav
+        self.channels, self.rate, self.frames = wav.getnchannels(), wav.getframerate(), wav.getnframes()
+
+    def read(self, start: int, count: int) -> np.ndarray:
+        """float32 (n, channels) for samples [start, start + count), cut short at the file's end."""
+        import numpy as np
+
+        start = min(max(0, start), self.frames)
+        self._wav.setpos(start)
+        raw = self._wav.readframes(max(0, min(count, self.frames - start)))
+        return (np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32767.0).reshape(-1, self.channels)
+
+
+@contextlib.contextmanager
+def open_wav(path: Path) -> Iterator[WavIn]:
+    """Open a 16-bit WAV to read it window by window."""
     with wave.open(str(path), "rb") as wav:
-        channels, rate, n = wav.getnchannels(), wav.getframerate(), wav.getnframes()
-        raw = wav.readframes(n)
-    data = np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32767.0
-    return data.reshape(-1, channels), rate
+        if wav.getsampwidth() != 2:
+            raise ValueError(f"{path} is not 16-bit PCM (sample width {wav.getsampwidth()} bytes)")
+        yield WavIn(wav)
 
 
 def decode_audio(path: Path, sample_rate: int = AUDIO_SAMPLE_RATE) -> np.ndarray:

@@ -12,9 +12,10 @@ Narration is spoken earlier (narrate.py, it can stretch shots); mix.py balances 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from storyflow.backends.base import (
     Backend,
@@ -22,13 +23,18 @@ from storyflow.backends.base import (
     EffectsRequest,
     MusicBackend,
     MusicCue,
+    ScorePart,
+    score_parts,
 )
 from storyflow.catalog import AUDIO, Generations
 from storyflow.core import progress
 from storyflow.core.hashing import cache_key
 from storyflow.core.models import AudioTrack, ClipChain, Shot, Storyboard, Transition
 from storyflow.core.timeline import Timeline
-from storyflow.media import AUDIO_SAMPLE_RATE, sha256_file, write_wav
+from storyflow.media import AUDIO_SAMPLE_RATE, read_wav, sha256_file, wav_writer, write_wav
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def music_cues(board: Storyboard, timeline: Timeline) -> list[MusicCue]:
@@ -53,21 +59,47 @@ def score_film(
     door: Generations | None = None,
     sample_rate: int = AUDIO_SAMPLE_RATE,
 ) -> AudioTrack:
-    """Compose (or reuse) the music bed for the whole film."""
-    cues = music_cues(board, timeline)
+    """Compose (or reuse) the music bed for the whole film: each cue made once and kept on its own
+    (a changed mood re-composes that cue alone), then the cues laid into the bed window by window."""
+    door = door or Generations.in_memory()
+    parts = score_parts(music_cues(board, timeline), timeline.seconds, sample_rate, backend.crossfade_s)
+    cue_tracks = [_score_cue(part, backend, board.seed, sample_rate, out_dir, door) for part in parts]
     key = cache_key(
-        "music", **backend.identity(), cues=[(round(c.start, 4), round(c.end, 4), c.mood) for c in cues],
+        "music", **backend.identity(), cues=[track.cache_key for track in cue_tracks],
+        placements=[(p.start, p.stop, p.fade, p.fade_in, p.fade_out) for p in parts],
         seconds=round(timeline.seconds, 4), seed=board.seed, sample_rate=sample_rate,
     )  # fmt: skip
 
     def make() -> AudioTrack:
         started = time.perf_counter()
-        samples = backend.compose(cues, timeline.seconds, board.seed, sample_rate)
-        return save_track("music", samples, sample_rate, key, out_dir, backend, started)
 
-    track = (door or Generations.in_memory()).reuse_or_make(AUDIO, key, make, tally="music")
+        def laid() -> Iterator[tuple[int, np.ndarray]]:
+            for part, track in zip(parts, cue_tracks):
+                samples, _ = read_wav(track.path)
+                yield part.start, samples[: part.stop - part.start] * part.envelope()[:, None]
+
+        path = track_path("music", key, out_dir)
+        lay_down(path, laid(), round(timeline.seconds * sample_rate), sample_rate)
+        return track_of("music", path, key, backend, started)
+
+    track = door.reuse_or_make(AUDIO, key, make, tally="music")
     progress.report("audio", kind="music", reused=track.reused)
     return track
+
+
+def _score_cue(part: ScorePart, backend: MusicBackend, seed: int, sample_rate: int, out_dir: Path,
+               door: Generations) -> AudioTrack:  # fmt: skip
+    """One cue's music (or the same cue made before: same backend, mood, span and seed)."""
+    cue = part.cue
+    key = cache_key("music-cue", **backend.identity(), mood=cue.mood, shot=cue.shot_id, samples=part.stop - part.start,
+                    seed=seed, sample_rate=sample_rate)  # fmt: skip
+
+    def make() -> AudioTrack:
+        started = time.perf_counter()
+        samples = backend.compose_cue(cue, seed, sample_rate)
+        return save_track("music", samples, sample_rate, key, out_dir, backend, started, name=cue.shot_id or "cue")
+
+    return door.reuse_or_make(AUDIO, key, make, tally="music cue")
 
 
 def shot_effects(
@@ -116,21 +148,50 @@ def lay_effects(
     )  # fmt: skip
 
     def make() -> AudioTrack:
-        import numpy as np
-
-        from storyflow.media import read_wav
-
         started = time.perf_counter()
         rate = next(iter(shots.values())).sample_rate
-        bed = np.zeros((round(timeline.seconds * rate), 2), dtype=np.float32)
-        for place in timeline.placements:
-            samples, _ = read_wav(shots[place.shot_id].path)
-            start = round(place.start / timeline.fps * rate)
-            samples = samples[: max(0, len(bed) - start)] * _envelope(len(samples), place, timeline.fps, rate)[:, None]
-            bed[start : start + len(samples)] += samples
-        return save_track("effects", bed, rate, key, out_dir, TIMELINE, started)
+
+        def laid() -> Iterator[tuple[int, np.ndarray]]:
+            for place in timeline.placements:
+                samples, _ = read_wav(shots[place.shot_id].path)
+                yield round(place.start / timeline.fps * rate), samples * _envelope(len(samples), place, timeline.fps,
+                                                                                   rate)[:, None]  # fmt: skip
+
+        path = track_path("effects", key, out_dir)
+        lay_down(path, laid(), round(timeline.seconds * rate), rate)
+        return track_of("effects", path, key, TIMELINE, started)
 
     return (door or Generations.in_memory()).reuse_or_make(AUDIO, key, make, tally="effects bed")
+
+
+def lay_down(path: Path, parts: Iterable[tuple[int, np.ndarray]], total: int, sample_rate: int) -> None:
+    """Write a stereo WAV of `total` samples: each (start sample, samples) part added at its place, silence
+    between. Parts come in order of start; only the parts still overlapping the one being laid are held,
+    so a film-length bed costs a shot's memory, not the film's."""
+    import numpy as np
+
+    with wav_writer(path, 2, sample_rate) as out:
+        held = np.zeros((0, 2), dtype=np.float32)  # samples [out.frames, out.frames + len(held)), not final yet
+
+        def flush(until: int) -> np.ndarray:
+            """Write everything before sample `until` (no later part reaches it); return what stays held."""
+            until = min(until, total)
+            final = max(0, until - out.frames)
+            out.write(held[:final])
+            while out.frames < until:  # silence past what was held, in bounded steps
+                out.write(np.zeros((min(1 << 16, until - out.frames), 2), dtype=np.float32))
+            return held[final:]
+
+        for start, samples in parts:
+            if start < out.frames:
+                raise ValueError(f"parts must come in order of start: {start} after {out.frames} was written")
+            held = flush(start)
+            samples = samples[: max(0, total - start)]
+            offset = start - out.frames
+            if offset + len(samples) > len(held):
+                held = np.concatenate([held, np.zeros((offset + len(samples) - len(held), 2), dtype=np.float32)])
+            held[offset : offset + len(samples)] += samples
+        flush(total)
 
 
 def _envelope(n: int, place, fps: int, rate: int):
@@ -173,14 +234,28 @@ def save_track(
     kind: str, samples, sample_rate: int, key: str, out_dir: Path, maker: Backend | Maker, started: float, name: str = ""
 ) -> AudioTrack:
     """Write samples as out_dir/audio/<kind>[-<name>]-<key12>.wav and describe the file as an AudioTrack."""
-    path = out_dir / "audio" / f"{kind}{'-' + name if name else ''}-{key[:12]}.wav"
+    path = track_path(kind, key, out_dir, name)
     write_wav(path, samples, sample_rate)
+    return track_of(kind, path, key, maker, started)
+
+
+def track_path(kind: str, key: str, out_dir: Path, name: str = "") -> Path:
+    """Where a track of this kind and cache key lives: out_dir/audio/<kind>[-<name>]-<key12>.wav."""
+    return out_dir / "audio" / f"{kind}{'-' + name if name else ''}-{key[:12]}.wav"
+
+
+def track_of(kind: str, path: Path, key: str, maker: Backend | Maker, started: float) -> AudioTrack:
+    """Describe a finished WAV (written whole or window by window) as an AudioTrack."""
+    from storyflow.media import open_wav
+
+    with open_wav(path) as wav:
+        frames, sample_rate = wav.frames, wav.rate
     return AudioTrack(
         kind=kind,
         path=path.resolve(),
         sha256=sha256_file(path),
         cache_key=key,
-        seconds=len(samples) / sample_rate,
+        seconds=frames / sample_rate,
         sample_rate=sample_rate,
         backend=maker.label,
         model=maker.model_ref,

@@ -15,12 +15,23 @@ source happened to be rendered:
 
 Besides the mix, three stems (narration, music, effects) are written film-length, each at
 exactly the gains it has inside the mix, limiter included, so summing them gives the mix
-back and a user can remix from them. numpy/scipy are imported inside the functions.
+back and a user can remix from them.
+
+Nothing film-length is held in memory: the sources are read WINDOW samples at a time (the
+narration lines placed, music and effects read from their WAVs and resampled on the fly),
+in a few passes: (1) each source's loudness and the voice's 10 ms levels for the sidechain;
+(2..) the balanced sum's loudness, true peaks and limiter rounds (storyflow.media.loudness);
+(last) the three stems and the mix written together. What persists between passes is
+control-rate: the ducking envelope (one value per 10 ms) and a peak per 1024 samples.
+Windows do not change the sound: every window computes what the whole signal would.
+numpy/scipy are imported inside the functions.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,10 +41,13 @@ from storyflow.core import progress
 from storyflow.core.errors import InputError
 from storyflow.core.hashing import cache_key
 from storyflow.core.models import AudioTrack
-from storyflow.stages.audio import Maker, save_track
+from storyflow.stages.audio import Maker, track_of, track_path
 
 if TYPE_CHECKING:
     import numpy as np
+
+    from storyflow.media import WavIn
+    from storyflow.media.loudness import Normalization
 
 MIX_VERSION = "storyflow mix 1"  # bump when the mixing recipe changes, so old mixes stop matching
 STEM_KINDS = ("narration", "music", "effects")
@@ -42,6 +56,7 @@ CONTROL_HOP_S = 0.01  # the ducking envelope is computed every 10 ms, then inter
 SPEECH_FLOOR_DB = -40.0  # narration quieter than this under its loudest 10 ms is not speech
 WORD_GAP_S = 0.3  # pauses shorter than this inside speech do not release the duck
 OVERRUN_SILENCE_DBFS = -60.0  # narration past the film's end must be quieter than this
+WINDOW = 1 << 18  # samples of each source held at once (5.5 s at 48 kHz): the mix's memory, whatever the film's length
 
 
 @dataclass(frozen=True)
@@ -119,11 +134,12 @@ def mix_film(
     there the stems are simply the sources at their mix gains; where it acted (see
     `limited_db`), it acted on all three stems alike, so a remix that changes the balance
     inherits those short dips.
-    """
-    import numpy as np
 
+    Memory does not grow with the film: a few windows of WINDOW samples and control-rate
+    arrays (10 ms steps), read and computed again in each pass rather than kept.
+    """
     from storyflow.media import sha256_file
-    from storyflow.media.loudness import integrated_lufs, plan_normalization
+    from storyflow.media.loudness import plan_normalization_windowed
 
     # 1. check inputs; the cache key is made of the inputs' contents and every setting
     _check_inputs(seconds, sample_rate, narration, music, effects)
@@ -159,36 +175,41 @@ def mix_film(
         progress.report("audio", kind="mix", reused=True)
         return _result_from_record(found, stems_found)  # type: ignore[arg-type]
 
-    # 3. the sources, each film-length stereo at the mix's rate
     started = time.perf_counter()
     total = round(seconds * sample_rate)
-    speech = _place_narration(narration, total, sample_rate)
-    bed = _film_length(music, total, sample_rate, "music") if music else np.zeros((total, 2), np.float32)
-    sfx = _film_length(effects, total, sample_rate, "effects") if effects else np.zeros((total, 2), np.float32)
+    hop = max(1, round(CONTROL_HOP_S * sample_rate))
+    window = max(hop, WINDOW // hop * hop)  # whole 10 ms steps per window: the voice's levels come out as one pass would
+    with contextlib.ExitStack() as stack:
+        # 3. the sources, each read window by window as film-length stereo at the mix's rate (checked here, before
+        #    anything is written: a narration line running past the end, music or effects of the wrong length)
+        sources = _Sources(
+            _Narration(narration, total, sample_rate),
+            stack.enter_context(_FilmSource.opened(music, total, sample_rate, "music")),
+            stack.enter_context(_FilmSource.opened(effects, total, sample_rate, "effects")),
+        )
 
-    # 4. balance by loudness: narration at the reference, music and effects below it
-    speech_lufs = integrated_lufs(speech, sample_rate)
-    narration_gain = _gain_to(speech_lufs, REFERENCE_LUFS)
-    music_gain = _gain_to(integrated_lufs(bed, sample_rate), REFERENCE_LUFS + music_db)
-    effects_gain = _gain_to(integrated_lufs(sfx, sample_rate), REFERENCE_LUFS + music_db + effects_db)
+        # 4. one pass: balance by loudness (narration at the reference, music and effects below it), and the
+        #    voice's 10 ms levels for the sidechain
+        speech_lufs, music_lufs, effects_lufs, levels = sources.measure(window, hop)
+        narration_gain = _gain_to(speech_lufs, REFERENCE_LUFS)
+        music_gain = _gain_to(music_lufs, REFERENCE_LUFS + music_db)
+        effects_gain = _gain_to(effects_lufs, REFERENCE_LUFS + music_db + effects_db)
 
-    # 5. the sidechain: how far under speech each bed is pulled, per sample (0 .. 1)
-    depth, spans = _duck_depth(speech[:, 0], sample_rate, attack_s, release_s, lookahead_s)
-    music_curve = (music_gain * 10 ** (duck_db * depth / 20)).astype(np.float32)
-    effects_curve = (effects_gain * 10 ** (effects_duck_db * depth / 20)).astype(np.float32)
-    # each source becomes its part in place: a film-length array fewer per part (memory grows with the film)
-    speech *= np.float32(narration_gain)
-    bed *= music_curve[:, None]
-    sfx *= effects_curve[:, None]
-    parts = {"narration": speech, "music": bed, "effects": sfx}
-    del music_curve, effects_curve, depth
+        # 5. the sidechain: how far under speech each bed is pulled, every 10 ms (0 .. 1), then the parts' gains
+        depth, spans = _duck_envelope(levels, total, sample_rate, attack_s, release_s, lookahead_s)
+        sources.set_gains(narration_gain, music_gain, effects_gain, duck_db, effects_duck_db, depth, hop)
+        ducking = Ducking(duck_db, effects_duck_db, attack_s, release_s, lookahead_s, spans)
 
-    # 6. loudness normalisation and the true-peak limiter, planned on the sum, applied to each part
-    balanced = parts["narration"] + parts["music"] + parts["effects"]
-    plan = plan_normalization(balanced, sample_rate, target_lufs, ceiling_dbfs)
-    ducking = Ducking(duck_db, effects_duck_db, attack_s, release_s, lookahead_s, spans)
+        # 6. loudness normalisation and the true-peak limiter, planned on the sum (a pass per limiter round)
+        plan = plan_normalization_windowed(sources.balanced, total, 2, sample_rate, target_lufs, ceiling_dbfs,
+                                           window=window)  # fmt: skip
 
-    # 7. write the stems, then the mix; record the mix last, so a recorded mix implies its stems
+        # 7. one pass writing the stems and the mix, each window times the plan's gains
+        paths = {kind: track_path(kind, stem_keys[kind], out_dir) for kind in STEM_KINDS}
+        paths["mix"] = track_path("mix", key, out_dir)
+        sources.write(plan, paths, sample_rate, window)
+
+    # 8. record the stems, then the mix: a recorded mix implies its stems
     measured = {
         "lufs": _json_number(plan.lufs_after),
         "gain_db": round(plan.gain_db, 4),
@@ -197,14 +218,12 @@ def mix_film(
         "ducking": ducking.as_dict(),
     }
     stem_tracks = {}
-    for kind in STEM_KINDS:  # one stem in memory at a time: made, written, let go
-        track = save_track(kind, plan.apply(parts.pop(kind)), sample_rate, stem_keys[kind], out_dir,
-                           Maker(MIX_VERSION, options={"stem_of": key, **settings}), started)  # fmt: skip
+    for kind in STEM_KINDS:
+        track = track_of(kind, paths[kind], stem_keys[kind], Maker(MIX_VERSION, options={"stem_of": key, **settings}),
+                         started)  # fmt: skip
         stem_tracks[kind] = door.keep(AUDIO, track, tally=None)
-    mix = plan.apply(balanced)
-    del balanced
-    mix_track = save_track("mix", mix, sample_rate, key, out_dir,
-                           Maker(MIX_VERSION, options={**settings, "measured": measured}), started)  # fmt: skip
+    mix_track = track_of("mix", paths["mix"], key, Maker(MIX_VERSION, options={**settings, "measured": measured}),
+                         started)  # fmt: skip
     door.keep(AUDIO, mix_track, tally="mix")
     progress.report("audio", kind="mix", reused=False, lufs=plan.lufs_after)
     return MixResult(
@@ -241,50 +260,210 @@ def _check_inputs(
             raise InputError(f"{what} file {path} does not exist", fix=f"render the {what} before mixing")
 
 
-def _place_narration(narration: list[tuple[float, Path]], total: int, sample_rate: int) -> np.ndarray:
-    """Every line at its start time on one film-length stereo track (the voice in the centre)."""
-    import numpy as np
+class _Narration:
+    """The narration lines on the film's timeline as one mono voice (it sits in the centre), read window by window.
 
-    from storyflow.media import read_wav, resample
+    A line is read and resampled when a window first reaches it and let go once the windows have
+    passed it, so only the lines under the current window are held.
+    """
 
-    track = np.zeros((total, 2), dtype=np.float32)
-    for start, path in narration:
+    def __init__(self, lines: list[tuple[float, Path]], total: int, sample_rate: int) -> None:
+        import numpy as np
+
+        from storyflow.media import open_wav
+
+        self.sample_rate = sample_rate
+        self.lines: list[tuple[int, int, Path]] = []  # (first sample, end sample in the film, WAV)
+        self._held: dict[int, np.ndarray] = {}
+        for start, path in lines:
+            with open_wav(path) as wav:
+                length = _resampled_length(wav.frames, wav.rate, sample_rate)
+            at = round(start * sample_rate)
+            fits = min(length, total - at)
+            if fits < length:  # only silence may be cut off the end
+                overrun = self._voice(path)[fits:]
+                if np.abs(overrun).max() > 10 ** (OVERRUN_SILENCE_DBFS / 20):
+                    raise InputError(
+                        f"narration line {Path(path).name} runs {len(overrun) / sample_rate:.2f} s past the film's end",
+                        fix="shorten the line, speak it faster (--speech-rate), or lengthen its shot",
+                    )
+            self.lines.append((at, at + fits, Path(path)))
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """float32 (stop - start,): every line that sounds in [start, stop), added in the order given."""
+        import numpy as np
+
+        out = np.zeros(stop - start, dtype=np.float32)
+        for i, (at, end, path) in enumerate(self.lines):
+            if at < stop and end > start:
+                if i not in self._held:
+                    self._held[i] = self._voice(path)[: end - at]
+                lo, hi = max(at, start), min(end, stop)
+                out[lo - start : hi - start] += self._held[i][lo - at : hi - at]
+        for i in [i for i in self._held if self.lines[i][1] <= start]:  # passed: windows only move forward
+            del self._held[i]
+        return out
+
+    def _voice(self, path: Path) -> np.ndarray:
+        from storyflow.media import read_wav, resample
+
         samples, rate = read_wav(path)
-        voice = resample(samples.mean(axis=1), rate, sample_rate)
-        at = round(start * sample_rate)
-        fits = min(len(voice), total - at)
-        overrun = voice[fits:]
-        if len(overrun) and np.abs(overrun).max() > 10 ** (OVERRUN_SILENCE_DBFS / 20):
-            raise InputError(
-                f"narration line {Path(path).name} runs {len(overrun) / sample_rate:.2f} s past the film's end",
-                fix="shorten the line, speak it faster (--speech-rate), or lengthen its shot",
-            )
-        track[at : at + fits] += voice[:fits, None]  # only silence is cut off the end
-    return track
+        return resample(samples.mean(axis=1), rate, self.sample_rate)
 
 
-def _film_length(path: Path, total: int, sample_rate: int, what: str) -> np.ndarray:
-    """A music or effects WAV as film-length stereo; more than 0.1 s off the film's length is an error."""
-    import numpy as np
+class _FilmSource:
+    """A music or effects WAV as film-length stereo at the mix's rate, read window by window (None: silence).
 
-    from storyflow.media import read_wav, resample
+    Mono becomes stereo; past its end it is silent. Another rate is converted on the fly with the
+    same polyphase filter as resampling the whole file: each window starts on a sample where the
+    filter's phases line up with the whole file's and sees enough neighbours, so it gets the
+    samples resampling the whole file would give.
+    """
 
-    samples, rate = read_wav(path)
-    samples = resample(samples, rate, sample_rate)
-    if samples.shape[1] == 1:
-        samples = np.repeat(samples, 2, axis=1)
-    elif samples.shape[1] > 2:
-        raise InputError(f"{what} file {path} has {samples.shape[1]} channels", fix="give a mono or stereo WAV")
-    if abs(len(samples) - total) > 0.1 * sample_rate:
-        raise InputError(
-            f"{what} file {Path(path).name} is {len(samples) / sample_rate:.2f} s long, "
-            f"the film {total / sample_rate:.2f} s",
-            fix=f"render the {what} for the film's final length (after extension) and mix again",
-        )
-    out = np.zeros((total, 2), dtype=np.float32)
-    n = min(total, len(samples))
-    out[:n] = samples[:n]
-    return out
+    def __init__(self, wav: WavIn | None, total: int, sample_rate: int) -> None:
+        from math import ceil, gcd
+
+        self.wav, self.total, self.sample_rate = wav, total, sample_rate
+        rate = wav.rate if wav else sample_rate
+        self.up, self.down = sample_rate // gcd(rate, sample_rate), rate // gcd(rate, sample_rate)
+        reach = 10 * max(self.up, self.down) / self.up + 2  # resample_poly's filter, in source samples
+        self.pad = self.down * ceil(reach / self.down)  # a whole number of phase cycles
+
+    @classmethod
+    @contextlib.contextmanager
+    def opened(cls, path: Path | None, total: int, sample_rate: int, what: str) -> Iterator[_FilmSource]:
+        """Open and check the file: mono or stereo, within 0.1 s of the film's length."""
+        from storyflow.media import open_wav
+
+        if path is None:
+            yield cls(None, total, sample_rate)
+            return
+        with open_wav(path) as wav:
+            if wav.channels > 2:
+                raise InputError(f"{what} file {path} has {wav.channels} channels", fix="give a mono or stereo WAV")
+            length = _resampled_length(wav.frames, wav.rate, sample_rate)
+            if abs(length - total) > 0.1 * sample_rate:
+                raise InputError(
+                    f"{what} file {Path(path).name} is {length / sample_rate:.2f} s long, "
+                    f"the film {total / sample_rate:.2f} s",
+                    fix=f"render the {what} for the film's final length (after extension) and mix again",
+                )
+            yield cls(wav, total, sample_rate)
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """float32 (stop - start, 2) of the film's samples [start, stop)."""
+        import numpy as np
+
+        out = np.zeros((stop - start, 2), dtype=np.float32)
+        if self.wav is None:
+            return out
+        data = self._at_mix_rate(start, stop)
+        out[: len(data)] = data  # mono fills both channels by broadcasting
+        return out
+
+    def _at_mix_rate(self, start: int, stop: int) -> np.ndarray:
+        from storyflow.media import resample
+
+        wav, up, down = self.wav, self.up, self.down
+        if up == down:
+            return wav.read(start, stop - start)
+        # output sample m sits at source sample m * down / up: start on a multiple of `down` source samples
+        first, last = (start // up) * down, -(-stop // up) * down
+        lo, hi = max(0, first - self.pad), min(wav.frames, last + self.pad)
+        if lo >= hi:
+            return wav.read(0, 0)
+        offset = lo * up // down
+        return resample(wav.read(lo, hi - lo), wav.rate, self.sample_rate)[start - offset : stop - offset]
+
+
+def _resampled_length(frames: int, from_rate: int, to_rate: int) -> int:
+    """How many samples resampling `frames` samples gives (resample_poly's ceil(frames * up / down))."""
+    return -(-frames * to_rate // from_rate)
+
+
+class _Sources:
+    """The three sources read together window by window, and their parts in the mix once the gains are set."""
+
+    def __init__(self, narration: _Narration, music: _FilmSource, effects: _FilmSource) -> None:
+        self.narration, self.music, self.effects = narration, music, effects
+        self.total, self.sample_rate = music.total, music.sample_rate
+
+    def measure(self, window: int, hop: int) -> tuple[float, float, float, np.ndarray]:
+        """One pass: the loudness of the narration (centred stereo), music and effects, and the voice's 10 ms RMS."""
+        import numpy as np
+
+        from storyflow.media.loudness import LoudnessMeter
+
+        meters = [LoudnessMeter(self.sample_rate, 2) for _ in range(3)]
+        levels = np.zeros(-(-self.total // hop), dtype=np.float32)
+        for start in range(0, self.total, window):
+            stop = min(self.total, start + window)
+            voice = self.narration.read(start, stop)
+            levels[start // hop : -(-stop // hop)] = _voice_levels(voice, hop)
+            meters[0].feed(np.repeat(voice[:, None], 2, axis=1))
+            for meter, source in zip(meters[1:], (self.music, self.effects)):
+                if source.wav is not None:
+                    meter.feed(source.read(start, stop))
+        return meters[0].lufs(), meters[1].lufs(), meters[2].lufs(), levels  # a silent source: -inf
+
+    def set_gains(
+        self, narration: float, music: float, effects: float, duck_db: float, effects_duck_db: float,
+        depth: np.ndarray, hop: int,
+    ) -> None:  # fmt: skip
+        """Each part's gain: a static one for the narration; the beds' balance times their ducking curves."""
+        import numpy as np
+
+        self._narration_gain, self._music_gain, self._effects_gain = narration, music, effects
+        self._duck_db, self._effects_duck_db = duck_db, effects_duck_db
+        self._depth, self._hop = depth.astype(np.float64), hop  # each value holds from the start of its step
+        self._slopes = np.diff(self._depth) / hop
+
+    def parts(self, start: int, stop: int) -> dict[str, np.ndarray]:
+        """float32 (stop - start, 2) per stem kind: each source at its gains in the mix, ducking included."""
+        import numpy as np
+
+        voice = self.narration.read(start, stop) * np.float32(self._narration_gain)
+        depth = self._depth_between(start, stop)
+        music_curve = (self._music_gain * 10 ** (self._duck_db * depth / 20)).astype(np.float32)
+        effects_curve = (self._effects_gain * 10 ** (self._effects_duck_db * depth / 20)).astype(np.float32)
+        return {
+            "narration": np.repeat(voice[:, None], 2, axis=1),
+            "music": self.music.read(start, stop) * music_curve[:, None],
+            "effects": self.effects.read(start, stop) * effects_curve[:, None],
+        }
+
+    def _depth_between(self, start: int, stop: int) -> np.ndarray:
+        """float32 ducking depth per sample: np.interp between the steps' starts, with np.interp's own
+        arithmetic, done directly because the steps are evenly spaced (5x faster than its search)."""
+        import numpy as np
+
+        depth, hop, last = self._depth, self._hop, len(self._depth) - 1
+        if last < 1 or not depth[start // hop : stop // hop + 2].any():  # one step, or no speech near: flat
+            return np.full(stop - start, depth[min(start // hop, last)] if len(depth) else 0.0, dtype=np.float32)
+        at = np.arange(start, stop)
+        step = np.minimum(at // hop, last - 1)
+        out = self._slopes[step] * (at - step * hop) + depth[step]
+        out[at >= last * hop] = depth[last]  # past the last step's start: its value holds
+        return out.astype(np.float32)
+
+    def balanced(self, start: int, stop: int) -> np.ndarray:
+        """float32 (stop - start, 2): the three parts summed, before normalisation."""
+        parts = self.parts(start, stop)
+        return parts["narration"] + parts["music"] + parts["effects"]
+
+    def write(self, plan: Normalization, paths: dict[str, Path], sample_rate: int, window: int) -> None:
+        """One pass: each stem and the mix times the plan's gains, written atomically (the mix's name appears last)."""
+        from storyflow.media import wav_writer
+
+        with contextlib.ExitStack() as files:
+            outs = {kind: files.enter_context(wav_writer(paths[kind], 2, sample_rate)) for kind in ("mix", *STEM_KINDS)}
+            for start in range(0, self.total, window):
+                stop = min(self.total, start + window)
+                parts = self.parts(start, stop)
+                scale = plan.gains(start, stop)[:, None]
+                for kind in STEM_KINDS:
+                    outs[kind].write(parts[kind] * scale)
+                outs["mix"].write((parts["narration"] + parts["music"] + parts["effects"]) * scale)
 
 
 # ---------------------------------------------------------------- balance and ducking
@@ -297,27 +476,34 @@ def _gain_to(measured_lufs: float, target_lufs: float) -> float:
     return 10 ** ((target_lufs - measured_lufs) / 20)
 
 
-def _duck_depth(
-    voice: np.ndarray, sample_rate: int, attack_s: float, release_s: float, lookahead_s: float
+def _voice_levels(voice: np.ndarray, hop: int) -> np.ndarray:
+    """The voice's RMS per 10 ms step (`hop` samples; a short last step is padded with silence)."""
+    import numpy as np
+
+    frames = -(-len(voice) // hop)
+    padded = np.zeros(frames * hop, dtype=np.float32)
+    padded[: len(voice)] = voice
+    return np.sqrt((padded.reshape(frames, hop) ** 2).mean(axis=1))
+
+
+def _duck_envelope(
+    rms: np.ndarray, total: int, sample_rate: int, attack_s: float, release_s: float, lookahead_s: float
 ) -> tuple[np.ndarray, tuple[tuple[float, float], ...]]:
-    """Per-sample ducking depth 0..1 from the narration, and the spans where speech was found.
+    """Ducking depth 0..1 per 10 ms step from the voice's levels, and the spans where speech was found.
 
     1. speech activity every 10 ms: louder than SPEECH_FLOOR_DB under the loudest 10 ms;
     2. pauses shorter than WORD_GAP_S are bridged, so the music does not pump between words;
     3. the activity is moved `lookahead_s` earlier at its starts (never at its ends);
     4. the depth ramps linearly towards it: 0 -> 1 over attack_s, 1 -> 0 over release_s.
+    Each value holds from the start of its step; windows interpolate between step starts.
     """
     import numpy as np
 
-    total = len(voice)
     hop = max(1, round(CONTROL_HOP_S * sample_rate))
-    frames = -(-total // hop)
-    padded = np.zeros(frames * hop, dtype=np.float32)
-    padded[:total] = voice
-    rms = np.sqrt((padded.reshape(frames, hop) ** 2).mean(axis=1))
+    frames = len(rms)
     loudest = float(rms.max()) if frames else 0.0
     if loudest <= 1e-6:
-        return np.zeros(total, dtype=np.float32), ()
+        return np.zeros(frames, dtype=np.float32), ()
 
     # 1-2. activity, with short pauses bridged
     active = rms > loudest * 10 ** (SPEECH_FLOOR_DB / 20)
@@ -348,10 +534,7 @@ def _duck_depth(
     for i, want in enumerate(target):
         level = min(want, level + up) if want > level else max(want, level - down)
         depth[i] = level
-    # each control value holds from the start of its 10 ms step; interpolate between step starts
-    times = np.arange(frames) * hop
-    per_sample = np.interp(np.arange(total), times, depth).astype(np.float32)
-    return per_sample, spans
+    return depth, spans
 
 
 # ---------------------------------------------------------------- files and records

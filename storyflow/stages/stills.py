@@ -6,6 +6,7 @@ least affected by transitions. Text is drawn with PIL's bundled FreeType font.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -46,9 +47,26 @@ def middle_frame(chain: ClipChain) -> np.ndarray:
     )
 
 
-def middle_frames(board: Storyboard, chains: dict[str, ClipChain]) -> dict[str, np.ndarray]:
-    """The middle frame of every shot, in storyboard order."""
-    return {shot.id: middle_frame(chains[shot.id]) for shot in board.shots}
+class MiddleFrames(Mapping[str, "np.ndarray"]):
+    """The middle frame of every shot, in storyboard order, decoded when asked for and not kept:
+    a film of any length costs one frame of memory here, not one per shot."""
+
+    def __init__(self, board: Storyboard, chains: dict[str, ClipChain]) -> None:
+        self._ids, self._chains = [shot.id for shot in board.shots], chains
+
+    def __getitem__(self, shot_id: str) -> np.ndarray:
+        return middle_frame(self._chains[shot_id])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._ids)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+
+def middle_frames(board: Storyboard, chains: dict[str, ClipChain]) -> Mapping[str, np.ndarray]:
+    """The middle frame of every shot, in storyboard order (decoded on access)."""
+    return MiddleFrames(board, chains)
 
 
 def luminance_contrast(frame: np.ndarray) -> float:
@@ -82,11 +100,14 @@ def wrap_to_width(text: str, face: ImageFont.FreeTypeFont, width: float) -> list
 
 def fit_text(text: str, face: ImageFont.FreeTypeFont, width: float) -> str:
     """Cut text to fit in one line of `width` pixels, ending with an ellipsis if cut."""
+    import bisect
+
     if face.getlength(text) <= width:
         return text
-    while text and face.getlength(text + "…") > width:
-        text = text[:-1]
-    return text.rstrip() + "…"
+    # the longest prefix that fits with its ellipsis, by bisection: a handful of measurements, however long
+    # the text (cutting one character at a time made a 10,000-character title take minutes)
+    keep = bisect.bisect_right(range(len(text) + 1), False, key=lambda n: face.getlength(text[:n] + "…") > width)
+    return text[: max(0, keep - 1)].rstrip() + "…"
 
 
 def _fitting_title(title: str, box_w: float, box_h: float, size: int):
@@ -160,7 +181,7 @@ def write_poster(
     chains: dict[str, ClipChain],
     path: Path,
     *,
-    frames: dict[str, np.ndarray] | None = None,
+    frames: Mapping[str, np.ndarray] | None = None,
 ) -> Path:
     """A PNG at film size: the most contrasted shot's middle frame with the title in a band."""
     import numpy as np
@@ -249,7 +270,7 @@ def write_contact_sheet(
     path: Path,
     columns: int = 4,
     *,
-    frames: dict[str, np.ndarray] | None = None,
+    frames: Mapping[str, np.ndarray] | None = None,
 ) -> Path:
     """One numbered, captioned thumbnail per shot on a dark sheet under a header."""
     from PIL import Image, ImageDraw

@@ -795,7 +795,7 @@ def _write_stills(
     folder: Path,
     beside: dict[str, Path],
 ) -> dict[str, Path]:
-    """Poster and contact sheet into `folder`, sharing one decode of each shot's middle frame."""
+    """Poster and contact sheet into `folder`, from each shot's middle frame (decoded as each is drawn)."""
     from storyflow.stages import stills
 
     middles = stills.middle_frames(board, chains)

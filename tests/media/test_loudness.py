@@ -128,3 +128,84 @@ def test_true_peaks_measured_in_windows_equal_the_whole_signal_oversampled_at_on
     windowed = loudness._true_peaks(data)
     assert windowed.shape == whole.shape and np.abs(windowed - whole).max() < 1e-6
     assert windowed[seam - 1 : seam + 2].max() > 0.97  # the inter-sample overshoot at the seam is seen
+
+
+@pytest.mark.parametrize("channels", [1, 2, 5])
+def test_the_stream_meter_reads_what_pyloudnorm_reads_whatever_the_windows(channels):
+    """Fed window by window (sizes that do and do not divide the 100 ms segments), the meter gives pyloudnorm's
+    reading of the whole signal: the same K-weighting, block edges and gates."""
+    from storyflow.media.loudness import LoudnessMeter
+
+    rng = np.random.default_rng(channels)
+    tone = np.repeat(sine(997, 3.05, 0.25)[:, None], channels, axis=1)
+    bursts = np.concatenate([speechy_noise(2.5, 0.05, seed=channels)] * 3, axis=1)[:, :channels]
+    gated = (rng.standard_normal((7 * RATE + 4799, channels)) * 0.1).astype(np.float32)
+    gated[: 3 * RATE] *= 1e-3  # 60 dB down: below the relative gate, so the gates decide the reading
+    for signal in (tone, bursts, gated, gated[: round(0.4 * RATE)]):
+        data = signal.astype(np.float64)
+        expected = pyloudnorm.Meter(RATE).integrated_loudness(data if channels > 1 else data[:, 0])
+        for window in (1000, 4799, 4800, 65536, len(signal)):
+            meter = LoudnessMeter(RATE, channels)
+            for start in range(0, len(signal), window):
+                meter.feed(signal[start : start + window] if channels > 1 else signal[start : start + window, 0])
+            assert meter.lufs() == pytest.approx(expected, abs=1e-6), (len(signal), window)
+        assert integrated_lufs(signal, RATE) == pytest.approx(expected, abs=1e-6)
+
+
+def test_the_stream_meter_at_another_rate_and_on_silence():
+    from storyflow.media.loudness import LoudnessMeter
+
+    rate = 44_100
+    x = speechy_noise(5.0, 0.02, seed=4)[: 5 * rate]
+    expected = pyloudnorm.Meter(rate).integrated_loudness(x.astype(np.float64))
+    meter = LoudnessMeter(rate, 2)
+    for start in range(0, len(x), 3333):
+        meter.feed(x[start : start + 3333])
+    assert meter.lufs() == pytest.approx(expected, abs=1e-6)
+    quiet = LoudnessMeter(RATE, 2)
+    quiet.feed(np.full((RATE, 2), 1e-5, np.float32))  # about -100 LUFS: under the absolute gate
+    assert quiet.lufs() == float("-inf") and LoudnessMeter(RATE, 1).lufs() == float("-inf")
+
+
+def test_the_limiter_computed_window_by_window_is_the_whole_signals():
+    """limiter_reach() samples of context either side make each window's gain the whole signal's, seams included."""
+    from storyflow.media import loudness
+
+    x = speechy_noise(3.0, 0.05, seed=5)
+    x[:: RATE // 7] += 0.9  # clicks to limit, some of them near the seams below
+    x[4800 * 3 - 2] = -1.5
+    whole = limiter_gain(x, RATE, -1.0)
+    reach, n = loudness.limiter_reach(RATE), len(x)
+    assert whole.min() < 0.7  # the limiter really acts
+    for window in (1000, 4801, 14400, 65536):
+        pieces = []
+        for start in range(0, n, window):
+            stop = min(n, start + window)
+            lo, hi = max(0, start - reach), min(n, stop + reach)
+            pieces.append(limiter_gain(x[lo:hi], RATE, -1.0)[start - lo : stop - lo])
+        assert np.abs(np.concatenate(pieces) - whole).max() < 1e-6, window
+
+
+def test_a_plan_made_in_small_windows_is_the_plan_made_in_one():
+    """The windowed plan reads the signal a window (plus the limiter's reach) at a time and gets the same
+    gains, loudness and peak as the plan over the whole array."""
+    from storyflow.media import loudness
+
+    x = speechy_noise(8.0, 0.003, seed=6)
+    x[:: RATE // 3] += 0.8
+    whole = loudness.plan_normalization(x, RATE, -16.0, -1.0)
+    widest = []
+
+    def read(start: int, stop: int) -> np.ndarray:
+        widest.append(stop - start)
+        return x[start:stop]
+
+    window = 4096
+    small = loudness.plan_normalization_windowed(read, len(x), 2, RATE, -16.0, -1.0, window=window)
+    assert max(widest) <= window + 2 * (loudness.limiter_reach(RATE) + loudness.PEAK_PAD)
+    assert small.gain_db == pytest.approx(whole.gain_db, abs=1e-9) and whole.limited_db < -3.0
+    assert small.lufs_after == pytest.approx(whole.lufs_after, abs=1e-6)
+    assert small.true_peak_after == pytest.approx(whole.true_peak_after, abs=1e-6) and whole.true_peak_after <= -1.0
+    assert small.limited_db == pytest.approx(whole.limited_db, abs=1e-6)
+    gains = np.concatenate([small.gains(s, min(len(x), s + 3000)) for s in range(0, len(x), 3000)])
+    assert np.abs(gains - whole.gains(0, len(x))).max() < 1e-6

@@ -84,3 +84,28 @@ def test_fit_frame_covers_and_crops_without_stretching():
     out = media.fit_frame(wide, 100, 100)
     assert out.shape == (100, 100, 3)
     assert out[:, 45:55].mean() > 200 and out[:, :30].mean() < 10
+
+
+def test_luma_is_the_pictures_brightness_small(tmp_path):
+    path = tmp_path / "clip.mp4"
+    media.write_video(path, frames(12), 64, 36, 12)
+    luma = list(media.read_luma(path, width=16))
+    assert len(luma) == 12 and luma[0].shape == (9, 16) and luma[0].dtype == np.float32
+    for decoded, small in zip(media.read_frames(path), luma):  # Rec. 601 luminance of the RGB, box-averaged
+        grey = (decoded.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)) / 255
+        assert np.abs(grey.reshape(9, 4, 16, 4).mean(axis=(1, 3)) - small).max() < 0.03
+    assert luma[3].max() > luma[3].min() + 0.2  # not flat: the gradient and the bar are there
+
+
+def test_wav_written_in_windows_reads_back_whole_and_in_windows(tmp_path):
+    rng = np.random.default_rng(0)
+    samples = (rng.standard_normal((10_000, 2)) * 0.2).astype(np.float32)
+    with media.wav_writer(tmp_path / "a.wav", 2, 8_000) as out:
+        for start in range(0, len(samples), 3_001):
+            out.write(samples[start : start + 3_001])
+        assert not (tmp_path / "a.wav").exists()  # the final name appears only when every window is in
+    whole, rate = media.read_wav(tmp_path / "a.wav")
+    assert rate == 8_000 and np.abs(whole - samples).max() <= 0.5 / 32767 + 1e-6
+    with media.open_wav(tmp_path / "a.wav") as wav:
+        assert (wav.frames, wav.channels) == (10_000, 2)
+        assert np.array_equal(wav.read(9_000, 5_000), whole[9_000:])  # cut short at the end

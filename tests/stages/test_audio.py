@@ -75,3 +75,37 @@ def test_effects_follow_each_shots_clips_and_land_on_the_timeline(tmp_path):
     shots = samples[int(tl.title_frames / tl.fps * rate) :]
     assert np.abs(title).max() == 0  # nothing under the title card
     assert np.sqrt((shots**2).mean()) > 1e-3  # the shots have their effects
+
+
+def test_a_changed_mood_composes_that_cue_alone_and_the_bed_matches_the_whole_score(tmp_path):
+    b = board(["calm", "tense", "joyful"])
+    tl = film_timeline(b)
+    door = Generations.in_memory()
+    music = load_backend("music", "procedural")
+    first = audio.score_film(b, tl, music, tmp_path, door)
+    assert door.tally["music cue"] == {"made": 3, "reused": 0}
+
+    changed = audio.score_film(board(["calm", "eerie", "joyful"]), tl, music, tmp_path, door)
+    assert door.tally["music cue"] == {"made": 4, "reused": 2}  # only s02's cue was composed again
+    assert changed.cache_key != first.cache_key
+
+    # the bed laid cue by cue from files is the whole score composed in memory, to 16-bit rounding
+    whole = music.compose(audio.music_cues(b, tl), tl.seconds, b.seed, first.sample_rate)
+    laid, _ = media.read_wav(first.path)
+    scale = np.abs(laid).max() / np.abs(whole).max()  # compose() levels the film's peak; the stage levels each cue
+    assert laid.shape == whole.shape and np.abs(laid - whole * scale).max() < 3 / 32767
+
+
+def test_parts_are_laid_in_bounded_windows_exactly_as_in_memory(tmp_path):
+    rng = np.random.default_rng(3)
+    total, parts, expected = 50_000, [], np.zeros((50_000, 2), dtype=np.float32)
+    start = 0
+    for _ in range(12):  # overlaps, gaps, a part running past the end
+        start += int(rng.integers(0, 6_000))
+        part = (rng.standard_normal((int(rng.integers(1, 9_000)), 2)) * 0.1).astype(np.float32)
+        parts.append((start, part))
+        expected[start : start + len(part)] += part[: max(0, total - start)]
+    audio.lay_down(tmp_path / "bed.wav", iter(parts), total, 8_000)
+    laid, rate = media.read_wav(tmp_path / "bed.wav")
+    assert rate == 8_000 and laid.shape == (total, 2)
+    assert np.abs(laid - np.clip(expected, -1, 1)).max() <= 0.5 / 32767 + 1e-6

@@ -17,7 +17,7 @@ from storyflow.backends.music.procedural import ProceduralScore
 from storyflow.core.errors import InputError
 from storyflow.catalog import Generations
 from storyflow.core.models import AudioTrack
-from storyflow.stages.mix import mix_film
+from storyflow.stages.mix import STEM_KINDS, mix_film
 
 RATE = 48_000
 SECONDS = 8.0
@@ -216,3 +216,84 @@ def test_when_the_limiter_acts_every_stem_takes_its_dips_and_nothing_clips(sourc
     assert abs(pyloudnorm.Meter(RATE).integrated_loudness(mix.astype(np.float64)) - -10.0) < 0.5
     stems = [read(track) for track in result.stems.values()]
     assert np.abs(sum(stems) - mix).max() <= 2.5 / 32767
+
+
+def long_sources(folder: Path, seconds: float) -> dict:
+    """Film-length inputs for the window tests: narration every 7 s (22.05 kHz mono, some lines across window
+    seams), music at 44.1 kHz mono (resampled on the way in), effects with hits the limiter must catch."""
+    lines = []
+    for i, start in enumerate(np.arange(0.5, seconds - 3.0, 7.0)):
+        path = folder / f"line{i}.wav"
+        if not path.exists():
+            media.write_wav(path, spoken_line(2.4, 22_050, 110 + 10 * i), 22_050)
+        lines.append((float(start), path))
+    music, effects = folder / "music.wav", folder / "effects.wav"
+    if not music.exists():
+        t = np.arange(round(seconds * 44_100)) / 44_100
+        media.write_wav(music, (0.2 * np.sin(2 * np.pi * 220 * t) * (1 + 0.5 * np.sin(2 * np.pi * t / 5))).astype(np.float32),
+                        44_100)  # fmt: skip
+        hits = np.random.default_rng(2).standard_normal((round(seconds * RATE), 2)).astype(np.float32) * 0.01
+        hits[RATE // 3 :: round(1.3 * RATE)] = 0.9
+        media.write_wav(effects, hits, RATE)
+    return {"narration": lines, "music": music, "effects": effects}
+
+
+def test_windows_do_not_change_the_sound(tmp_path: Path, monkeypatch):
+    """The mix made in windows of 0.2 s (and true peaks oversampled 0.1 s at a time) is, sample for sample,
+    the mix made in one window holding the whole film: the windows change the memory, not the sound."""
+    from storyflow.media import loudness
+    from storyflow.stages import mix
+
+    seconds = 60.0
+    sources = long_sources(tmp_path, seconds)
+    results = {}
+    for name, window, peak_window in (("whole", 1 << 30, 1 << 30), ("windows", 10_007, 5_000)):
+        monkeypatch.setattr(mix, "WINDOW", window)
+        monkeypatch.setattr(loudness, "PEAK_WINDOW", peak_window)
+        results[name] = mix_film(seconds=seconds, sample_rate=RATE, out_dir=tmp_path / name,
+                                 door=Generations.in_memory(), **sources)  # fmt: skip
+    whole, windows = results["whole"], results["windows"]
+    assert whole.limited_db < -1.0 and len(whole.ducking.speech_spans) > 5  # the limiter and the sidechain at work
+    for kind in ("mix", *STEM_KINDS):
+        a = read(whole.mix if kind == "mix" else whole.stems[kind])
+        b = read(windows.mix if kind == "mix" else windows.stems[kind])
+        assert a.shape == b.shape == (round(seconds * RATE), 2)
+        assert np.abs(a - b).max() <= 1.01 / 32767, kind
+    assert windows.lufs == pytest.approx(whole.lufs, abs=1e-6)
+    assert windows.gain_db == pytest.approx(whole.gain_db, abs=1e-6)
+    assert windows.true_peak_dbtp == pytest.approx(whole.true_peak_dbtp, abs=1e-6)
+    assert windows.limited_db == pytest.approx(whole.limited_db, abs=1e-6)
+    assert windows.ducking == whole.ducking
+
+
+def test_a_long_film_is_mixed_in_memory_that_does_not_grow_with_it(tmp_path: Path):
+    """Four minutes of 48 kHz stereo float32 are 92 MB per film-length array (the mix used to hold five, and
+    float64 copies); the windowed mix allocates a few windows' worth, whatever the film's length."""
+    import tracemalloc
+
+    seconds = 240.0
+    total = round(seconds * RATE)
+    t = np.arange(RATE) / RATE
+    second = {"music": np.stack([np.sin(2 * np.pi * 220 * t), np.sin(2 * np.pi * 330 * t)], axis=1) * 0.2,
+              "effects": np.random.default_rng(3).standard_normal((RATE, 2)) * 0.02}  # fmt: skip
+    for name, pattern in second.items():
+        with media.wav_writer(tmp_path / f"{name}.wav", 2, RATE) as out:
+            for start in range(0, total, RATE):
+                block = pattern[: total - start].astype(np.float32)
+                if name == "effects" and start % (60 * RATE) == 0:
+                    block[RATE // 2] = 0.95  # a hit a minute: the limiter acts now and then
+                out.write(block)
+    line = tmp_path / "line.wav"
+    media.write_wav(line, spoken_line(3.0, 22_050, 130), 22_050)
+    narration = [(float(start), line) for start in np.arange(1.0, seconds - 4.0, 8.0)]
+
+    tracemalloc.start()
+    try:
+        result = mix_film(seconds=seconds, sample_rate=RATE, narration=narration, music=tmp_path / "music.wav",
+                          effects=tmp_path / "effects.wav", out_dir=tmp_path / "film", door=Generations.in_memory())  # fmt: skip
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    film_length_array = total * 2 * 4
+    assert peak < 48e6 < film_length_array / 1.5, f"peak {peak / 1e6:.0f} MB"  # not even one film-length array
+    assert result.mix.seconds == seconds and abs(result.lufs - -16.0) < 0.5

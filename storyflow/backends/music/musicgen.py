@@ -11,8 +11,8 @@ How a score is made:
    same length asks MusicGen once), `max_new_tokens` from the length and the codec's frame
    rate, never longer than `max_seconds_per_cue` (MusicGen was trained on 30 s clips);
 3. each piece is resampled to the film's rate, looped (with a short crossfade at the seam)
-   or trimmed to its cue, and the cues are crossfaded at shot boundaries and brought to
-   `level_db` peak, as the procedural score does.
+   or trimmed to its cue and brought to `level_db` peak; the cues are crossfaded at shot
+   boundaries as every score's are (MusicBackend).
 Sampling is seeded from the film's seed, the mood and the length, so the same film gives the
 same score; the global torch generator is left as it was. torch and transformers are
 imported only when music is made.
@@ -73,13 +73,17 @@ class MusicgenOptions(TorchOptions):
 
 class MusicgenScore(TorchModel, MusicBackend):
     name = "musicgen"
-    version = "1"
+    version = "2"  # 2: each cue at the stated peak level
     description = "MusicGen (transformers) plays a description of each shot's mood (hub id or folder)"
     Options = MusicgenOptions
     requires = ("torch", "transformers")
     install = INSTALL
 
     options: MusicgenOptions
+
+    def __init__(self, options: MusicgenOptions | None = None) -> None:
+        super().__init__(options)
+        self._pieces: dict[tuple[str, int, int, int], Any] = {}  # (mood, frames, seed, rate) -> stereo piece
 
     def describe(self, mood: str) -> str:
         """The words MusicGen is given for `mood` (a mood outside the table is described by its name)."""
@@ -115,29 +119,19 @@ class MusicgenScore(TorchModel, MusicBackend):
 
     # ------------------------------------------------------------ composing
 
-    def compose(self, cues: list[MusicCue], seconds: float, seed: int, sample_rate: int) -> np.ndarray:
-        """The whole score: one piece per distinct mood and length, looped to each cue, crossfaded between cues."""
+    def compose_cue(self, cue: MusicCue, seed: int, sample_rate: int) -> np.ndarray:
+        """One cue: its mood's piece (generated once per mood and length, then kept) looped or trimmed to the
+        cue, at the stated peak level."""
         import numpy as np
 
-        total = round(seconds * sample_rate)
-        out = np.zeros((total, 2), dtype=np.float32)
-        fade = round(self.options.crossfade_s * sample_rate)
-        pieces: dict[tuple[str, int], np.ndarray] = {}  # (mood, codec frames) -> stereo at sample_rate
-        for cue in cues:
-            # each cue plays a little past its ends so neighbours can crossfade
-            start = max(0, round(cue.start * sample_rate) - fade // 2)
-            end = min(total, round(cue.end * sample_rate) + fade // 2)
-            if end <= start:
-                continue
-            frames = self._frames((end - start) / sample_rate)
-            if (cue.mood, frames) not in pieces:
-                pieces[cue.mood, frames] = self._piece(cue.mood, frames, seed, sample_rate)
-            part = _loop(pieces[cue.mood, frames], end - start, round(LOOP_SEAM_S * sample_rate))
-            out[start:end] += part * _edges(end - start, fade, start > 0, end < total)[:, None]
-        peak = float(np.abs(out).max()) if total else 0.0
-        if peak > 0:
-            out *= (10 ** (self.options.level_db / 20)) / peak
-        return out
+        n = max(0, round((cue.end - cue.start) * sample_rate))
+        frames = self._frames(n / sample_rate)
+        piece_key = (cue.mood, frames, seed, sample_rate)
+        if piece_key not in self._pieces:
+            self._pieces[piece_key] = self._piece(cue.mood, frames, seed, sample_rate)
+        part = _loop(self._pieces[piece_key], n, round(LOOP_SEAM_S * sample_rate))
+        peak = float(np.abs(part).max()) if n else 0.0
+        return part * np.float32(10 ** (self.options.level_db / 20) / peak) if peak > 0 else part
 
     def _frames(self, seconds: float) -> int:
         """Codec frames to generate for a cue of `seconds`: at most max_seconds_per_cue, and at most what the
@@ -172,21 +166,6 @@ class MusicgenScore(TorchModel, MusicBackend):
         if piece.shape[1] == 1:
             piece = np.repeat(piece, 2, axis=1)
         return resample(piece[:, :2], int(model.config.audio_encoder.sampling_rate), sample_rate)
-
-
-def _edges(n: int, fade: int, fade_in: bool, fade_out: bool) -> np.ndarray:
-    """Equal-power ramps at the ends of a cue, only where it meets a neighbour (as the procedural score)."""
-    import numpy as np
-
-    env = np.ones(n, dtype=np.float32)
-    k = min(fade, n // 2)
-    if k > 0:
-        ramp = np.sin(np.linspace(0, np.pi / 2, k, dtype=np.float32)) ** 2
-        if fade_in:
-            env[:k] *= ramp
-        if fade_out:
-            env[-k:] *= ramp[::-1]
-    return env
 
 
 def _loop(piece: np.ndarray, n: int, seam: int) -> np.ndarray:

@@ -2,12 +2,14 @@
 
 Each mood maps to a small musical recipe (key, scale, tempo, chord progression,
 instrument colour). Every cue (one per shot) is rendered with its own recipe and the
-cues are crossfaded at shot boundaries, so the music changes where the picture does.
+cues are crossfaded at shot boundaries (MusicBackend.compose / the stage's bed), so the
+music changes where the picture does.
 Deterministic from the seed; numpy only.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -58,53 +60,27 @@ class ProceduralScoreOptions(BackendOptions):
 
 class ProceduralScore(MusicBackend):
     name = "procedural"
-    version = "1"
+    version = "3"  # 3: oscillators by phase accumulator, uniform air noise (faster; same music, new samples)
     description = "synthesized score that follows each shot's mood (no model, no network)"
     Options = ProceduralScoreOptions
 
-    def compose(self, cues: list[MusicCue], seconds: float, seed: int, sample_rate: int) -> np.ndarray:
-        """Render the whole score: one recipe per cue, crossfaded at cue boundaries."""
+    def compose_cue(self, cue: MusicCue, seed: int, sample_rate: int) -> np.ndarray:
+        """One cue's music from its mood's recipe, timed from the cue's own start, at the stated peak level."""
         import numpy as np
 
-        total = round(seconds * sample_rate)
-        out = np.zeros((total, 2), dtype=np.float32)
-        fade = round(self.options.crossfade_s * sample_rate)
-        for cue in cues:
-            # each cue renders a little past its ends so neighbours can crossfade
-            start = max(0, round(cue.start * sample_rate) - fade // 2)
-            end = min(total, round(cue.end * sample_rate) + fade // 2)
-            if end <= start:
-                continue
-            recipe = RECIPES.get(cue.mood, RECIPES[DEFAULT_MOOD])
-            rng = np.random.default_rng(_seed(seed, cue.shot_id, cue.mood))
-            # time since the cue's own start, so a cue's music does not depend on its neighbours
-            t = (np.arange(start, end) - start) / sample_rate
-            part = _render(recipe, t, rng) * _edges(end - start, fade, start > 0, end < total)[:, None]
-            out[start:end] += part
-        peak = float(np.abs(out).max()) if total else 0.0
+        recipe = RECIPES.get(cue.mood, RECIPES[DEFAULT_MOOD])
+        rng = np.random.default_rng(_seed(seed, cue.shot_id, cue.mood))
+        n = max(0, round((cue.end - cue.start) * sample_rate))
+        part = _render(recipe, n, sample_rate, rng)
+        peak = max(float(part.max()), -float(part.min())) if n else 0.0
         if peak > 0:
-            out *= (10 ** (self.options.level_db / 20)) / peak
-        return out
+            part *= np.float32(10 ** (self.options.level_db / 20) / peak)
+        return part
 
 
 def _seed(seed: int, *parts: str) -> int:
     digest = hashlib.sha256(":".join([str(seed), *parts]).encode()).digest()
     return int.from_bytes(digest[:8], "little")
-
-
-def _edges(n: int, fade: int, fade_in: bool, fade_out: bool) -> np.ndarray:
-    """Equal-power ramps at the ends of a cue (only where it meets a neighbour)."""
-    import numpy as np
-
-    env = np.ones(n, dtype=np.float32)
-    k = min(fade, n // 2)
-    if k > 0:
-        ramp = np.sin(np.linspace(0, np.pi / 2, k, dtype=np.float32)) ** 2
-        if fade_in:
-            env[:k] *= ramp
-        if fade_out:
-            env[-k:] *= ramp[::-1]
-    return env
 
 
 def _midi_hz(note: np.ndarray | float) -> np.ndarray:
@@ -113,62 +89,127 @@ def _midi_hz(note: np.ndarray | float) -> np.ndarray:
     return 440.0 * 2.0 ** ((np.asarray(note, dtype=np.float64) - 69) / 12)
 
 
-def _tone(freq: np.ndarray, t: np.ndarray, brightness: float) -> np.ndarray:
-    """A voice with a few harmonics; brighter recipes keep more of them."""
+# Oscillators are direct digital synthesis: a voice's phase is a uint32 that advances by
+# round(f / rate * 2**32) a sample, so sample k's phase is k * step, wrapping exactly as the
+# cycles do (integer arithmetic: no float32 detuning in long cues; f is within rate / 2**32).
+# The top PHASE_BITS of the phase index one period of the voice, tabulated once.
+PHASE_BITS = 12
+WAVETABLE_SIZE = 1 << PHASE_BITS  # about -70 dB of lookup error
+
+
+def _phase_step(freq: float, sample_rate: int) -> np.uint32:
     import numpy as np
 
-    phase = 2 * np.pi * freq * t
+    return np.uint32(round(freq / sample_rate * 2**32) % 2**32)
+
+
+@functools.cache
+def _wavetable(brightness: float, gain: float = 1.0) -> np.ndarray:
+    """One period of a voice with a few harmonics (brighter keeps more of them), float32, times gain."""
+    import numpy as np
+
+    phase = 2 * np.pi * np.arange(WAVETABLE_SIZE) / WAVETABLE_SIZE
     wave = np.sin(phase)
     for harmonic, weight in ((2, 0.5), (3, 0.3), (4, 0.15)):
         wave += brightness * weight * np.sin(harmonic * phase)
-    return wave
+    return (wave * gain).astype(np.float32)
 
 
-def _render(recipe: Recipe, t: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Stereo samples for one cue: pad chords, a pulse (arpeggio) and a bass line."""
+class _Oscillator:
+    """Reads a wavetable by phase into scratch buffers; one per render, reused for every note."""
+
+    def __init__(self, n: int, sample_rate: int) -> None:
+        import numpy as np
+
+        self.rate = sample_rate
+        self.index = np.arange(n, dtype=np.uint32)  # sample number k (wraps after 2**32 samples, as the phase does)
+        self.phase = np.empty(n, dtype=np.uint32)
+        self.value = np.empty(n, dtype=np.float32)
+
+    def play(self, table: np.ndarray, freq: float, start: int, stop: int) -> np.ndarray:
+        """The voice at `freq` over samples [start, stop), phase counted from sample 0 (a scratch view)."""
+        import numpy as np
+
+        count = stop - start
+        phase, value = self.phase[:count], self.value[:count]
+        np.multiply(self.index[start:stop], _phase_step(freq, self.rate), out=phase)  # wraps mod 2**32
+        np.right_shift(phase, 32 - PHASE_BITS, out=phase)
+        return np.take(table, phase, out=value)
+
+
+ARPEGGIO = (0, 2, 4, 7, 4, 2, 0, 4)  # scale steps above the chord root, one per eighth note
+
+
+def _render(recipe: Recipe, n: int, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
+    """Stereo float32 samples for one cue: pad chords, a pulse (arpeggio) and a bass line.
+
+    Rendered bar by bar (every part's pitch is fixed within a bar or an eighth), so the work
+    stays in cache; the envelopes repeat every bar, eighth or beat and are tabulated once.
+    """
+    import math
+
     import numpy as np
 
     beat = 60.0 / recipe.tempo
-    bar = 4 * beat
-    scale = np.array(recipe.scale)
+    eighth = beat / 2
+    scale = recipe.scale
     n_deg = len(scale)
 
-    def degree_note(degree: np.ndarray, octave: int = 0) -> np.ndarray:
-        return recipe.root + 12 * (octave + degree // n_deg) + scale[degree % n_deg]
+    def degree_hz(degree: int, octave: int = 0) -> float:
+        return float(_midi_hz(recipe.root + 12 * (octave + degree // n_deg) + scale[degree % n_deg]))
 
-    # 1. which chord plays when: one per bar, cycling the progression (rotated by the seed)
+    # 1. the grid: sample i is in eighth floor(i / rate / eighth); beats and bars are every 2nd and 8th edge
+    per_eighth = eighth * sample_rate
+    edges = np.minimum(np.ceil(np.arange(math.ceil(n / per_eighth) + 1) * per_eighth).astype(np.int64), n)
+    longest = int(np.diff(edges).max(initial=0)) * 8 + 8
+
+    # 2. envelopes, one period each, with the part's level folded in
+    since = np.arange(longest) / sample_rate
+    swell = (recipe.pad / 3 * (0.6 + 0.4 * np.sin(np.pi * np.minimum(since / (8 * eighth), 1.0)))).astype(np.float32)
+    pluck = (recipe.pulse * np.exp(-since / (eighth * 0.35)) * (1 - np.exp(-since / 0.004))).astype(np.float32)
+    thump = (0.8 * recipe.bass * np.exp(-since / (beat * 0.6))).astype(np.float32)
+    pan = 0.5 + 0.3 * np.sin(2 * np.pi * np.arange(8) / 8)  # per eighth of the bar: a slow sweep across
+
+    pad_table = _wavetable(round(recipe.brightness * 0.5, 6))
+    pulse_table = _wavetable(round(recipe.brightness, 6))
+    bass_table = _wavetable(0.0)
+    osc = _Oscillator(n, sample_rate)
+    left, right = np.zeros(n, dtype=np.float32), np.zeros(n, dtype=np.float32)
+
+    # 3. one chord per bar, cycling the progression (rotated by the seed)
     offset = int(rng.integers(len(recipe.progression)))
-    bar_index = (t // bar).astype(int)
-    chord_root = np.array(recipe.progression)[(bar_index + offset) % len(recipe.progression)]
-    in_bar = (t % bar) / bar
+    for bar_number, first in enumerate(range(0, len(edges) - 1, 8)):
+        start, stop = int(edges[first]), int(edges[min(first + 8, len(edges) - 1)])
+        root = recipe.progression[(bar_number + offset) % len(recipe.progression)]
 
-    # 2. pad: the triad (root, third, fifth), slow swell inside each bar, slightly detuned per side
-    pad = np.zeros((len(t), 2))
-    swell = 0.6 + 0.4 * np.sin(np.pi * in_bar)
-    for step in (0, 2, 4):
-        f = _midi_hz(degree_note(chord_root + step))
-        for side, detune in enumerate((0.998, 1.002)):
-            pad[:, side] += _tone(f * detune, t, recipe.brightness * 0.5) * swell
-    pad *= recipe.pad / 3
+        # 3a. pad: the triad, slightly detuned per side, one swell over the bar
+        for side, detune in ((left, 0.998), (right, 1.002)):
+            voices = side[start:stop]
+            for step in (0, 2, 4):
+                voices += osc.play(pad_table, degree_hz(root + step) * detune, start, stop)
+            voices *= swell[: stop - start]
 
-    # 3. pulse: arpeggio notes on eighth notes, each with a plucked decay
-    eighth = beat / 2
-    step_index = (t // eighth).astype(int)
-    pattern = np.array([0, 2, 4, 7, 4, 2, 0, 4])[step_index % 8]
-    note = degree_note(chord_root + pattern, octave=1)
-    since = t % eighth
-    pluck = np.exp(-since / (eighth * 0.35)) * (1 - np.exp(-since / 0.004))
-    pulse = _tone(_midi_hz(note), t, recipe.brightness) * pluck * recipe.pulse
-    pan = 0.5 + 0.3 * np.sin(2 * np.pi * step_index / 8)
-    pulse_st = np.stack([pulse * (1 - pan), pulse * pan], axis=1)
+        # 3b. pulse: an arpeggio note on each eighth, plucked, panned along the bar
+        for slot in range(min(8, len(edges) - 1 - first)):
+            a, b = int(edges[first + slot]), int(edges[first + slot + 1])
+            note = osc.play(pulse_table, degree_hz(root + ARPEGGIO[slot], octave=1), a, b)
+            note *= pluck[: b - a]
+            left[a:b] += note * np.float32(1 - pan[slot])
+            right[a:b] += note * np.float32(pan[slot])
 
-    # 4. bass: the chord root an octave down, on each beat
-    since_beat = t % beat
-    bass = np.sin(2 * np.pi * _midi_hz(degree_note(chord_root, octave=-2)) * t)
-    bass *= np.exp(-since_beat / (beat * 0.6)) * recipe.bass
-    mix = pad + pulse_st + bass[:, None] * 0.8
+        # 3c. bass: the chord root two octaves down, struck on each beat (the same in both channels)
+        bass = osc.play(bass_table, degree_hz(root, octave=-2), start, stop)
+        for slot in range(0, min(8, len(edges) - 1 - first), 2):
+            a, b = int(edges[first + slot]), int(edges[min(first + slot + 2, len(edges) - 1)])
+            bass[a - start : b - start] *= thump[: b - a]
+        left[start:stop] += bass
+        right[start:stop] += bass
 
-    # 5. a little air: quiet filtered noise, so even a still cue is not digitally silent
-    noise = rng.standard_normal((len(t), 2)) * 0.01
-    noise = (noise + np.roll(noise, 1, axis=0)) / 2
-    return (mix + noise).astype(np.float32)
+    # 4. a little air: quiet noise (uniform, the std of the old gaussian's), smoothed by a 2-tap average
+    mix = np.stack([left, right], axis=1)
+    air = rng.random((n + 1, 2), dtype=np.float32)
+    air -= np.float32(0.5)
+    air *= np.float32(0.01 * math.sqrt(12) / 2)
+    mix += air[1:]
+    mix += air[:-1]
+    return mix

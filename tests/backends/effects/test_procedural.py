@@ -215,3 +215,50 @@ def test_options_and_inputs_are_checked(tmp_path: Path):
     with pytest.raises(MediaError, match="does not exist") as error:
         FOLEY.render(request((tmp_path / "missing.mp4",), 12))
     assert error.value.fix
+
+
+def window_rms(x: np.ndarray, seconds: float, rate: int = RATE) -> np.ndarray:
+    """RMS of the mono signal in consecutive windows: the level an ear follows over time."""
+    size = int(seconds * rate)
+    mono = np.asarray(x, np.float64).mean(axis=1)
+    return np.sqrt((mono[: len(mono) // size * size] ** 2).reshape(-1, size).mean(axis=1))
+
+
+@pytest.fixture(scope="module")
+def long_still_clip(tmp_path_factory) -> Path:
+    """12 s of a scene where nothing moves: long enough for a wave to roll in and out."""
+    folder = tmp_path_factory.mktemp("foley")
+    return write_clip(folder / "long-still.mp4", [backdrop()] * (12 * FPS))
+
+
+def test_waves_rise_and_fall_slowly_while_rain_stays_steady(long_still_clip: Path):
+    quiet = ProceduralFoley(ProceduralFoley.Options(accents=False))
+    waves = window_rms(quiet.render(request((long_still_clip,), 12 * FPS, sound_cue="waves")), 0.25)
+    rain = window_rms(quiet.render(request((long_still_clip,), 12 * FPS, sound_cue="rain")), 0.25)
+    assert waves.max() > 1.8 * waves.min()  # the swell is heard
+    assert rain.max() < 1.3 * rain.min()  # rain is a steady hiss
+    # the swell is slow: a quarter second on, the level has barely moved; across the shot, it has
+    step = np.abs(np.diff(waves)).mean()
+    assert step < 0.25 * (waves.max() - waves.min())
+
+
+def test_beds_are_wide_but_an_engine_is_one_source(still_clip: Path):
+    def correlation(cue: str) -> float:
+        sound = ProceduralFoley(ProceduralFoley.Options(accents=False)).render(request((still_clip,), 24, sound_cue=cue))
+        return float(np.corrcoef(sound[:, 0], sound[:, 1])[0, 1])
+
+    assert 0.2 < correlation("rain") < 0.6  # a wide hiss: the channels share part of it, not all
+    assert 0.2 < correlation("wind") < 0.6
+    assert correlation("an engine idles") > 0.999  # one machine, in the middle
+
+
+def test_low_beds_leave_the_high_end_empty(still_clip: Path):
+    """The low rumbles are made at a lower rate and drawn up to full rate; nothing of that shows up high."""
+    quiet = ProceduralFoley(ProceduralFoley.Options(accents=False))
+    rate = 48_000
+    engine = quiet.render(request((still_clip,), 24, sound_cue="an engine idles", sample_rate=rate))
+    assert rms(band_rms(engine, 2500, None, rate)) ** 2 < 1e-4 * rms(engine.mean(axis=1)) ** 2  # 40 dB down
+    fire = quiet.render(request((still_clip,), 24, sound_cue="fire", sample_rate=rate))
+    # fire: the roar below 300 Hz and crackles above 1.5 kHz, little between them
+    assert rms(band_rms(fire, 600, 1000, rate)) ** 2 < 0.05 * rms(band_rms(fire, None, 300, rate)) ** 2
+    assert rms(band_rms(fire, 2000, None, rate)) > 0.05 * rms(fire.mean(axis=1))  # the crackles are heard

@@ -38,11 +38,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageFilter
+from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageStat
 from pydantic import Field
 
 from storyflow.backends.base import (
@@ -99,6 +99,13 @@ CAPABILITIES = VideoCapabilities(
 MIN_FPS, MAX_FPS = 8, 60
 MIN_SIDE, MAX_SIDE = 16, 4096
 MAX_LAYER_PIXELS = 8_000_000  # wider layers (very long moves) are drawn at a lower density
+SWAY_SHEAR = 0.035  # how far the wind bends a layer of sway 1 at full wind (x per unit of height above the roots)
+SWAY_STEP_PX = 0.4  # the wind's levels differ by at most this at the farthest row from the roots
+MAX_SWAY_LEVELS = 32
+SWAY_MEMORY = 32 << 20  # bytes of swayed pictures one renderer keeps, however long its clip
+SUBPIXEL = 1 / 256  # a move this close to whole pixels is a copy (8-bit pixels cannot show the rest)
+PHASES = 4  # a pure move snaps to this fraction of a pixel, from copies of the picture moved by each (see _composite)
+PHASE_MEMORY = 32 << 20  # bytes of such copies one renderer keeps; past that, moves blend their fraction per frame
 SEAM_DETAIL_SECONDS = 0.5  # the given frame's picture dissolves into the scene over this
 SEAM_COLOUR_SECONDS = 1.0  # its overall colour and brightness over this
 STARTS_ON_GIVEN = ("image_to_video", "last_frame_i2v")  # frame 0 is conditioning[-1]
@@ -112,7 +119,8 @@ class AnimaticBackend(VideoBackend):
     name = "animatic"
     # The version is part of every clip's cache key: bump it whenever the frames change.
     # 2: continuing shots dissolve in place; no lightning flash next to a seam.
-    version = "2"
+    # 3: faster: the wind's sway in cached steps, rain and snow scrolled from sheets, cheaper roll and tilt shift.
+    version = "3"
     description = "embedded procedural previz renderer: no weights, no GPU, deterministic"
     # A preview of what a real model will make: its prompts are written as a text-to-video
     # model of today reads them best (the animatic itself picks scenery and figures from their words).
@@ -358,16 +366,26 @@ class Seam:
 
 @dataclass
 class LayerGroup:
-    """Neighbouring layers that move alike, drawn onto one canvas and moved as one."""
+    """Neighbouring layers the camera moves alike, drawn once and moved as one.
+
+    Layers the wind bends are drawn apart and sheared to a bounded set of wind levels (the
+    sway repeats every few seconds, so a long clip only revisits them); a frame shows the
+    level nearest its wind.
+    """
 
     layers: list[LayerSpec]
-    matrices: np.ndarray  # world -> screen, one per frame of the renderer's span
+    matrices: np.ndarray  # world -> screen without the sway, one per frame of the renderer's span
     base: bool  # the opaque backdrop (sky or back wall)
-    canvas: Canvas | None = None
-    rgb: Image.Image | None = None
-    alpha: Image.Image | None = None
+    canvas: Canvas | None = None  # the geometry of every picture below (world box, density)
+    runs: list[tuple[float, Image.Image]] = field(default_factory=list)  # (sway, graded picture), back to front
+    level_of: np.ndarray | None = None  # each frame's wind level; None: nothing sways
+    level_wind: np.ndarray | None = None  # the wind at each level
+    pictures: dict[int, tuple[Image.Image, Image.Image | None]] = field(default_factory=dict)  # level -> (rgb, alpha)
+    phases: dict[tuple[int, int, int], tuple[Image.Image, Image.Image | None]] = field(default_factory=dict)  # moved by fractions
     content: tuple[float, float, float, float] | None = None  # world box holding something visible
     solid_from: float | None = None  # world y below which the canvas is opaque everywhere
+    cover: LayerGroup | None = None  # the foreground drawn into this group, kept apart to lay over the figures
+    owner: LayerGroup | None = None  # (of a cover) the group whose pictures it is part of
 
 
 class ShotRenderer:
@@ -380,6 +398,7 @@ class ShotRenderer:
         loop_from = request.shot_offset_frames if request.strategy == "loop_close" else None
         self.clock = ShotClock(request.fps, total, loop_from=loop_from)
         self.move = request.camera
+        self.phase_bytes = 0  # what the pictures' copies moved by fractions of a pixel take (see _phase)
         self.blocking = Blocking(scene.figures, self.move, self.clock, self.width, self.height)
         self.ctx = Ctx(scene, self.width, self.height, horizon_of(scene) * self.height, GROUND_LINE * self.height)
         # tilt shift: the lens effect (LensEffect.TILT_SHIFT), or the camera value of older storyboards
@@ -402,12 +421,16 @@ class ShotRenderer:
         self.unrolled = replace(self.poses, roll=np.zeros_like(self.roll))
         self.figure_work_matrices = self.to_work @ layer_matrices(self.unrolled, 1.0, self.width, self.height)
 
-        # 2. the layers, grouped by identical motion, each group drawn once on a canvas
+        # 2. the layers, grouped by identical motion, each group drawn once on a canvas. Without parallax
+        # (static, pan, tilt, zoom) the foreground moves with the backdrop: it is drawn into the backdrop's
+        # picture, so a frame moves one picture, and laid again only where figures stand (`cover`).
         layers = layers_for(scene)
-        self.back = self._groups(layers[:-1], base=True)
-        self.front = self._groups(layers[-1:], base=False)
-        for group in self.back + self.front:
-            self._draw(group)
+        groups = self._groups(layers, base=True)
+        folded = len(groups[-1].layers) > 1
+        self.back, self.front = (groups, []) if folded else (groups[:-1], groups[-1:])
+        swaying = sum(any(self._sway(layer) for layer in group.layers) for group in groups)
+        for group in groups:
+            self._draw(group, SWAY_MEMORY // max(1, swaying), foreground_apart=folded and group is groups[-1])
 
         # 3. figures' colours, weather, overlays
         look = scene.look
@@ -442,17 +465,16 @@ class ShotRenderer:
     # -- set-up
 
     def _layer_matrices(self, layer: LayerSpec) -> np.ndarray:
-        """World -> screen for one layer over the span, with the wind's sway and the water's bob."""
-        shear = None
-        if layer.sway and "wind" in self.scene.weather:
-            shear = 0.035 * layer.sway * wind_sway(self.clock, self.span, 1.0)
-        m = self.to_work @ layer_matrices(self.unrolled, layer.depth, self.width, self.height, shear, self.ctx.ground_line)
+        """World -> screen for one layer over the span, with the water's bob (the wind's sway is per group)."""
+        m = self.to_work @ layer_matrices(self.unrolled, layer.depth, self.width, self.height)
         if layer.bob:
             t = self.clock.time(self.span)
             m[:, 1, 2] += layer.bob * self.ctx.u * np.sin(2 * math.pi * t / 2.3)
         return m
 
     def _groups(self, layers: list[LayerSpec], base: bool) -> list[LayerGroup]:
+        """Neighbouring layers with one camera motion share a group: with no parallax (static, pan, tilt, zoom)
+        the whole backdrop is one picture, moved once per frame."""
         groups: list[LayerGroup] = []
         for layer in layers:
             m = self._layer_matrices(layer)
@@ -462,9 +484,14 @@ class ShotRenderer:
                 groups.append(LayerGroup([layer], m, base=base and not groups))
         return groups
 
-    def _draw(self, group: LayerGroup) -> None:
-        """Draw a group's layers onto one canvas covering every view of it in the shot."""
-        # 1. the world box every frame of the span sees through this group
+    def _sway(self, layer: LayerSpec) -> float:
+        """How far the wind bends a layer (its shear at full wind); 0 without wind."""
+        return SWAY_SHEAR * layer.sway if layer.sway and "wind" in self.scene.weather else 0.0
+
+    def _draw(self, group: LayerGroup, sway_budget: int, foreground_apart: bool = False) -> None:
+        """Draw a group's layers onto pictures covering every view of it in the shot (`foreground_apart`: its
+        last layer is the foreground, drawn on its own canvas to lay over the figures too)."""
+        # 1. the world box every frame of the span sees through this group (and what the wind adds)
         inverse = np.linalg.inv(group.matrices)
         ww, wh = self.work_size
         corners = np.array([[0, 0, 1], [ww, 0, 1], [0, wh, 1], [ww, wh, 1]], float).T
@@ -473,42 +500,131 @@ class ShotRenderer:
         x0, x1 = seen[:, 0].min() - pad, seen[:, 0].max() + pad
         y0, y1 = seen[:, 1].min() - pad, seen[:, 1].max() + pad
         cx, cy = self.width / 2, self.height / 2
-        x0, x1 = max(x0, cx - 12 * self.width), min(x1, cx + 12 * self.width)
         y0, y1 = max(y0, cy - 4 * self.height), min(y1, cy + 4 * self.height)
+        most_sway = max(self._sway(layer) for layer in group.layers)
+        reach = max(abs(y0 - self.ctx.ground_line), abs(y1 - self.ctx.ground_line))  # the farthest row from the roots
+        bend = most_sway * reach  # world px the wind moves that row at most
+        x0, x1 = max(x0 - bend, cx - 12 * self.width), min(x1 + bend, cx + 12 * self.width)
         density = min(1.0, math.sqrt(MAX_LAYER_PIXELS / max(1.0, (x1 - x0) * (y1 - y0))))
+        if density == 1.0:  # canvas pixels on the screen's grid: a still camera copies them, resampling nothing
+            x0, y0 = math.floor(x0), math.floor(y0)
 
-        # 2. draw every layer, back to front
+        # 2. draw every layer, back to front: still layers together, each swaying layer on its own
         look = self.scene.look
-        mode = "RGB" if group.base else "RGBA"
-        canvas = Canvas((x0, y0, x1, y1), density, mode, look.sky_horizon, self.scene.world_seed)
+        runs: list[tuple[float, list[LayerSpec]]] = []
         for layer in group.layers:
-            layer.draw(canvas, self.ctx)
-        image = canvas.image
-        if "watercolor" in self.scene.styles:
-            image = image.filter(ImageFilter.GaussianBlur(1.2 * self.ctx.u * density))
-        image = self.grade.image(image)
-        group.canvas = canvas
+            sway = self._sway(layer)
+            apart = foreground_apart and layer is group.layers[-1]
+            if runs and sway == 0.0 and runs[-1][0] == 0.0 and not apart:
+                runs[-1][1].append(layer)
+            else:
+                runs.append((sway, [layer]))
+        for index, (sway, layers) in enumerate(runs):
+            mode = "RGB" if group.base and index == 0 else "RGBA"
+            canvas = Canvas((x0, y0, x1, y1), density, mode, look.sky_horizon, self.scene.world_seed)
+            for layer in layers:
+                layer.draw(canvas, self.ctx)
+            image = canvas.image
+            if "watercolor" in self.scene.styles:
+                image = image.filter(ImageFilter.GaussianBlur(1.2 * self.ctx.u * density))
+            image = self.grade.image(image)
+            if mode == "RGBA":
+                group.runs.append((sway, *_matte(image)))
+            else:
+                group.runs.append((sway, image, None))
+            group.canvas = canvas
 
-        # 3. keep what per-frame compositing needs
+        # 3. the wind levels: as many as keep each step under SWAY_STEP_PX, as memory allows
+        if most_sway > 0.0:
+            wind = wind_sway(self.clock, self.span, 1.0)
+            low, high = float(wind.min()), float(wind.max())
+            steps = math.ceil(most_sway * (high - low) * reach * density / SWAY_STEP_PX)
+            w, h = group.runs[0][1].size
+            fits = sway_budget // (w * h * (4 if group.base else 5) + (w * h * 5 if foreground_apart else 0))
+            count = max(2, min(steps + 1, MAX_SWAY_LEVELS, fits))
+            group.level_wind = np.linspace(low, high, count)
+            group.level_of = np.rint((wind - low) / max(high - low, 1e-12) * (count - 1)).astype(int)
+
+        # 4. what per-frame compositing needs: where the content is, which rows are opaque
+        if foreground_apart:
+            sway, rgb, alpha = group.runs[-1]
+            group.cover = LayerGroup(group.layers[-1:], group.matrices, base=False, canvas=group.canvas,
+                                     runs=[(sway, rgb, alpha)], level_of=group.level_of, level_wind=group.level_wind,
+                                     owner=group)  # fmt: skip
+            self._coverage(group.cover, bend if sway else 0.0)
         if group.base:
-            group.rgb = image
             group.content = (x0, y0, x1, y1)
             group.solid_from = y0
             return
-        pixels = np.array(image)
-        opaque_rows = np.flatnonzero(~(pixels[..., 3] == 255).all(axis=1))
+        self._coverage(group, bend)
+
+    @staticmethod
+    def _coverage(group: LayerGroup, bend: float) -> None:
+        """Where a transparent group's content is (widened by `bend`, the wind's reach) and below which row it is opaque."""
+        assert group.canvas is not None
+        x0, y0, density = group.canvas.x0, group.canvas.y0, group.canvas.r
+        alpha = np.maximum.reduce([np.asarray(run_alpha) for _, _, run_alpha in group.runs if run_alpha is not None])
+        opaque_rows = np.flatnonzero(~(alpha == 255).all(axis=1))
         last_open = opaque_rows[-1] + 1 if len(opaque_rows) else 0
-        if last_open < pixels.shape[0]:
+        if last_open < alpha.shape[0]:
             group.solid_from = y0 + (last_open + 1) / density
-        solid = pixels[..., 3] > 0
-        if solid.any():  # transparent pixels take the layer's mean colour: no dark fringes when resampled
-            pixels[~solid, :3] = pixels[solid, :3].mean(axis=0).astype(np.uint8)
-        image = Image.fromarray(pixels)
-        group.rgb, group.alpha = image.convert("RGB"), image.getchannel("A")
-        box = group.alpha.getbbox()
-        if box is not None:
-            l, t, r, b = box
+        cols, rows = np.flatnonzero(alpha.any(axis=0)), np.flatnonzero(alpha.any(axis=1))
+        if len(cols):
+            l, t, r, b = cols[0], rows[0], cols[-1] + 1, rows[-1] + 1
+            spread = bend * density  # a swaying layer's content moves sideways
+            l, r = max(0, l - spread), min(alpha.shape[1], r + spread)
             group.content = (x0 + l / density, y0 + t / density, x0 + r / density, y0 + b / density)
+
+    def _phase(self, group: LayerGroup, i: int, phase_x: int, phase_y: int) -> tuple[Image.Image, Image.Image | None] | None:
+        """The picture at frame index `i`, its content moved left / up by `phase_x` / `phase_y` PHASES of a pixel
+        (made once): a pure move then crops whole pixels, blending nothing per frame. None once PHASE_MEMORY is spent."""
+        picture = self._picture(group, i)
+        if not (phase_x or phase_y):
+            return picture
+        key = (0 if group.level_of is None else int(group.level_of[i]), phase_x, phase_y)
+        moved = group.phases.get(key)
+        if moved is None:
+            size = picture[0].width * picture[0].height * (4 + (picture[1] is not None))  # PIL keeps RGB in 4 bytes
+            if self.phase_bytes + size > PHASE_MEMORY:
+                return None
+            self.phase_bytes += size
+            rgb, alpha = (None if im is None else _shifted(im, phase_x / PHASES, phase_y / PHASES, im.size) for im in picture)
+            assert rgb is not None
+            moved = group.phases[key] = (rgb, alpha)
+        return moved
+
+    def _picture(self, group: LayerGroup, i: int) -> tuple[Image.Image, Image.Image | None]:
+        """The group's (rgb, alpha) picture at frame index `i`: its wind level's, made on first use."""
+        level = 0 if group.level_of is None else int(group.level_of[i])
+        picture = group.pictures.get(level)
+        if picture is not None:
+            return picture
+        if group.owner is not None and group.level_of is not None:
+            self._picture(group.owner, i)  # makes this level of its foreground too
+            return group.pictures[level]
+        assert group.canvas is not None
+        wind = 0.0 if group.level_wind is None else float(group.level_wind[level])
+        rgb: Image.Image | None = None
+        alpha: Image.Image | None = None
+        for index, (sway, run_rgb, run_alpha) in enumerate(group.runs):
+            if sway and wind:
+                run_rgb = _sheared(run_rgb, sway * wind, group.canvas, self.ctx.ground_line)
+                run_alpha = None if run_alpha is None else _sheared(run_alpha, sway * wind, group.canvas, self.ctx.ground_line)
+                if group.cover is not None and index == len(group.runs) - 1:
+                    group.cover.pictures[level] = (run_rgb, run_alpha)  # the same foreground, laid over the figures
+            if rgb is None:
+                rgb, alpha = run_rgb, run_alpha
+                continue
+            if any(rgb is stored for _, stored, _ in group.runs):
+                rgb = rgb.copy()  # the drawn pictures stay as they are, for the other levels
+            rgb.paste(run_rgb, (0, 0), run_alpha)
+            if alpha is not None and run_alpha is not None:
+                alpha = ImageChops.lighter(alpha, run_alpha)
+        assert rgb is not None
+        group.pictures[level] = (rgb, alpha)
+        if group.level_of is None:
+            group.runs = []  # a still group needs only its one picture
+        return rgb, alpha
 
     # -- per frame
 
@@ -532,13 +648,16 @@ class ShotRenderer:
                 limit = min(limit, max(0, math.ceil(m[1, 1] * group.solid_from + m[1, 2]) + 1))
         image: Image.Image | None = None
         for group, bottom in zip(self.back, reversed(hidden_below)):
-            image = self._composite(group, group.matrices[i], image, bottom)
+            image = self._composite(group, i, image, bottom)
         assert image is not None
 
         # 2. the figures, the foreground, the camera's roll, weather, overlays
-        anchors = self._figures(image, k)
+        anchors, boxes = self._figures(image, k)
+        cover = self.back[-1].cover
+        for box in boxes if cover is not None else []:
+            image = self._composite(cover, i, image, within=box)
         for group in self.front:
-            image = self._composite(group, group.matrices[i], image)
+            image = self._composite(group, i, image)
         if self.work_size != (self.width, self.height):
             image, anchors = self._roll(image, float(self.roll[i]), anchors)
         t = k / self.clock.fps
@@ -561,21 +680,22 @@ class ShotRenderer:
         cos, sin = math.cos(roll), math.sin(roll)
         # output q -> working p = c_work + R(-roll) (q - c)
         data = (cos, sin, cx + mx - cos * cx - sin * cy, -sin, cos, cy + my + sin * cx - cos * cy)
-        out = image.transform((self.width, self.height), Image.Transform.AFFINE, data, Image.Resampling.BILINEAR)
+        out = _supersampled(image, (self.width, self.height), data)
         moved = []
         for x, y in anchors:
             dx, dy = x - cx - mx, y - cy - my
             moved.append((cx + cos * dx - sin * dy, cy + sin * dx + cos * dy))
         return out, moved
 
-    def _composite(self, group: LayerGroup, m: np.ndarray, under: Image.Image | None, bottom: int | None = None) -> Image.Image:
-        """Move a group's canvas by matrix `m` and lay it over `under` (the backdrop makes a new frame).
+    def _composite(self, group: LayerGroup, i: int, under: Image.Image | None, bottom: int | None = None,
+                   within: tuple[int, int, int, int] | None = None) -> Image.Image:  # fmt: skip
+        """Move a group's picture to frame index `i` and lay it over `under` (the backdrop makes a new frame).
 
-        Rows from `bottom` down are hidden by nearer flats and are left out.
+        Rows from `bottom` down are hidden by nearer flats and are left out; `within` limits it to a screen box.
         """
         w, h = self.work_size
         h = h if bottom is None else min(h, bottom)
-        assert group.canvas is not None and group.rgb is not None
+        m = group.matrices[i]
         if group.content is None:
             assert under is not None
             return under
@@ -587,14 +707,26 @@ class ShotRenderer:
             pts = m @ np.array([[l, r, l, r], [t, t, b, b], [1, 1, 1, 1]], float)
             sx0, sy0 = max(0, math.floor(pts[0].min())), max(0, math.floor(pts[1].min()))
             sx1, sy1 = min(w, math.ceil(pts[0].max())), min(h, math.ceil(pts[1].max()))
-            if sx1 <= sx0 or sy1 <= sy0:
-                assert under is not None
-                return under
+        if within is not None:
+            sx0, sy0, sx1, sy1 = max(sx0, within[0]), max(sy0, within[1]), min(sx1, within[2]), min(sy1, within[3])
+        if sx1 <= sx0 or sy1 <= sy0:
+            assert under is not None
+            return under
         # 2. screen -> canvas pixels, then the cheapest resampling that is exact
         cv = group.canvas
+        assert cv is not None
         to_canvas = np.array([[cv.r, 0, -cv.x0 * cv.r], [0, cv.r, -cv.y0 * cv.r], [0, 0, 1]]) @ np.linalg.inv(m)
         size = (sx1 - sx0, sy1 - sy0)
-        rgb, alpha = self._resample(group, to_canvas, (sx0, sy0), size)
+        # a pure move (a pan, a tracking shot, parallax without zoom) of a still picture snaps to 1/PHASES of a
+        # pixel: whole-pixel crops of the picture or of its copy moved by that fraction (off by at most half a
+        # phase). A swaying picture changes every few frames: it blends its fraction.
+        px, py = round(PHASES * (to_canvas[0, 2] + sx0)), round(PHASES * (to_canvas[1, 2] + sy0))
+        moved = self._phase(group, i, px % PHASES, py % PHASES) if group.level_of is None and _is_move(to_canvas) else None
+        if moved is not None:
+            rgb, alpha = (None if im is None else _shifted(im, px // PHASES, py // PHASES, size) for im in moved)
+            assert rgb is not None
+        else:
+            rgb, alpha = _resample(self._picture(group, i), to_canvas, (sx0, sy0), size)
         if under is None:
             if size == self.work_size:
                 return rgb
@@ -602,51 +734,11 @@ class ShotRenderer:
         under.paste(rgb, (sx0, sy0), alpha)
         return under
 
-    def _resample(self, group: LayerGroup, a: np.ndarray, origin: tuple[int, int], size: tuple[int, int]) -> tuple[Image.Image, Image.Image | None]:
-        """Sample a group's canvas through screen->canvas matrix `a` for the screen rect at `origin`."""
-        assert group.rgb is not None
-        images = [group.rgb] if group.alpha is None else [group.rgb, group.alpha]
-        sx0, sy0 = origin
-        if abs(a[0, 1]) < 1e-12 and abs(a[1, 0]) < 1e-12:
-            bx0, by0 = a[0, 0] * sx0 + a[0, 2], a[1, 1] * sy0 + a[1, 2]
-            bx1, by1 = bx0 + a[0, 0] * size[0], by0 + a[1, 1] * size[1]
-            cw, ch = group.rgb.size
-            if abs(a[0, 0] - 1) < 1e-9 and abs(a[1, 1] - 1) < 1e-9 and abs(bx0 - round(bx0)) < 1e-6 and abs(by0 - round(by0)) < 1e-6:
-                box = (round(bx0), round(by0), round(bx0) + size[0], round(by0) + size[1])
-                out = [im.crop(box) for im in images]  # a whole-pixel move: a copy, no resampling
-            else:
-                box_f = (min(max(bx0, 0.0), cw), min(max(by0, 0.0), ch), min(max(bx1, 0.0), cw), min(max(by1, 0.0), ch))
-                if box_f[2] - box_f[0] <= 0 or box_f[3] - box_f[1] <= 0:
-                    return Image.new("RGB", size), Image.new("L", size, 0)
-                out = [im.resize(size, Image.Resampling.BILINEAR, box=box_f) for im in images]
-        elif abs(a[1, 0]) < 1e-12:  # swaying in the wind: rows stay rows, each band shifts sideways
-            cw, ch = group.rgb.size
-            out = [Image.new(im.mode, size) for im in images]
-            band = max(4, math.ceil(size[1] / 24))  # thin enough that the steps stay under a pixel
-            for y in range(0, size[1], band):
-                rows = min(band, size[1] - y)
-                middle = sy0 + y + rows / 2
-                bx0 = a[0, 0] * sx0 + a[0, 1] * middle + a[0, 2]
-                by0 = a[1, 1] * (sy0 + y) + a[1, 2]
-                box_f = (min(max(bx0, 0.0), cw), min(max(by0, 0.0), ch),
-                         min(max(bx0 + a[0, 0] * size[0], 0.0), cw), min(max(by0 + a[1, 1] * rows, 0.0), ch))  # fmt: skip
-                if box_f[2] - box_f[0] <= 0 or box_f[3] - box_f[1] <= 0:
-                    continue
-                for im, target in zip(images, out):
-                    target.paste(im.resize((size[0], rows), Image.Resampling.BILINEAR, box=box_f), (0, y))
-        else:  # a rotation: a full affine resample
-            shifted = a @ np.array([[1, 0, sx0], [0, 1, sy0], [0, 0, 1]], float)
-            data = tuple(shifted[:2].reshape(-1))
-            out = [im.transform(size, Image.Transform.AFFINE, data, Image.Resampling.BILINEAR) for im in images]
-        return out[0], (out[1] if len(out) > 1 else None)
-
-    def _figures(self, image: Image.Image, k: int) -> list[tuple[float, float]]:
-        """Draw every figure at frame `k`; return where each one's label goes."""
+    def _figures(self, image: Image.Image, k: int) -> tuple[list[tuple[float, float]], list[tuple[int, int, int, int]]]:
+        """Draw every figure at frame `k`; return where each one's label goes, and the screen box it was drawn in."""
         if not self.scene.figures:
-            return []
-        from PIL import ImageDraw
-
-        draw = ImageDraw.Draw(image)
+            return [], []
+        draw = _Extent(ImageDraw.Draw(image))
         m = self.figure_work_matrices[self._index(k)]
         ww, wh = self.work_size
         scale = math.sqrt(abs(np.linalg.det(m[:2, :2])))
@@ -666,8 +758,8 @@ class ShotRenderer:
                 draw.ellipse((feet[0] - 0.16 * size, feet[1] - 0.025 * size, feet[0] + 0.16 * size, feet[1] + 0.025 * size), fill=shade)
             pose = Pose(x=float(feet[0]), y=float(feet[1]), size=size, roll=roll, facing=float(track.facing[0]),
                         phase=float(track.phase[0]), t=float(track.t[0]), action=self.blocking.actions[index])  # fmt: skip
-            anchors.append(draw_figure(draw, spec, palette, pose))
-        return anchors
+            anchors.append(draw_figure(draw, spec, palette, pose))  # type: ignore[arg-type]
+        return anchors, draw.boxes()
 
     def _overlays(self, image: Image.Image, anchors: list[tuple[float, float]]) -> None:
         """Names above figures, the camera tag, the caption band."""
@@ -683,3 +775,109 @@ class ShotRenderer:
         if self.caption is not None:
             sprite, top = self.caption
             sprite.paste(image, 0, top)
+
+
+# ---------------------------------------------------------------- resampling
+
+
+def _resample(picture: tuple[Image.Image, Image.Image | None], a: np.ndarray, origin: tuple[int, int],
+              size: tuple[int, int]) -> tuple[Image.Image, Image.Image | None]:  # fmt: skip
+    """Sample a picture (rgb, alpha) through screen->canvas matrix `a` for the screen rect at `origin`."""
+    images = [im for im in picture if im is not None]
+    sx0, sy0 = origin
+    if abs(a[0, 1]) < 1e-12 and abs(a[1, 0]) < 1e-12:
+        bx0, by0 = a[0, 0] * sx0 + a[0, 2], a[1, 1] * sy0 + a[1, 2]
+        if _is_move(a):
+            out = [_shifted(im, bx0, by0, size) for im in images]  # a move: copies, blended for its fraction
+        else:
+            bx1, by1 = bx0 + a[0, 0] * size[0], by0 + a[1, 1] * size[1]
+            cw, ch = images[0].size
+            box_f = (min(max(bx0, 0.0), cw), min(max(by0, 0.0), ch), min(max(bx1, 0.0), cw), min(max(by1, 0.0), ch))
+            if box_f[2] - box_f[0] <= 0 or box_f[3] - box_f[1] <= 0:
+                return Image.new("RGB", size), Image.new("L", size, 0)
+            out = [im.resize(size, Image.Resampling.BILINEAR, box=box_f) for im in images]
+    else:  # a rotation: a full affine resample
+        shifted = a @ np.array([[1, 0, sx0], [0, 1, sy0], [0, 0, 1]], float)
+        data = tuple(shifted[:2].reshape(-1))
+        out = [im.transform(size, Image.Transform.AFFINE, data, Image.Resampling.BILINEAR) for im in images]
+    return out[0], (out[1] if len(out) > 1 else None)
+
+
+def _is_move(a: np.ndarray) -> bool:
+    """Whether affine `a` only moves (no scaling, no turning)."""
+    return abs(a[0, 1]) < 1e-12 and abs(a[1, 0]) < 1e-12 and abs(a[0, 0] - 1) < 1e-9 and abs(a[1, 1] - 1) < 1e-9
+
+
+def _shifted(image: Image.Image, x: float, y: float, size: tuple[int, int]) -> Image.Image:
+    """The `size` window of `image` whose corner is at (x, y): whole-pixel crops, blended for the fraction
+    (what bilinear resampling does for a pure move, for a fraction of its cost)."""
+    ix, iy = math.floor(x + SUBPIXEL), math.floor(y + SUBPIXEL)
+    fx, fy = x - ix, y - iy
+    fx, fy = (0.0 if abs(f) < SUBPIXEL else f for f in (fx, fy))
+    w, h = size
+
+    def row(top: int) -> Image.Image:
+        left = image.crop((ix, top, ix + w, top + h))
+        return Image.blend(left, image.crop((ix + 1, top, ix + 1 + w, top + h)), fx) if fx else left
+
+    upper = row(iy)
+    return Image.blend(upper, row(iy + 1), fy) if fy else upper
+
+
+def _sheared(image: Image.Image, shear: float, canvas: Canvas, base_y: float) -> Image.Image:
+    """A canvas's picture bent by the wind: every row moved by -shear * its height above `base_y` (world)."""
+    data = (1.0, shear, shear * (canvas.y0 - base_y) * canvas.r, 0.0, 1.0, 0.0)
+    return _supersampled(image, image.size, data, (2, 1))  # rows stay rows: only x needs the finer samples
+
+
+def _supersampled(image: Image.Image, size: tuple[int, int], data: tuple[float, ...],
+                  factor: tuple[int, int] = (2, 2)) -> Image.Image:  # fmt: skip
+    """An affine resample (output -> input `data`, as Image.transform takes it) made of nearest samples on a
+    finer grid averaged down: smooth edges and half-pixel steps at a third of the cost of PIL's bilinear."""
+    fx, fy = factor
+    a, b, c, d, e, f = data
+    fine = image.transform((size[0] * fx, size[1] * fy), Image.Transform.AFFINE,
+                           (a / fx, b / fy, c, d / fx, e / fy, f), Image.Resampling.NEAREST)  # fmt: skip
+    return fine.reduce(factor)
+
+
+def _matte(image: Image.Image) -> tuple[Image.Image, Image.Image]:
+    """An RGBA picture as (rgb, alpha), its transparent pixels in its visible pixels' mean colour (no dark
+    fringes when resampled)."""
+    rgb, alpha = image.convert("RGB"), image.getchannel("A")
+    solid = alpha.point([0] + [255] * 255)
+    if solid.getbbox() is not None:
+        mean = ImageStat.Stat(rgb, solid).mean
+        rgb.paste(tuple(int(v) for v in mean), mask=ImageChops.invert(solid))
+    return rgb, alpha
+
+
+class _Extent:
+    """An ImageDraw that remembers the screen box of what it drew (where the foreground lies again over figures)."""
+
+    def __init__(self, draw: ImageDraw.ImageDraw):
+        self.draw = draw
+        self.box = [math.inf, math.inf, -math.inf, -math.inf]
+
+    def _grow(self, xs: Any, ys: Any, reach: float) -> None:
+        box = self.box
+        box[0], box[1] = min(box[0], min(xs) - reach), min(box[1], min(ys) - reach)
+        box[2], box[3] = max(box[2], max(xs) + reach), max(box[3], max(ys) + reach)
+
+    def polygon(self, xy: Any, fill: Any = None) -> None:
+        self._grow(*zip(*xy), 1.0)  # figures draw with lists of (x, y) points
+        self.draw.polygon(xy, fill=fill)
+
+    def line(self, xy: Any, fill: Any = None, width: int = 1) -> None:
+        self._grow(*zip(*xy), width / 2 + 1.0)
+        self.draw.line(xy, fill=fill, width=width)
+
+    def ellipse(self, xy: Any, fill: Any = None) -> None:
+        x0, y0, x1, y1 = xy
+        self._grow((x0, x1), (y0, y1), 1.0)
+        self.draw.ellipse(xy, fill=fill)
+
+    def boxes(self) -> list[tuple[int, int, int, int]]:
+        """The whole-pixel box around everything drawn (none if nothing was)."""
+        x0, y0, x1, y1 = self.box
+        return [(math.floor(x0), math.floor(y0), math.ceil(x1), math.ceil(y1))] if x0 < x1 else []

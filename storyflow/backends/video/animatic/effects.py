@@ -2,12 +2,14 @@
 blur, and the previz overlays (figure labels, the camera tag, the caption band).
 
 Grading is applied once to each layer and to each figure's colours, never per frame;
-particles, flashes and overlays are drawn per frame in screen space.
+particles (scrolled from sheets drawn once), flashes and overlays are laid per frame in
+screen space.
 """
 
 from __future__ import annotations
 
 import math
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -42,7 +44,10 @@ class Grade:
         """Grade uint8 pixels (..., 3); returns uint8."""
         if self.identity:
             return rgb
-        out = rgb.astype(np.float32)
+        return np.clip(self._unclipped(rgb.astype(np.float32)), 0, 255).astype(np.uint8)
+
+    def _unclipped(self, out: np.ndarray) -> np.ndarray:
+        """The grade's steps on float pixels, before clipping: each is affine, so together they are one matrix."""
         if self.tint is not None:
             colour, strength = self.tint
             multiplier = np.array(colour, np.float32) / max(1.0, float(np.mean(colour)))
@@ -62,7 +67,15 @@ class Grade:
         if "noir" in self.styles:
             luma = (_luma(out) - 128.0) * 1.3 + 128.0
             out = np.repeat(luma[..., None], 3, axis=-1)
-        return np.clip(out, 0, 255).astype(np.uint8)
+        return out
+
+    @cached_property
+    def matrix(self) -> tuple[float, ...]:
+        """The grade as Image.convert's 12-number RGB matrix (rows of 3 weights and an offset)."""
+        points = np.array([[0, 0, 0], [100, 0, 0], [0, 100, 0], [0, 0, 100]], np.float64)
+        graded = self._unclipped(points)
+        offset, weights = graded[0], (graded[1:] - graded[0]).T / 100.0
+        return tuple(float(v) for v in np.column_stack([weights, offset]).reshape(-1))
 
     def colour(self, colour: RGB) -> RGB:
         graded = self.array(np.array([[colour]], np.uint8))
@@ -72,9 +85,10 @@ class Grade:
         """Grade an RGB or RGBA image (alpha untouched)."""
         if self.identity:
             return image
-        pixels = np.array(image)
-        pixels[..., :3] = self.array(pixels[..., :3])
-        return Image.fromarray(pixels)
+        graded = image.convert("RGB").convert("RGB", matrix=self.matrix)  # one pass in C, clipped and rounded
+        if image.mode == "RGBA":
+            graded.putalpha(image.getchannel("A"))
+        return graded
 
 
 def _luma(pixels: np.ndarray) -> np.ndarray:
@@ -85,7 +99,16 @@ def _luma(pixels: np.ndarray) -> np.ndarray:
 
 
 class Weather:
-    """Falling rain or snow: particles that live in the shot's time, drawn in screen space."""
+    """Falling rain or snow: particles that live in the shot's time, drawn in screen space.
+
+    Drops of about the same nearness fall at one speed, so each such band of drops is drawn
+    once on a sheet that tiles the screen; a frame shows every sheet scrolled to its place
+    (snowflakes also share their sway's rhythm within a band), which costs a few copies
+    instead of hundreds of strokes.
+    """
+
+    RAIN_BANDS = 6  # nearness bands of rain
+    SNOW_BANDS, SNOW_RHYTHMS = 3, 3  # nearness bands x phases of the flakes' sway
 
     def __init__(self, scene: Scene, width: int, height: int, grade: Grade):
         self.width, self.height = width, height
@@ -99,9 +122,9 @@ class Weather:
         heavy = "storm" in weather  # the same number of drops at any size: the same picture
         count = (420 if heavy else 260) if self.kind == "rain" else 300
         rng = np.random.default_rng(_digest_int("animatic-particles", scene.world_seed, self.kind) % (1 << 63))
-        self.near = rng.uniform(0.35, 1.0, count)  # 1: close to the camera, bigger, faster, brighter
-        self.x0, self.y0 = rng.random(count), rng.random(count)
-        self.sway = rng.uniform(0, 2 * math.pi, count)
+        near = rng.uniform(0.35, 1.0, count)  # 1: close to the camera, bigger, faster, brighter
+        x0, y0 = rng.random(count), rng.random(count)
+        sway = rng.uniform(0, 2 * math.pi, count)
         look = scene.look
         if self.kind == "rain":
             self.colour = grade.colour(look.lit((200, 210, 230), 1.0))
@@ -110,37 +133,70 @@ class Weather:
         else:
             self.colour = grade.colour(tuple(max(150, round(255 * min(1.0, v + 0.35))) for v in look.light))  # type: ignore[arg-type]
             self.slant = 0.0
+        self.mask = np.zeros((height, width), np.uint8)
+        self.paint = Image.new("RGB", (width, height), self.colour)  # pasting a picture through a mask beats a colour
+        self.sheets = self._sheets(near, x0, y0, sway)
+
+    def _sheets(self, near: np.ndarray, x0: np.ndarray, y0: np.ndarray, sway: np.ndarray) -> list[tuple[np.ndarray, float, float]]:
+        """(sheet tiled 2 x 2, its nearness, its sway phase) per band of particles."""
+        h, u = self.height, self.height / 360
+        bands = self.RAIN_BANDS if self.kind == "rain" else self.SNOW_BANDS
+        edges = np.linspace(0.35, 1.0, bands + 1)
+        band = np.clip(np.searchsorted(edges, near, side="right") - 1, 0, bands - 1)
+        rhythms = 1 if self.kind == "rain" else self.SNOW_RHYTHMS
+        rhythm = np.floor(sway / (2 * math.pi) * rhythms).astype(int) % rhythms
+        sheets = []
+        for b in range(bands):
+            for r in range(rhythms):
+                chosen = (band == b) & (rhythm == r)
+                if not chosen.any():
+                    continue
+                depth = float(near[chosen].mean())
+                span_x, span_y = self._span(depth)
+                sheet = Image.new("L", (span_x, span_y), 0)
+                pen = ImageDraw.Draw(sheet)
+                for n, xs, ys in zip(near[chosen].tolist(), (x0[chosen] * span_x).tolist(), (y0[chosen] * span_y).tolist()):
+                    for dx, dy in ((0, 0), (-span_x, 0), (0, -span_y), (-span_x, -span_y)):  # wrapped across the edges
+                        x, y = xs + dx, ys + dy
+                        if self.kind == "rain":
+                            length = (0.03 + 0.06 * n) * h
+                            y -= 0.5 * length
+                            pen.line([(x, y), (x + self.slant * length, y + length)], fill=int(70 + 130 * n),
+                                     width=max(1, round(n * 1.6 * u)))  # fmt: skip
+                        else:
+                            radius = max(0.7, (0.6 + 1.8 * n) * u)
+                            pen.ellipse((x - radius, y - radius, x + radius, y + radius), fill=int(120 + 135 * n))
+                sheets.append((np.tile(np.asarray(sheet), (2, 2)), depth, (r + 0.5) / rhythms * 2 * math.pi))
+        return sheets
+
+    def _span(self, near: float) -> tuple[int, int]:
+        """The period of a band's pattern across and down the screen, in whole pixels."""
+        w, h = self.width, self.height
+        if self.kind == "rain":
+            return round(w + 0.3 * h), round(h + (0.03 + 0.06 * near) * h)
+        return round(w + 0.1 * h), round(h + 0.05 * h)
 
     def draw(self, image: Image.Image, t: float, shift: tuple[float, float]) -> None:
         """Draw the particles at `t` seconds; `shift` is the camera's screen motion at the ground."""
         if self.kind is None:
             return
-        w, h, u = self.width, self.height, self.height / 360
-        mask = Image.new("L", (w, h), 0)
-        pen = ImageDraw.Draw(mask)
-        near = self.near
-        if self.kind == "rain":
-            length = (0.03 + 0.06 * near) * h
-            speed = (1.1 + 0.9 * near) * h
-            span_x, span_y = w + 0.3 * h, h + length
-            y = (self.y0 * span_y + speed * t + shift[1] * near) % span_y - length * 0.5
-            x = (self.x0 * span_x + self.slant * speed * t + shift[0] * near) % span_x - 0.15 * h
-            dx, dy = self.slant * length, length
-            alpha = (70 + 130 * near).astype(int)
-            widths = np.maximum(1, np.round(near * 1.6 * u)).astype(int)
-            for xi, yi, a, wd, ddx, ddy in zip(x.tolist(), y.tolist(), alpha.tolist(), widths.tolist(), dx.tolist(), dy.tolist()):
-                pen.line([(xi, yi), (xi + ddx, yi + ddy)], fill=a, width=wd)
-        else:
-            speed = (0.05 + 0.11 * near) * h
-            drift = (0.08 * w if self.windy else 0.0) * t
-            span_x, span_y = w + 0.1 * h, h + 0.05 * h
-            y = (self.y0 * span_y + speed * t + shift[1] * near) % span_y - 0.025 * h
-            x = (self.x0 * span_x + drift * near + 0.02 * w * near * np.sin(1.3 * t + self.sway) + shift[0] * near) % span_x - 0.05 * h
-            radius = np.maximum(0.7, (0.6 + 1.8 * near) * u)
-            alpha = (120 + 135 * near).astype(int)
-            for xi, yi, r, a in zip(x.tolist(), y.tolist(), radius.tolist(), alpha.tolist()):
-                pen.ellipse((xi - r, yi - r, xi + r, yi + r), fill=a)
-        image.paste(self.colour, (0, 0, w, h), mask)
+        w, h = self.width, self.height
+        mask = self.mask
+        mask.fill(0)
+        for sheet, near, phase in self.sheets:
+            if self.kind == "rain":
+                speed = (1.1 + 0.9 * near) * h
+                x = self.slant * speed * t + shift[0] * near - 0.15 * h
+                y = speed * t + shift[1] * near
+            else:
+                speed = (0.05 + 0.11 * near) * h
+                drift = (0.08 * w if self.windy else 0.0) * t
+                x = drift * near + 0.02 * w * near * math.sin(1.3 * t + phase) + shift[0] * near - 0.05 * h
+                y = speed * t + shift[1] * near - 0.025 * h
+            span_y, span_x = sheet.shape[0] // 2, sheet.shape[1] // 2
+            top, left = round(-y) % span_y, round(-x) % span_x  # screen (0, 0) on the sheet
+            np.maximum(mask, sheet[top : top + h, left : left + w], out=mask)
+        image.paste(self.paint, (0, 0), Image.fromarray(mask))
 
 
 # ---------------------------------------------------------------- birds
@@ -230,10 +286,20 @@ class TiltShift:
         band = np.clip(np.maximum((0.34 - rows) / 0.22, (rows - 0.66) / 0.22), 0, 1)
         self.mask = Image.fromarray(np.repeat((band * 255).astype(np.uint8)[:, None], width, axis=1))
         self.size = (width, height)
+        # only the rows the mask blurs are blurred: the sharp middle band is left as it is
+        sharp = np.flatnonzero(band == 0)
+        self.bands = [(0, int(sharp[0])), (int(sharp[-1]) + 1, height)] if len(sharp) else [(0, height)]
 
     def apply(self, image: Image.Image) -> Image.Image:
-        blurred = image.reduce(4).resize(self.size, Image.Resampling.BILINEAR).reduce(2).resize(self.size, Image.Resampling.BILINEAR)
-        return Image.composite(blurred, image, self.mask)
+        w, h = self.size
+        small = image.reduce(4)
+        sy = small.height / h
+        for top, bottom in self.bands:
+            if bottom <= top:
+                continue
+            blurred = small.resize((w, bottom - top), Image.Resampling.BILINEAR, box=(0, top * sy, small.width, bottom * sy))
+            image.paste(blurred, (0, top), self.mask.crop((0, top, w, bottom)))
+        return image
 
 
 # ---------------------------------------------------------------- overlays

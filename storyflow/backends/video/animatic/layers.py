@@ -224,12 +224,19 @@ def paint_sky(cv: Canvas, cx: Ctx) -> None:
 
 
 def _glow(cv: Canvas, pixels: np.ndarray, centre: tuple[float, float], disc: float, reach: float, colour: RGB, strength: float) -> np.ndarray:
-    """A disc with a soft halo, blended into sky pixels."""
+    """A disc with a soft halo, blended into sky pixels (only the box it reaches is touched)."""
     xs, ys = cv.col_x(), cv.row_y()
-    d = np.hypot(xs[None, :] - centre[0], ys[:, None] - centre[1])
+    most = max(disc, reach)
+    cols, rows = np.flatnonzero(np.abs(xs - centre[0]) <= most), np.flatnonzero(np.abs(ys - centre[1]) <= most)
+    if not len(cols) or not len(rows):
+        return pixels
+    box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+    d = np.hypot(xs[None, box[1]] - centre[0], ys[box[0], None] - centre[1])
     halo = strength * np.clip(1 - d / reach, 0, 1) ** 2
     halo = np.where(d <= disc, 1.0, halo)
-    return pixels + (np.array(colour, float) - pixels) * halo[..., None]
+    region = pixels[box]
+    pixels[box] = region + (np.array(colour, float) - region) * halo[..., None]
+    return pixels
 
 
 def draw_clouds(cv: Canvas, cx: Ctx) -> None:

@@ -1,0 +1,74 @@
+"""Where a film's time goes: the stage split of every sample story, today's code beside the baseline's.
+
+Each sample story (stories/*.md, embedded backends, nothing cached) is made with `storyflow film`
+against one running Prefect server, by today's code and by the code at the baseline commit
+(bench.common.DEFAULT_BASELINE, where issue 12 started; BENCH_BASELINE=<commit> picks another,
+BENCH_BASELINE= skips it), one after the other in the same run on the same machine. The stage
+times are the ones each film's summary.json records; "sound" is the audio stage (every shot's
+effects, the music and the mix; narration is its own stage, spoken before the clips because it can
+stretch shots), shown as a share of the generate stage (the animatic's clips).
+
+Usage: python -m bench stages
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.common import REPO, baseline_commit, checkout, free_port, print_table, save_results
+
+STAGES = ("plan", "narrate", "rewrite", "generate", "audio", "stitch")
+
+
+def make_film(code: Path, story: Path, home: Path, env: dict[str, str]) -> tuple[dict, float]:
+    """(summary timings, peak resident MB of the film's process) of one `storyflow film` by the code in `code`."""
+    process = subprocess.Popen([sys.executable, "-m", "storyflow.cli", "film", str(story), "--json"], cwd=code,
+                               env={**env, "PYTHONPATH": str(code), "STORYFLOW_HOME": str(home)},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    _, status, usage = os.wait4(process.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"storyflow film {story.name} ({code}) failed:\n{process.stderr.read().decode()[-2000:]}")
+    summary = json.loads(next(home.glob("*/summary.json")).read_text())
+    return summary["timings"], usage.ru_maxrss / 1024
+
+
+def main() -> None:
+    env = {**os.environ, "DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    baseline = baseline_commit()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="storyflow-bench-stages-") as tmp:
+        tmp_path = Path(tmp)
+        codes = {"today": REPO}
+        if baseline:
+            codes[f"before ({baseline})"] = checkout(baseline, tmp_path / "baseline")
+        sys.path.insert(0, str(REPO))
+        from flows.server import start_server, stop_server
+
+        server = start_server(tmp_path / "prefect", port=free_port(), wait_s=120)
+        env["PREFECT_API_URL"] = server["api_url"]
+        try:
+            for story in sorted((REPO / "stories").glob("*.md")):
+                for label, code in codes.items():
+                    started = time.perf_counter()
+                    timings, peak_mb = make_film(code, story, tmp_path / f"home-{label[:6]}-{story.stem}", env)
+                    wall = time.perf_counter() - started
+                    row = {"story": story.stem, "code": label, "wall s": round(wall, 1)}
+                    row |= {f"{stage} s": round(timings.get(stage, 0.0), 2) for stage in STAGES}
+                    row["sound / generate"] = f"{100 * timings['audio'] / timings['generate']:.0f}%"
+                    row["peak MB"] = round(peak_mb)
+                    rows.append(row)
+        finally:
+            stop_server(tmp_path / "prefect")
+    print_table("stage split of the sample films (embedded backends at each story's size, nothing cached, "
+                "a Prefect server running; sound = effects + music + mix)", rows)  # fmt: skip
+    save_results("stages", rows, {"cores": os.cpu_count(), "baseline": baseline})
+
+
+if __name__ == "__main__":
+    main()
