@@ -62,8 +62,8 @@ from storyflow.core.models import (
 )
 from storyflow.core.templates import PromptFolder
 from storyflow.core.timeline import film_timeline
-from storyflow.media import AUDIO_SAMPLE_RATE, atomic_write_text, publish_text, remove_partials, sha256_bytes
-from storyflow.stages import audio, budget, mix, narrate, plan, rewrite, takes, unchanged
+from storyflow.media import AUDIO_SAMPLE_RATE, atomic_write_text, remove_partials
+from storyflow.stages import admission, audio, budget, mix, narrate, plan, rewrite, takes, unchanged
 from storyflow.stages.film import make_film, publish_film
 from storyflow.stages.mix import MixResult
 from storyflow.stages.story import read_story
@@ -182,12 +182,11 @@ def mix_task(board: Storyboard, chains: dict[str, ClipChain], lines: list[Narrat
 
 @task(name="stitch", cache_policy=NONE)
 def stitch_task(board: Storyboard, chains: dict[str, ClipChain], lines: list[NarrationLine], sound: MixResult,
-                tracks: list[AudioTrack], out_dir: Path, door: Generations, storyboard_json: Path,
-                choices: FilmChoices, signer: Any = None) -> tuple[Film, str]:  # fmt: skip
+                tracks: list[AudioTrack], out_dir: Path, door: Generations, choices: FilmChoices,
+                signer: Any = None) -> tuple[Film, str]:  # fmt: skip
     """The film (or the identical one made before): clips and mix joined, subtitles timed by the speech,
-    poster, contact sheet and stems, in its own folder out_dir/films/<key>/; signed with C2PA."""
-    return make_film(board, chains, lines, sound, tracks, out_dir, door, storyboard_json=storyboard_json,
-                     strategy=choices.stitch, burn_subtitles=choices.burn_subtitles,
+    poster, contact sheet, storyboard and stems, in its own folder out_dir/films/<key>/; signed with C2PA."""
+    return make_film(board, chains, lines, sound, tracks, out_dir, door, strategy=choices.stitch, burn_subtitles=choices.burn_subtitles,
                      sign=signer.film(board, chains) if signer is not None else None)  # fmt: skip
 
 
@@ -217,7 +216,7 @@ def film_flow(
     """
     settings = load_settings()  # this machine's: where outputs go, the catalog, the signing key
     choices = choices or settings.choices()
-    parsed = read_story(story)
+    parsed = read_story(story, settings.limits())
     if seed is not None:
         parsed = parsed.model_copy(update={"seed": seed})
     home = settings.home.resolve()
@@ -280,22 +279,23 @@ def _make_film(story: Story, choices: FilmChoices, settings: Settings, out_dir: 
         else:
             planned, origin = storyboard_file_task(story, request["storyboard"], catalog, door)
         timed("plan", t)
+        #    what was asked must fit this machine's limits and name real shots, before anything is made
+        admission.check_storyboard_size(planned, settings.limits(), video.capabilities, choices.candidates)
+        unknown = sorted(set(request["force_shots"]) - {shot.id for shot in planned.shots})
+        if unknown:
+            raise InputError(f"--force-shot {', '.join(unknown)}: the storyboard has no such shot",
+                             fix=f"pick among {planned.shots[0].id}..{planned.shots[-1].id} (see `storyflow plan STORY`)")  # fmt: skip
         t = time.perf_counter()
         board, lines = narrate_task(planned, speech, out_dir, door, choices.narration_fit)
         timed("narrate", t)
+        admission.check_storyboard_size(board, settings.limits(), video.capabilities, choices.candidates)  # stretched
         board_id = catalog.record_storyboard(story_id, board, llm=board.planner or llm.label, wall_s=timings["plan"],
                                              options=llm.options_dict() if request["storyboard"] is None else {},
                                              origin=origin)  # fmt: skip
         door.point_at(storyboard=board_id, shot=catalog.record_shots(board_id, board))
-        text = plan.storyboard_json(board)  # kept by content, so earlier films keep theirs
-        storyboard_json = publish_text(out_dir / "storyboards" / f"{sha256_bytes(text.encode())[:12]}.json", text)
         progress.report("plan", title=board.title, shots=len(board.shots), seconds=film_timeline(board).seconds,
                         width=board.width, height=board.height, fps=board.fps)  # fmt: skip
         artifacts.storyboard_table(board)
-        unknown = sorted(set(request["force_shots"]) - {shot.id for shot in board.shots})
-        if unknown:
-            raise InputError(f"--force-shot {', '.join(unknown)}: the storyboard has no such shot",
-                             fix=f"pick among {board.shots[0].id}..{board.shots[-1].id} (see `storyflow plan STORY`)")  # fmt: skip
 
         # 3. rewrite every shot into a prompt (or reuse it), all at once
         t = time.perf_counter()
@@ -356,8 +356,7 @@ def _make_film(story: Story, choices: FilmChoices, settings: Settings, out_dir: 
         t = time.perf_counter()
         tracks = list({track.cache_key: track for track in (music_track, *shot_effects.values(), effects_bed,
                                                             sound.mix, *sound.stems.values())}.values())  # fmt: skip
-        film, key = stitch_task(board, chains, lines, sound, tracks, out_dir, door, storyboard_json, choices,
-                                signer)  # fmt: skip
+        film, key = stitch_task(board, chains, lines, sound, tracks, out_dir, door, choices, signer)
         timed("stitch", t)
 
         # 7. show it under plain names, summarise, finish the run
@@ -379,6 +378,7 @@ def _make_film(story: Story, choices: FilmChoices, settings: Settings, out_dir: 
         artifacts.film(summary, board.slug)
         return summary
     except BaseException as exc:
+        door.discard_waiting()  # generations whose rows could not be written leave no file behind
         catalog.finish_run(run_id, "failed", story_id=story_id, storyboard_id=board_id,
                            error=f"{type(exc).__name__}: {exc}", generations=door.tally)  # fmt: skip
         raise

@@ -53,3 +53,11 @@ def test_a_shot_pool_without_a_server_and_an_unknown_task_runner_are_refused_bef
     for result in (pool, runner):
         assert "Traceback" not in result.stderr
     assert not list(home.rglob("*.mp4")), "no clip made"
+
+
+@pytest.mark.parametrize("seed", ["99999999999999999999999", "-1", "4294967296"])
+def test_a_seed_out_of_range_is_refused_before_any_work(seed, tmp_path, write_story):
+    home = tmp_path / "outputs"
+    result = run_cli(["film", str(write_story(TINY_STORY)), "--seed", seed], home=home, cwd=tmp_path)
+    assert result.code == 2 and "Invalid value for '--seed'" in result.stderr and "equal to" in result.stderr
+    assert "Traceback" not in result.stderr and not home.exists()

@@ -80,6 +80,7 @@ def test_runs_killed_at_random_points_finish_on_rerun_without_redoing_finished_w
 
     killed_mid_generation = 0
     left_running = 0  # runs whose process died before it could record how the run ended
+    stranded_with_clips = 0  # ...after it had finished a clip
     for attempt in range(KILLS):
         seed = attempt  # a new seed each time: there is always work left to kill
         run = start_film(story, home, tmp_path, seed=seed, api_url=prefect_server)
@@ -91,7 +92,9 @@ def test_runs_killed_at_random_points_finish_on_rerun_without_redoing_finished_w
         killed_mid_generation += bool(finished_before) and run.returncode != 0
         # a kill can land after the run recorded 'completed' (while the process shuts down),
         # so count what the catalog itself says was left running
-        left_running += runs_left_running(home)
+        stranded = runs_left_running(home)
+        left_running += stranded
+        stranded_with_clips += bool(stranded and finished_before)
 
         rerun = run_cli(["film", str(story), "--seed", str(seed), "--json"], home=home, cwd=tmp_path,
                         env={"PREFECT_API_URL": prefect_server})  # fmt: skip
@@ -114,6 +117,13 @@ def test_runs_killed_at_random_points_finish_on_rerun_without_redoing_finished_w
     verify = run_cli(["catalog", "verify"], home=home, cwd=tmp_path)  # and the command itself agrees
     assert verify.code == 0, verify.stdout
     runs = run_cli(["catalog", "runs", "--limit", "200", "--json"], home=home, cwd=tmp_path)
-    statuses = [run["status"] for run in __import__("json").loads(runs.stdout)]
+    listed = __import__("json").loads(runs.stdout)
+    statuses = [run["status"] for run in listed]
     assert "running" not in statuses  # every killed run was marked crashed when the next one started
     assert statuses.count("crashed") == left_running
+    # and each is listed with what it made before it was killed, counted from the catalog's rows
+    crashed_clips = [run.get("made_before_it_ended", {}).get("clip", 0) for run in listed if run["status"] == "crashed"]
+    assert sum(map(bool, crashed_clips)) >= stranded_with_clips, crashed_clips
+    if stranded_with_clips:
+        shown = run_cli(["catalog", "runs", "--limit", "200"], home=home, cwd=tmp_path).stdout
+        assert "made before it ended: clip" in shown

@@ -38,10 +38,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from storyflow.catalog.kinds import item_paths
 from storyflow.catalog.ledger import duration_words, expired_detail, job_detail
 from storyflow.media import sha256_file
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from storyflow.catalog.kinds import Kind
     from storyflow.catalog.store import Store
 
@@ -69,6 +72,7 @@ class Generations:
         self._by_shot: dict[str, dict[str, int]] = {}  # kind -> shot id -> this run's row for that shot
         self._waiting: list[tuple[Kind, Any, dict[str, Any]]] = []
         self._lock = threading.Lock()  # stages call in from several worker threads
+        self._opened = time.time()
 
     @classmethod
     def in_memory(cls, *, force: bool = False) -> Generations:
@@ -108,10 +112,14 @@ class Generations:
 
     def _make(self, kind: Kind[T], key: str, make: Callable[[], T], *, facts: Mapping[str, Any] | None,
               links: Mapping[str, Sequence[str]] | None, tally: str | None) -> T:  # fmt: skip
-        started = time.perf_counter()
+        started, since = time.perf_counter(), time.time()
         item = make()
         facts = {"wall_s": time.perf_counter() - started, **(facts or {})}
-        return self.keep(kind, item, key=key, facts=facts, links=links, tally=tally)
+        try:
+            return self.keep(kind, item, key=key, facts=facts, links=links, tally=tally)
+        except BaseException:  # not recorded (a full disk, a lost database): what make() wrote goes, so no file lacks its row
+            self.store.discard_unrecorded(item_paths(kind, item), since=since)
+            raise
 
     def forced(self, shot: str | None = None) -> bool:
         """Whether an earlier generation may not be reused: --force, or --force-shot of this shot."""
@@ -173,11 +181,23 @@ class Generations:
         with self._lock:
             self.refs.update(refs)
             waiting, self._waiting = self._waiting, []
-            for kind, item, entry in waiting:
+            for done, (kind, item, entry) in enumerate(waiting):
                 if self._missing(kind, item):
                     self._waiting.append((kind, item, entry))
-                else:
+                    continue
+                try:
                     self._record(kind, item, entry)
+                except BaseException:  # still waiting, all of those not recorded (see discard_waiting)
+                    self._waiting += waiting[done:]
+                    raise
+
+    def discard_waiting(self) -> None:
+        """The run ends before the rows its generations wait for: the files they wrote since it began go, so
+        `catalog verify` finds no file without its row (a file a row claims, or an older one, stays)."""
+        with self._lock:
+            waiting, self._waiting = self._waiting, []
+        for kind, item, _ in waiting:
+            self.store.discard_unrecorded(item_paths(kind, item), since=self._opened)
 
     # ------------------------------------------------------------ doors in other processes
 
@@ -315,6 +335,9 @@ class MemoryStore:
         if path is not None and not (path.is_file() and sha256_file(path) == sha256):
             return None
         return row_id, item.model_copy(update={"reused": True}) if _has_field(item, "reused") else item
+
+    def discard_unrecorded(self, paths: Sequence[Path], *, since: float) -> None:
+        """Nothing to do: without a catalog no file is expected to have a row."""
 
     def job_pending(self, key: str, backend: str) -> str | None:
         running = [j for j in self._jobs if (j["cache_key"], j["backend"], j["status"]) == (key, backend, "running")]

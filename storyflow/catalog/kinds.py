@@ -219,6 +219,15 @@ def row_record(kind: Kind[T], row: Any, absolute: Callable[[str], Path], files: 
     return kind.record.model_validate(data)
 
 
+def item_paths(kind: Kind, item: BaseModel) -> list[Path]:
+    """The files a record points at (a film's stems included)."""
+    paths: list[Path] = []
+    for name in kind.files:
+        value = getattr(item, name, None)
+        paths += [Path(v) for v in value.values()] if isinstance(value, dict) else [Path(value)] if value else []
+    return paths
+
+
 def row_files(kind: Kind, row: Any, owned: Iterable[FileRow]) -> list[FileClaim]:
     """Every file a row points at, with its recorded hash and size (sizes from its files rows).
 

@@ -22,6 +22,7 @@ file missing here from storage into this home, at the same path, then checks it 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -43,6 +44,7 @@ from storyflow.catalog.kinds import KINDS, FileClaim, Kind, file_columns, record
 from storyflow.catalog.ledger import expired_detail, job_detail
 from storyflow.catalog.schema import (
     RUN_STATUSES,
+    AudioRow,
     ClipRow,
     FileRow,
     FilmClipRow,
@@ -205,6 +207,18 @@ class Store:
             return sorted(name for name in s.scalars(select(HomeRow.name)) if name != self.home_name)
 
     # ------------------------------------------------------------ paths
+
+    def discard_unrecorded(self, paths: Sequence[Path], *, since: float) -> None:
+        """Remove files written since `since` (epoch seconds) that no row claims: what a generation wrote before
+        its record failed, so `catalog verify` never finds it. A file another row claims, an older one, or one
+        that cannot be looked up is left alone."""
+        for path in paths:
+            with contextlib.suppress(Exception):  # best effort, on the way out of a failure already being raised
+                if path.is_file() and path.stat().st_mtime >= since:
+                    with self.reading() as s:
+                        claimed = s.scalar(select(FileRow.id).where(FileRow.path == self.stored_path(path)).limit(1))
+                    if claimed is None:
+                        path.unlink()
 
     def stored_path(self, path: Path | str) -> str:
         """How `path` is written in the catalog: relative to home (posix) if inside it, else absolute."""
@@ -672,7 +686,9 @@ class Store:
         with self.reading() as s:
             rows = s.scalars(select(RunRow).order_by(RunRow.id.desc()).limit(limit)).all()
             costs = run_costs(s, [run.id for run in rows])
-            return [run_dict(run) | costs.get(run.id, NO_COST) for run in rows]
+            # a run killed before its tally was written: what it made is still in the rows that name it
+            made = rows_made(s, [run.id for run in rows if run.generations is None])
+            return [run_dict(run) | costs.get(run.id, NO_COST) | _counted(made.get(run.id)) for run in rows]
 
 # ---------------------------------------------------------------- module helpers
 
@@ -689,6 +705,23 @@ def run_costs(s: Session, run_ids: Sequence[int]) -> dict[int, dict[str, float |
                             .where(NarrationRow.run_id.in_(run_ids)).group_by(NarrationRow.run_id)).all())  # fmt: skip
     return {run_id: {"cost_usd": _sum_known(jobs.get(run_id), spoken.get(run_id)), "video_cost_usd": jobs.get(run_id),
                      "narration_cost_usd": spoken.get(run_id)} for run_id in run_ids}  # fmt: skip
+
+
+def rows_made(s: Session, run_ids: Sequence[int]) -> dict[int, dict[str, int]]:
+    """For each run: how many clips, narration lines, audio tracks and films name it as their maker."""
+    made: dict[int, dict[str, int]] = {}
+    for kind, row in (("clip", ClipRow), ("narration", NarrationRow), ("audio", AudioRow), ("film", FilmRow)):
+        counts = s.execute(select(row.run_id, func.count()).where(row.run_id.in_(run_ids)).group_by(row.run_id))
+        for run_id, count in counts.all():
+            made.setdefault(run_id, {})[kind] = count
+    return made
+
+
+def _counted(made: dict[str, int] | None) -> dict:
+    """A killed run's counts, from its rows (it never wrote its tally)."""
+    if made is None:
+        return {}
+    return {"clips_generated": made.get("clip", 0), "made_before_it_ended": made}
 
 
 def film_costs(s: Session, film_ids: Sequence[int]) -> dict[int, float | None]:

@@ -21,7 +21,8 @@ from typing import Annotated, Any
 import typer
 
 from storyflow.cli import text
-from storyflow.core.errors import InputError, StoryflowError
+from storyflow.core.errors import InputError, StoryflowError, disk_full, unexpected_failure
+from storyflow.core.printable import strip_controls
 
 app = typer.Typer(
     help="Turn a written story into a finished short film.",
@@ -42,7 +43,7 @@ _debug = False
 StoryArg = Annotated[Path, typer.Argument(help="Story file: Markdown or plain text, optional YAML front matter.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object (last on stdout).")]
 LLMOpt = Annotated[str | None, typer.Option("--llm", help="LLM backend that plans and writes prompts.")]
-SeedOpt = Annotated[int | None, typer.Option("--seed", help="Override the story's seed.")]
+SeedOpt = Annotated[int | None, typer.Option("--seed", min=0, max=2**32 - 1, help="Override the story's seed (0 to 4294967295).")]
 LLMOptionsOpt = Annotated[
     list[str] | None, typer.Option("--llm-option", help="LLM backend option KEY=VALUE (repeatable).")
 ]
@@ -157,7 +158,7 @@ def film(
         effects_options=parse_option_pairs(effects_option, "--effects-option") or None,
     )  # fmt: skip
     # 1. validate everything before anything is written or Prefect starts
-    parsed = read_story(story)
+    parsed = read_story(story, settings.limits())
     if storyboard is not None:
         from storyflow.stages.plan import storyboard_from_file
 
@@ -276,7 +277,7 @@ def plan_command(
     if out is not None and out.suffix.lower() not in (*YAML_SUFFIXES, ".json"):
         raise InputError(f"--out {out}: the file must end in .yaml, .yml or .json", fix=f"--out {out.stem}.yaml")
     settings = _settings(llm=llm, llm_options=parse_option_pairs(llm_option, "--llm-option") or None)
-    parsed = read_story(story)
+    parsed = read_story(story, settings.limits())
     if seed is not None:
         parsed = parsed.model_copy(update={"seed": seed})
     backend = load_backend("llm", settings.llm, settings.llm_options)
@@ -597,9 +598,9 @@ def _open_catalog(file: Path | None = None) -> Any:
 def _print(data: Any, as_json: bool, formatter: Any) -> None:
     """One JSON object on stdout, or the formatter's text."""
     if as_json:
-        print(json.dumps(data, indent=2, default=str))
+        print(json.dumps(data, indent=2, default=str, ensure_ascii=True))  # \u escapes: inert on a terminal
     else:
-        print(formatter(data), end="")
+        print(strip_controls(formatter(data)), end="")
 
 
 SCHEDULES_NEED = "schedules live in a Prefect server"
@@ -668,13 +669,29 @@ def main() -> None:
     except StoryflowError as exc:
         if _debug:
             raise
-        print(f"error: {exc.message}", file=sys.stderr)
+        if not isinstance(exc, InputError) and disk_full(_home_for_errors()):  # the failure behind the failure
+            exc = unexpected_failure(exc, _home_for_errors())
+        print(strip_controls(f"error: {exc.message}"), file=sys.stderr)
         if exc.fix:
-            print(f"  fix: {exc.fix}", file=sys.stderr)
+            print(strip_controls(f"  fix: {exc.fix}"), file=sys.stderr)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         print("interrupted; finished clips are kept and will be reused", file=sys.stderr)
         sys.exit(130)
+    except Exception as exc:  # anything else still ends in an error line, not a traceback (--debug shows it)
+        if _debug:
+            raise
+        error = unexpected_failure(exc, _home_for_errors())
+        print(strip_controls(f"error: {error.message}"), file=sys.stderr)
+        print(strip_controls(f"  fix: {error.fix}"), file=sys.stderr)
+        sys.exit(error.exit_code)
+
+
+def _home_for_errors() -> Path | None:
+    try:
+        return _settings().home
+    except StoryflowError:
+        return None
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from storyflow.core.hashing import canonical_json, short
+from storyflow.core.printable import strip_controls
 
 
 # ---------------------------------------------------------------- provenance (storyflow provenance FILE)
@@ -435,7 +436,7 @@ class TerminalProgress:
         self.stream = stream
 
     def __call__(self, event: str, fields: dict) -> None:
-        line = format_progress(event, fields)
+        line = strip_controls(format_progress(event, fields))
         if line:
             # write, not print: inside a flow run Prefect may capture print() as log records
             self.stream.write(line + "\n")
@@ -576,6 +577,8 @@ def format_runs(runs: list[dict]) -> str:
         made = run.get("generations") or {}
         tally = ", ".join(f"{kind} {n['made']}+{n['reused']}r" for kind, n in made.items()) or (
             f"clips {run.get('clips_generated', 0)} made, {run.get('clips_reused', 0)} reused")
+        if run.get("made_before_it_ended"):  # killed before its tally: counted from the rows it made
+            tally = "made before it ended: " + ", ".join(f"{kind} {n}" for kind, n in run["made_before_it_ended"].items())
         cost = f"  ${run['cost_usd']:.2f}" if run.get("cost_usd") is not None else ""
         out.append(f"#{run['id']:<4} {run.get('status', ''):<9} {run.get('started_at', '')!s:<26} "
                    f"{run.get('story_source') or ''}  {tally}{cost}")  # fmt: skip

@@ -123,8 +123,23 @@ class FilmChoices(BaseModel):
         return getattr(self, "llm" if kind == "llm" else f"{kind}_backend")
 
 
-class Settings(BaseSettings, FilmChoices):
-    """Every STORYFLOW_ variable: the film choices, and what belongs to this machine."""
+class Limits(BaseModel):
+    """What one story may ask of this machine, checked before any work starts; each a STORYFLOW_MAX_...
+    variable, named by the error that a story over it gets. The defaults fit a short-film renderer."""
+
+    max_story_bytes: int = Field(default=1_000_000, ge=1)  # the story file
+    max_title_chars: int = Field(default=200, ge=1)
+    max_front_matter_depth: int = Field(default=4, ge=1)  # YAML nesting (characters: is 2)
+    max_shots: int = Field(default=1000, ge=1)
+    max_film_seconds: float = Field(default=7200.0, gt=0)  # two hours of film
+    max_segments: int = Field(default=4000, ge=1)  # clips the video backend would be asked for, takes included
+
+    def limits(self) -> Limits:
+        return Limits.model_validate(self.model_dump(include=set(Limits.model_fields)))
+
+
+class Settings(BaseSettings, FilmChoices, Limits):
+    """Every STORYFLOW_ variable: the film choices, the limits, and what belongs to this machine."""
 
     model_config = SettingsConfigDict(env_prefix="STORYFLOW_", env_file=".env", extra="ignore")
 

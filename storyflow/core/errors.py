@@ -6,6 +6,9 @@ prints both and exits with `exit_code`; no traceback unless `--debug` asks for o
 
 from __future__ import annotations
 
+import contextlib
+from pathlib import Path
+
 
 class StoryflowError(Exception):
     """Base class: something the user can fix. `exit_code` 1 means the run failed."""
@@ -77,3 +80,51 @@ class MediaError(StoryflowError):
 
 class CatalogError(StoryflowError):
     """The shot catalog cannot be opened or written."""
+
+
+DISK_FULL_BYTES = 16 * 2**20  # less free than this under STORYFLOW_HOME: a failure is most likely the full disk
+
+
+def unexpected_failure(exc: BaseException, home: Path | None = None) -> StoryflowError:
+    """What to tell the user about an exception storyflow did not raise itself: the disk that filled up, the
+    folder that cannot be written, or else what failed and how to see where (--debug)."""
+    import errno
+
+    causes = [exc]
+    while causes[-1].__cause__ is not None or causes[-1].__context__ is not None:  # the chain, outermost first
+        causes.append(causes[-1].__cause__ or causes[-1].__context__)  # type: ignore[arg-type]
+        if len(causes) > 20:
+            break
+    where = f" ({home})" if home is not None else ""
+    found = next((c for c in causes if isinstance(c, OSError) and c.errno is not None), None)
+    code = found.errno if found is not None else None
+    kept = "finished clips are kept and reused by the next run"
+    if code in (errno.ENOSPC, errno.EDQUOT) or disk_full(home):
+        return StoryflowError(f"the disk holding the output folder{where} is full",
+                              fix=f"free some space or set STORYFLOW_HOME to a larger disk, then rerun: {kept}")
+    if code in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return StoryflowError(f"cannot write {getattr(found, 'filename', None) or 'the output folder'}: "
+                              f"{found.strerror if found is not None else 'permission denied'}",
+                              fix="make STORYFLOW_HOME a folder you may write to (not read-only), then rerun")
+    summary = (str(exc).strip().splitlines() or [""])[0][:300]
+    return StoryflowError(f"storyflow failed unexpectedly: {type(exc).__name__}: {summary}",
+                          fix=f"rerun with --debug to see where ({kept}); if it happens again, report it with that output")
+
+
+def _existing(path: Path) -> Path:
+    """`path`, or its nearest folder that exists (disk_usage needs one)."""
+    path = Path(path).absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def disk_full(home: Path | None) -> bool:
+    """Whether the disk holding `home` has less than DISK_FULL_BYTES free (False when it cannot be told)."""
+    import shutil
+
+    if home is None:
+        return False
+    with contextlib.suppress(OSError):
+        return shutil.disk_usage(_existing(home)).free < DISK_FULL_BYTES
+    return False

@@ -19,8 +19,10 @@ from storyflow.catalog import FILM, Generations
 from storyflow.core.hashing import cache_key
 from storyflow.core.models import AudioTrack, ClipChain, Film, NarrationLine, Storyboard
 from storyflow.core.timeline import film_timeline
+from storyflow.media import publish_text, sha256_bytes
 from storyflow.stages import narrate, stitch, subtitles
 from storyflow.stages.mix import MixResult
+from storyflow.stages.plan import storyboard_json
 
 
 def film_cache_key(
@@ -46,7 +48,6 @@ def make_film(
     out_dir: Path,
     door: Generations,
     *,
-    storyboard_json: Path,
     strategy: str = "smart",
     burn_subtitles: bool = False,
     sign: Callable[[Film], Film] | None = None,
@@ -63,8 +64,11 @@ def make_film(
         frames = {shot_id: chain.num_frames for shot_id, chain in chains.items()}
         cues = subtitles.speech_cues(narrate.line_times(board, list(lines), frames), film_timeline(board, frames))
         folder = out_dir / "films" / key[:12]
+        board_text = storyboard_json(board)  # kept by content, so earlier films keep theirs
+        board_path = out_dir / "storyboards" / f"{sha256_bytes(board_text.encode())[:12]}.json"
         film = stitch.stitch_film(board, chains, sound.mix.path, folder, strategy=strategy,
-                                  storyboard_json=storyboard_json, cues=cues, burn_subtitles=burn_subtitles)  # fmt: skip
+                                  storyboard_json=board_path, cues=cues, burn_subtitles=burn_subtitles)  # fmt: skip
+        publish_text(board_path, board_text)  # only now: a run that fails before its film leaves no plan file
         stems = {kind: media.publish(track.path, folder / "stems" / f"{kind}.wav") for kind, track in sound.stems.items()}
         film = film.model_copy(update={"stems": stems, "loudness_lufs": round(sound.lufs, 2)})
         return sign(film) if sign is not None else film

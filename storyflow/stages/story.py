@@ -25,10 +25,10 @@ import unicodedata
 from pathlib import Path
 from typing import Any
 
+from storyflow.core.config import Limits
 from storyflow.core.errors import StoryError
 from storyflow.core.models import ASPECTS, Character, Story
-
-MAX_STORY_BYTES = 1_000_000
+from storyflow.core.printable import strip_controls
 FRONT_MATTER_FIELDS = {
     "title": "the film's title (text)",
     "style": "the look of every shot (text)",
@@ -44,24 +44,31 @@ RESOLUTIONS = {"240p": 240, "360p": 360, "480p": 480, "720p": 720, "1080p": 1080
 ASPECT_RATIOS = {"16:9": (16, 9), "9:16": (9, 16), "1:1": (1, 1)}
 
 
-def read_story(path: Path | str) -> Story:
-    """Read a story file from disk and validate it."""
+def read_story(path: Path | str, limits: Limits | None = None) -> Story:
+    """Read a story file from disk and validate it (never reading more than the size limit allows)."""
+    limits = limits or Limits()
     path = Path(path)
     if not path.exists():
         raise StoryError(f"story file not found: {path}", fix="check the path, e.g. stories/lighthouse.md")
     if path.is_dir():
         raise StoryError(f"{path} is a folder, not a story file", fix="pass a .md or .txt file")
-    data = path.read_bytes()
-    return parse_story(data, source=str(path))
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(limits.max_story_bytes + 1)  # one byte past the limit tells "too big" apart
+    except OSError as exc:
+        raise StoryError(f"cannot read the story file {path}: {exc.strerror}",
+                         fix="check that the file exists and that you may read it") from None  # fmt: skip
+    return parse_story(data, source=str(path), limits=limits)
 
 
-def parse_story(data: bytes, source: str = "<story>") -> Story:
+def parse_story(data: bytes, source: str = "<story>", limits: Limits | None = None) -> Story:
     """Validate raw story bytes and return a Story."""
+    limits = limits or Limits()
     # 1. it must be non-empty UTF-8 text
-    if len(data) > MAX_STORY_BYTES:
+    if len(data) > limits.max_story_bytes:
         raise StoryError(
-            f"{source} is {len(data):,} bytes; stories are limited to {MAX_STORY_BYTES:,}",
-            fix="split the story into several films",
+            f"{source} is larger than {limits.max_story_bytes:,} bytes, the most a story may be",
+            fix="split the story into several films, or raise STORYFLOW_MAX_STORY_BYTES",
         )
     if b"\x00" in data:
         nul = data.index(b"\x00")
@@ -77,12 +84,12 @@ def parse_story(data: bytes, source: str = "<story>") -> Story:
             f"{source} is not UTF-8 text (line {line}, byte {exc.start})",
             fix="save the story as UTF-8 Markdown or plain text",
         ) from None
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = strip_controls(text.replace("\r\n", "\n").replace("\r", "\n"))  # nothing that drives a terminal
     if not text.strip():
         raise StoryError(f"{source} is empty", fix="write the story text in the file (Markdown or plain text)")
 
     # 2. split off the front matter
-    fields, body, body_line = _split_front_matter(text, source)
+    fields, body, body_line = _split_front_matter(text, source, limits)
     if not body.strip():
         raise StoryError(
             f"{source} has front matter but no story text",
@@ -92,6 +99,11 @@ def parse_story(data: bytes, source: str = "<story>") -> Story:
     # 3. validate the fields, each error naming its line
     values = _validate_fields(fields, source)
     title = values.get("title") or _first_heading(body) or _title_from_source(source)
+    if len(title) > limits.max_title_chars:
+        raise StoryError(
+            f"{source}: the title is {len(title):,} characters long, more than the {limits.max_title_chars} allowed",
+            fix="shorten the title (front matter 'title:' or the first '# heading'), or raise STORYFLOW_MAX_TITLE_CHARS",
+        )
     aspect = values.get("aspect") or _aspect_of(values.get("resolution", "360p"))
     width, height = _frame_size(values.get("resolution", "360p"), aspect, fields, source)
     return Story(
@@ -132,7 +144,7 @@ class _Field:
         self.raw = raw  # the scalar exactly as written (YAML reads 16:9 as a number)
 
 
-def _split_front_matter(text: str, source: str) -> tuple[dict[str, _Field], str, int]:
+def _split_front_matter(text: str, source: str, limits: Limits) -> tuple[dict[str, _Field], str, int]:
     lines = text.split("\n")
     if lines[0].strip() != "---":
         return {}, text, 1
@@ -140,17 +152,18 @@ def _split_front_matter(text: str, source: str) -> tuple[dict[str, _Field], str,
         if lines[index].strip() in ("---", "..."):
             yaml_text = "\n".join(lines[1:index])
             body = "\n".join(lines[index + 1 :])
-            return _parse_yaml(yaml_text, source), body, index + 2
+            return _parse_yaml(yaml_text, source, limits), body, index + 2
     raise StoryError(
         f"{source}: the front matter opened on line 1 is never closed",
         fix="add a line with just '---' after the last front matter field",
     )
 
 
-def _parse_yaml(yaml_text: str, source: str) -> dict[str, _Field]:
+def _parse_yaml(yaml_text: str, source: str, limits: Limits) -> dict[str, _Field]:
     import yaml
 
     try:
+        _check_yaml_shape(yaml_text, source, limits)  # before anything is built from it
         node = yaml.compose(yaml_text, Loader=yaml.SafeLoader)
         values = yaml.safe_load(yaml_text)
     except yaml.YAMLError as exc:
@@ -161,6 +174,9 @@ def _parse_yaml(yaml_text: str, source: str) -> dict[str, _Field]:
             f"{source}: malformed front matter at {where}: {problem}",
             fix="front matter is YAML: one 'field: value' per line, e.g. 'fps: 24'",
         ) from None
+    except (ValueError, OverflowError) as exc:  # YAML read it, Python cannot hold it (a 5,000-digit number)
+        raise StoryError(f"{source}: a front matter value cannot be read: {_shown(exc, 120)}",
+                         fix="write plain values such as 'fps: 24' or 'seed: 7'") from None  # fmt: skip
     if values is None:
         return {}
     if not isinstance(values, dict) or not isinstance(node, yaml.MappingNode):
@@ -168,11 +184,46 @@ def _parse_yaml(yaml_text: str, source: str) -> dict[str, _Field]:
             f"{source}: front matter must be 'field: value' lines, not a {type(values).__name__}",
             fix="write fields such as 'title: My Film', one per line",
         )
-    written = {  # +2: the opening '---' is line 1
-        key.value: (key.start_mark.line + 2, val.value if isinstance(val, yaml.ScalarNode) else None)
-        for key, val in node.value
-    }
+    written: dict[str, tuple[int, str | None]] = {}  # +2: the opening '---' is line 1
+    for key, val in node.value:
+        line = key.start_mark.line + 2
+        if key.value in written:
+            raise StoryError(
+                f"{source}, line {line}: front matter field '{_shown(key.value)}' is given twice "
+                f"(first on line {written[key.value][0]})",
+                fix="keep one of the two lines (YAML would silently use the last)",
+            )
+        written[key.value] = (line, val.value if isinstance(val, yaml.ScalarNode) else None)
     return {str(k): _Field(v, *written.get(str(k), (1, None))) for k, v in values.items()}
+
+
+def _check_yaml_shape(yaml_text: str, source: str, limits: Limits) -> None:
+    """Refuse aliases (a few lines of them can stand for billions of values) and deep nesting, from YAML's
+    event stream: nothing is built before the shape is known to be small."""
+    import yaml
+
+    depth = 0
+    for event in yaml.parse(yaml_text, Loader=yaml.SafeLoader):
+        line = event.start_mark.line + 2
+        if isinstance(event, yaml.AliasEvent):
+            raise StoryError(f"{source}, line {line}: front matter uses a YAML alias (*{_shown(event.anchor)})",
+                             fix="write the value out in full where it is used")  # fmt: skip
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > limits.max_front_matter_depth:
+                raise StoryError(
+                    f"{source}, line {line}: front matter nests deeper than {limits.max_front_matter_depth} levels",
+                    fix="front matter is flat 'field: value' lines (characters: one level below); "
+                    "or raise STORYFLOW_MAX_FRONT_MATTER_DEPTH",
+                )
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
+
+
+def _shown(text: object, most: int = 60) -> str:
+    """A piece of the input fit to quote in an error: one line, printable, at most `most` characters."""
+    flat = "".join(c if c.isprintable() else "\ufffd" for c in str(text))
+    return flat if len(flat) <= most else flat[: most - 1] + "…"
 
 
 def _validate_fields(fields: dict[str, _Field], source: str) -> dict[str, Any]:
@@ -181,7 +232,7 @@ def _validate_fields(fields: dict[str, _Field], source: str) -> dict[str, Any]:
         if name not in FRONT_MATTER_FIELDS:
             known = ", ".join(FRONT_MATTER_FIELDS)
             raise StoryError(
-                f"{source}, line {field.line}: unknown front matter field '{name}'",
+                f"{source}, line {field.line}: unknown front matter field '{_shown(name)}'",
                 fix=f"use one of: {known}",
             )
         values[name] = _validate_field(name, field, source)
@@ -190,10 +241,18 @@ def _validate_fields(fields: dict[str, _Field], source: str) -> dict[str, Any]:
 
 def _bad(source: str, name: str, field: _Field, why: str) -> StoryError:
     return StoryError(
-        f"{source}, line {field.line}: front matter field '{name}' {why}"
-        f" (got {field.raw if field.raw is not None else repr(field.value)})",
+        f"{source}, line {field.line}: front matter field '{name}' {why} (got {_described(field)})",
         fix=f"'{name}' must be {FRONT_MATTER_FIELDS[name]}",
     )
+
+
+def _described(field: _Field) -> str:
+    """What a field holds, by its shape: a scalar as written (shortened), a list or mapping by its size."""
+    if field.raw is not None:
+        return _shown(field.raw)
+    if isinstance(field.value, (list, dict)):
+        return f"a {'list' if isinstance(field.value, list) else 'mapping'} of {len(field.value)} items"
+    return _shown(repr(field.value))
 
 
 def _validate_field(name: str, field: _Field, source: str) -> Any:
@@ -201,7 +260,7 @@ def _validate_field(name: str, field: _Field, source: str) -> Any:
     if name in ("title", "style"):
         if not isinstance(value, (str, int, float)) or not str(value).strip():
             raise _bad(source, name, field, "must be non-empty text")
-        return " ".join(str(value).split())
+        return _plain_text(str(value), source, name, field)
     if name == "aspect":
         text = (field.raw or "").strip().strip("'\"")
         if text not in ASPECTS:
@@ -240,9 +299,20 @@ def _validate_field(name: str, field: _Field, source: str) -> Any:
                     f"{source}, line {field.line}: character {char_name!r} needs a visual description",
                     fix="write it as '  Name: a tall woman in a red coat'",
                 )
-            characters.append(Character(name=str(char_name).strip(), description=" ".join(description.split())))
+            characters.append(Character(name=_plain_text(str(char_name), source, name, field),
+                                        description=_plain_text(description, source, name, field)))  # fmt: skip
         return tuple(characters)
     raise AssertionError(name)  # every name in FRONT_MATTER_FIELDS is handled above
+
+
+def _plain_text(text: str, source: str, name: str, field: _Field) -> str:
+    """One line of text: whitespace runs made one space, control characters (terminal escapes, bidi
+    overrides) dropped, since the text reaches terminals, subtitles and pictures; a lone UTF-16 surrogate
+    (a YAML "\\ud800" escape) is not text at all and is refused."""
+    lone = next((c for c in text if "\ud800" <= c <= "\udfff"), None)
+    if lone is not None:
+        raise _bad(source, name, field, f"holds \\u{ord(lone):04x}, half of a UTF-16 pair, which is not a character")
+    return " ".join(strip_controls(text).split())
 
 
 def _frame_size(resolution: str, aspect: str, fields: dict[str, _Field], source: str) -> tuple[int, int]:

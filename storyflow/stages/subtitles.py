@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from storyflow.core.models import NarrationLine, Storyboard
+from storyflow.core.printable import strip_controls
 from storyflow.core.timeline import Timeline
 from storyflow.media import atomic_write_text
 
@@ -224,9 +225,9 @@ def format_time(seconds: float) -> str:
 
 
 def format_srt(cues: list[Cue]) -> str:
-    """Cues as SRT text: numbered blocks separated by blank lines."""
+    """Cues as SRT text: numbered blocks separated by blank lines (no control characters: players show them)."""
     blocks = [
-        f"{number}\n{format_time(cue.start)} --> {format_time(cue.end)}\n{cue.text}\n"
+        f"{number}\n{format_time(cue.start)} --> {format_time(cue.end)}\n{strip_controls(cue.text)}\n"
         for number, cue in enumerate(cues, start=1)
     ]
     return "\n".join(blocks)

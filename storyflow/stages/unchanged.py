@@ -55,7 +55,7 @@ def answer(story: str | Path, choices: FilmChoices, settings: Settings, *, seed:
     if not settings.catalog_url.get_secret_value() and not (settings.home / "catalog.db").is_file():
         return None
     path = Path(story)
-    parsed = read_story(path)
+    parsed = read_story(path, settings.limits())
     asked = fingerprint(path.read_bytes(), choices, seed=seed, prompts_sha256=PromptFolder.of(settings.prompts_dir).sha256())
     home = settings.home.resolve()
     out_dir = home / parsed.slug

@@ -112,3 +112,54 @@ def test_title_steers_no_write_outside(tmp_path):
     story = parse_story(b"---\ntitle: ../../../../tmp/evil\n---\nText.\n")
     target = (tmp_path / "outputs" / story.slug).resolve()
     assert target.is_relative_to((tmp_path / "outputs").resolve())
+
+
+# ---------------------------------------------------------------- hostile stories: bounded, refused by shape
+
+
+def test_a_story_is_read_only_up_to_its_size_limit(tmp_path):
+    from storyflow.core.config import Limits
+
+    big = tmp_path / "big.md"
+    big.write_bytes(b"Mara walks. " * 20)
+    with pytest.raises(StoryError, match="larger than 100 bytes") as caught:
+        read_story(big, Limits(max_story_bytes=100))
+    assert "STORYFLOW_MAX_STORY_BYTES" in caught.value.fix
+    assert read_story(big, Limits(max_story_bytes=1000)).text.startswith("Mara walks.")
+    with pytest.raises(StoryError, match="larger than 1,000,000 bytes"):  # endless: read in one bounded gulp
+        read_story("/dev/zero")
+
+
+@pytest.mark.parametrize(
+    ("front_matter", "expected"),
+    [
+        ("a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\ntitle: [*b, *b, *b, *b, *b]",
+         r"line 3: front matter uses a YAML alias \(\*a\)"),
+        ("characters:\n  Mara: [[[[[[[[[x]]]]]]]]]", "nests deeper than 4 levels"),
+        ("title: One\nfps: 12\ntitle: Two", r"line 4: front matter field 'title' is given twice \(first on line 2\)"),
+        ('title: "Bad \\ud800 half"', r"holds \\ud800, half of a UTF-16 pair"),
+        ("fps: [" + ", ".join(["1"] * 5000) + "]", r"must be a whole number \(got a list of 5000 items\)"),
+        ("fps: " + "9" * 5000, "a front matter value cannot be read: Exceeds the limit"),
+        ("fps: " + "9" * 300, r"out of range \(got 9{59}…\)"),
+    ],
+    ids=["alias-bomb", "deep-nesting", "duplicate-key", "lone-surrogate", "huge-list", "huge-number", "long-number"],
+)
+def test_hostile_front_matter_is_refused_by_its_shape(front_matter, expected):
+    with pytest.raises(StoryError, match=expected) as caught:
+        parse_story(f"---\n{front_matter}\n---\nMara walks.\n".encode())
+    assert len(str(caught.value)) < 400  # built from the input's shape, never its expanded value
+
+
+def test_a_title_over_the_limit_is_refused_with_the_setting_that_raises_it():
+    from storyflow.core.config import Limits
+
+    with pytest.raises(StoryError, match="the title is 201 characters long, more than the 200 allowed") as caught:
+        parse_story(("# " + "T" * 201 + "\n\nMara walks.\n").encode())
+    assert "STORYFLOW_MAX_TITLE_CHARS" in caught.value.fix
+    assert parse_story(("# " + "T" * 201 + "\n\nMara walks.\n").encode(), limits=Limits(max_title_chars=300))
+
+
+def test_control_characters_never_reach_the_story():
+    story = parse_story("---\ntitle: \"Red\\e[31m Sea\\a\"\n---\nMara\u202e walks.\x1b]0;pwned\x07 Then\tshe stops.\n".encode())
+    assert story.title == "Red[31m Sea"  # ESC and BEL gone: nothing left that a terminal obeys
+    assert story.text == "Mara walks.]0;pwned Then\tshe stops."
