@@ -41,6 +41,10 @@ def prefect_env(prefect_home: Path, *, keep_home: bool = False) -> dict[str, str
         "PREFECT_HOME": home or str(prefect_home.resolve()),
         "DO_NOT_TRACK": "1",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        # should Prefect ever start its own ephemeral server, give it as long as ours gets: its 20 s
+        # default failed about one run in twelve on a loaded 2-core machine
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": os.environ.get(
+            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90"),
     }
 
 
@@ -97,10 +101,41 @@ def start_server(prefect_home: Path, host: str = "127.0.0.1", port: int = 4200, 
 
 @contextlib.contextmanager
 def temporary_server(prefect_home: Path, wait_s: float = 90) -> Iterator[str]:
-    """A Prefect API server for this process alone, on a free loopback port; yields its API URL."""
+    """A Prefect API server for this process alone, on a free loopback port; yields its API URL.
+
+    Prefect's database under our output folder holds run history for the UI, no film data: found damaged
+    when the server will not start, it is set aside (never deleted) and the server started on a new one.
+    """
+    prefect_home.mkdir(parents=True, exist_ok=True)
+    try:
+        process, api_url = _start_temporary(prefect_home, wait_s)
+    except ServerExitedAtStart:
+        damaged = _set_aside_damaged_database(prefect_home)
+        if damaged is None:
+            raise
+        sys.stderr.write(f"Prefect's own database was damaged: set aside as {damaged} and a new one made "
+                         "(it holds run history for the UI; films and the catalog are untouched)\n")  # fmt: skip
+        process, api_url = _start_temporary(prefect_home, wait_s)
+    try:
+        yield api_url
+    finally:
+        _drain_prefect_workers()  # logs and events still queued go to the server before it stops
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+class ServerExitedAtStart(StoryflowError):
+    """The temporary server's process ended before it answered."""
+
+
+def _start_temporary(prefect_home: Path, wait_s: float) -> tuple[subprocess.Popen, str]:
+    """Start the temporary server and wait until it answers: (its process, its API URL)."""
     import importlib.util
 
-    prefect_home.mkdir(parents=True, exist_ok=True)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -121,29 +156,46 @@ def temporary_server(prefect_home: Path, wait_s: float = 90) -> Iterator[str]:
         preexec_fn=_die_with_parent(os.getpid()),  # noqa: PLW1509 - runs before any thread of ours
     )
     log.close()
-    try:
-        deadline = time.monotonic() + wait_s
-        while not _healthy(api_url, timeout=1.0):
-            if process.poll() is not None:
-                raise StoryflowError(
-                    f"the temporary Prefect server exited at start (code {process.returncode})",
-                    fix=f"read {prefect_home / 'temporary-server.log'}; or keep a server running with `make ui`",
-                )
-            if time.monotonic() > deadline:
-                raise StoryflowError(
-                    f"the temporary Prefect server did not answer within {wait_s:.0f} s (is the machine overloaded?)",
-                    fix="rerun; or keep a server running with `make ui`, which runs start in about a second",
-                )
-            time.sleep(0.2)
-        yield api_url
-    finally:
-        _drain_prefect_workers()  # logs and events still queued go to the server before it stops
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
+    deadline = time.monotonic() + wait_s
+    while not _healthy(api_url, timeout=1.0):
+        if process.poll() is not None:
+            raise ServerExitedAtStart(
+                f"the temporary Prefect server exited at start (code {process.returncode})",
+                fix=f"read {prefect_home / 'temporary-server.log'}; or keep a server running with `make ui`",
+            )
+        if time.monotonic() > deadline:
             process.kill()
             process.wait()
+            raise StoryflowError(
+                f"the temporary Prefect server did not answer within {wait_s:.0f} s (is the machine overloaded?)",
+                fix="rerun; or keep a server running with `make ui`, which runs start in about a second",
+            )
+        time.sleep(0.2)
+    return process, api_url
+
+
+def _set_aside_damaged_database(prefect_home: Path) -> Path | None:
+    """If Prefect's SQLite database in our folder (not a PREFECT_HOME the user chose) fails SQLite's own
+    check, move it (and its -wal, -shm) aside; the new name, or None when it is sound or not ours."""
+    import sqlite3
+    from datetime import UTC, datetime
+
+    if os.environ.get("PREFECT_HOME") and Path(os.environ["PREFECT_HOME"]).resolve() != prefect_home.resolve():
+        return None
+    database = prefect_home / "prefect.db"
+    if not database.is_file():
+        return None
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as connection:
+            if connection.execute("PRAGMA quick_check").fetchone()[0] == "ok":
+                return None
+    except sqlite3.DatabaseError:
+        pass  # "file is not a database", "database disk image is malformed": damaged
+    aside = database.with_name(f"prefect.db.damaged-{datetime.now(UTC):%Y%m%dT%H%M%SZ}")
+    for suffix in ("", "-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(f"{database}{suffix}", f"{aside}{suffix}")
+    return aside
 
 
 def _drain_prefect_workers(timeout_s: float = 5) -> None:

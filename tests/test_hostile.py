@@ -3,13 +3,16 @@ with its `fix:`, no traceback, and a catalog that `catalog verify` finds clean (
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
+import sys
 import uuid
 from pathlib import Path
 
 import pytest
 
-from tests.support import TINY_STORY, run_cli
+from tests.support import REPO, TINY_STORY, run_cli
 
 
 @pytest.fixture
@@ -48,3 +51,68 @@ def test_a_full_disk_ends_in_an_error_line_and_a_clean_catalog(small_disk, tmp_p
     segments = [segment for shot in rerun.json["shots"] for segment in shot["segments"]]
     reused = {Path(segment["path"]).resolve() for segment in segments if segment["reused"]}
     assert clips_before and clips_before <= reused, "every clip made before the disk filled is played again"
+
+
+def test_a_damaged_prefect_database_is_set_aside_and_the_film_made(tmp_path, write_story):
+    home = tmp_path / "outputs"
+    (home / ".prefect").mkdir(parents=True)
+    (home / ".prefect" / "prefect.db").write_bytes(b"not a database, whatever happened to it " * 500)
+    result = run_cli(["film", str(write_story(TINY_STORY)), "--json"], home=home, cwd=tmp_path)  # no server running
+    assert result.code == 0, result.stderr
+    assert "Prefect's own database was damaged: set aside as" in result.stderr and "Traceback" not in result.stderr
+    assert [p.name[:19] for p in (home / ".prefect").glob("prefect.db.damaged-*")] == ["prefect.db.damaged-"]
+    assert Path(result.json["film"]).is_file()
+
+
+@pytest.mark.parametrize("damage", [b"garbage " * 4000, b"\x00" * 100], ids=["garbage", "zeros"])
+def test_a_damaged_catalog_is_refused_with_its_fix_and_left_as_it_is(damage, tmp_path, write_story):
+    home = tmp_path / "outputs"
+    home.mkdir()
+    catalog = home / "catalog.db"
+    catalog.write_bytes(damage)
+    result = run_cli(["film", str(write_story(TINY_STORY))], home=home, cwd=tmp_path)
+    assert result.code == 1 and "error: cannot open the catalog" in result.stderr, result.stderr
+    assert "move this file aside to start a new one" in result.stderr and "Traceback" not in result.stderr
+    assert catalog.read_bytes() == damage  # never "repaired" behind the user's back
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_run_stopped_by_a_signal_leaves_a_clean_catalog(signum, tmp_path, write_story, prefect_server):
+    home = tmp_path / "outputs"
+    env = {**os.environ, "STORYFLOW_HOME": str(home), "PREFECT_API_URL": prefect_server, "DO_NOT_TRACK": "1",
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PYTHONPATH": str(REPO)}  # fmt: skip
+    run = subprocess.Popen([sys.executable, "-m", "storyflow.cli", "film", str(write_story(TINY_STORY))], cwd=tmp_path,
+                           env=env, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    seen = ""
+    for line in run.stderr:  # stopped while it generates: narration spoken, clips being made
+        seen += line
+        if "generated in" in line:
+            run.send_signal(signum)
+            break
+    seen += run.stderr.read()
+    assert run.wait(timeout=120) == (143 if signum == signal.SIGTERM else 130), seen
+    assert ("terminated" if signum == signal.SIGTERM else "interrupted") + "; finished clips are kept" in seen
+    assert "Traceback" not in seen
+    verify = run_cli(["catalog", "verify"], home=home, cwd=tmp_path)
+    assert verify.code == 0, verify.stdout + verify.stderr
+
+
+def test_a_read_only_output_folder_is_named_with_its_fix(small_disk, tmp_path, write_story):
+    home = small_disk / "outputs"
+    home.mkdir()
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    result = run_cli(["film", str(write_story(TINY_STORY))], home=home, cwd=tmp_path)
+    assert result.code == 1 and f"error: cannot write {home}" in result.stderr, result.stderr
+    assert "Read-only file system" in result.stderr and "fix: make STORYFLOW_HOME a folder you may write to" \
+        in result.stderr and "Traceback" not in result.stderr
+
+
+def test_an_unknown_forced_shot_is_refused_before_anything_is_spoken(tmp_path, write_story, prefect_server):
+    home = tmp_path / "outputs"
+    result = run_cli(["film", str(write_story(TINY_STORY)), "--force-shot", "99"], home=home, cwd=tmp_path,
+                     env={"PREFECT_API_URL": prefect_server})  # fmt: skip
+    assert result.code == 2 and "error: --force-shot s99: the storyboard has no such shot" in result.stderr
+    assert " narration " not in result.stderr and not list(home.rglob("*.wav")), "checked right after planning"
+    assert not list(home.rglob("storyboards/*.json")), "no plan file without its film"
+    verify = run_cli(["catalog", "verify"], home=home, cwd=tmp_path)
+    assert verify.code == 0, verify.stdout + verify.stderr

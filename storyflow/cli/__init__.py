@@ -664,6 +664,10 @@ def _shot_id(value: str, option: str = "--force-shot") -> str:
 
 def main() -> None:
     """Entry point: run the app; turn StoryflowError into a message and an exit code."""
+    import signal
+
+    # SIGTERM (a scheduler, `kill PID`) ends a run as Ctrl-C does: through its cleanup, not mid-write
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         app()
     except StoryflowError as exc:
@@ -675,9 +679,12 @@ def main() -> None:
         if exc.fix:
             print(strip_controls(f"  fix: {exc.fix}"), file=sys.stderr)
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        print("interrupted; finished clips are kept and will be reused", file=sys.stderr)
-        sys.exit(130)
+    except (KeyboardInterrupt, SystemExit) as exc:  # typer turns Ctrl-C into exit 130
+        if isinstance(exc, SystemExit) and not (exc.code == 130 and _from_interrupt(exc)):
+            raise
+        print(f"{'terminated' if _terminated else 'interrupted'}; finished clips are kept and will be reused",
+              file=sys.stderr)  # fmt: skip
+        sys.exit(143 if _terminated else 130)
     except Exception as exc:  # anything else still ends in an error line, not a traceback (--debug shows it)
         if _debug:
             raise
@@ -685,6 +692,30 @@ def main() -> None:
         print(strip_controls(f"error: {error.message}"), file=sys.stderr)
         print(strip_controls(f"  fix: {error.fix}"), file=sys.stderr)
         sys.exit(error.exit_code)
+    except BaseException as exc:  # Prefect's own SIGTERM bridge, armed while a flow runs, raises TerminationSignal
+        if getattr(exc, "signal", None) != signal.SIGTERM or _debug:
+            raise
+        print("terminated; finished clips are kept and will be reused", file=sys.stderr)
+        sys.exit(143)
+
+
+_terminated = False
+
+
+def _from_interrupt(exc: BaseException) -> bool:
+    """Whether a KeyboardInterrupt (Ctrl-C, or SIGTERM through _terminate) is behind this exception."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1  # type: ignore[assignment]
+    return False
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    global _terminated
+    _terminated = True
+    raise KeyboardInterrupt
 
 
 def _home_for_errors() -> Path | None:
