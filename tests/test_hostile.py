@@ -116,3 +116,15 @@ def test_an_unknown_forced_shot_is_refused_before_anything_is_spoken(tmp_path, w
     assert not list(home.rglob("storyboards/*.json")), "no plan file without its film"
     verify = run_cli(["catalog", "verify"], home=home, cwd=tmp_path)
     assert verify.code == 0, verify.stdout + verify.stderr
+
+
+def test_a_story_that_repeats_its_paragraphs_is_made_whole(tmp_path, write_story, prefect_server):
+    """Shots written alike share one prompt (found by its content); each must still find it as its own
+    (a 15-minute story of repeated paragraphs once lost shots to 'a task's door left generations unrecorded')."""
+    paragraphs = "Night falls over the sea.\n\nMara waits at the lighthouse door.\n\n"
+    story = write_story(TINY_STORY.split("---\n", 2)[0] + "---\n" + TINY_STORY.split("---\n", 2)[1] + "---\n"
+                        + paragraphs * 3)  # fmt: skip
+    result = run_cli(["film", str(story), "--json"], home=tmp_path / "outputs", cwd=tmp_path,
+                     env={"PREFECT_API_URL": prefect_server})  # fmt: skip
+    assert result.code == 0, result.stderr[-3000:]
+    assert len(result.json["shots"]) == 6 and all(shot["segments"] for shot in result.json["shots"])

@@ -133,14 +133,21 @@ class Generations:
         shot: str | None = None,
         tally: str | None = "",
         facts: Mapping[str, Any] | None = None,
+        for_shot: str | None = None,
     ) -> T | None:
-        """The intact generation recorded under `key` (counted as reused), or None when there is none or it is forced."""
+        """The intact generation recorded under `key` (counted as reused), or None when there is none or it is forced.
+
+        `for_shot`: the shot it is wanted for, when a record found by its content may name another (two shots
+        written alike share one prompt): it is then kept for this shot too, so what points at this shot's
+        prompt finds it."""
         if self.forced(shot):
             return None
         found = self.store.lookup(kind, key)
         if found is None:
             return None
         row_id, item = found
+        if for_shot is not None and getattr(item, "shot_id", for_shot) != for_shot:
+            item = item.model_copy(update={"shot_id": for_shot})
         if kind.identity == "content" and self.store.needs_refs:
             # addressed by its content: recording it again links it to this run's rows (it took no time now)
             self.keep(kind, item, key=key, facts={**(facts or {}), "wall_s": 0.0}, tally=None)

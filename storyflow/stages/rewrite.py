@@ -64,7 +64,7 @@ def rewrite_shot(
     prompts = prompts or PromptFolder.from_settings()
     door = door or Generations.in_memory()
     key = rewrite_cache_key(shot, board, llm, prompts, shape)
-    found = door.reuse(PROMPT, key)
+    found = door.reuse(PROMPT, key, for_shot=shot.id)  # a shot written like another shares its prompt
     if found is None:
         started = time.perf_counter()
         task = rewrite_task(prompts, shot, board, shape)
