@@ -15,27 +15,20 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
+from bench.bench_length import film_command
 from bench.common import REPO, baseline_commit, checkout, free_port, print_table, save_results
 
 STAGES = ("plan", "narrate", "rewrite", "generate", "audio", "stitch")
 
 
-def make_film(code: Path, story: Path, home: Path, env: dict[str, str]) -> tuple[dict, float]:
-    """(summary timings, peak resident MB of the film's process) of one `storyflow film` by the code in `code`."""
-    process = subprocess.Popen([sys.executable, "-m", "storyflow.cli", "film", str(story), "--json"], cwd=code,
-                               env={**env, "PYTHONPATH": str(code), "STORYFLOW_HOME": str(home)},
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
-    _, status, usage = os.wait4(process.pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"storyflow film {story.name} ({code}) failed:\n{process.stderr.read().decode()[-2000:]}")
-    summary = json.loads(next(home.glob("*/summary.json")).read_text())
-    return summary["timings"], usage.ru_maxrss / 1024
+def make_film(code: Path, story: Path, home: Path, env: dict[str, str]) -> tuple[dict, float, float]:
+    """(summary timings, wall seconds, peak resident MB of the film's process) of one `storyflow film` by `code`."""
+    wall, peak_mb = film_command(story, home, env, code=code)
+    return json.loads(next(home.glob("*/summary.json")).read_text())["timings"], wall, peak_mb
 
 
 def main() -> None:
@@ -55,9 +48,7 @@ def main() -> None:
         try:
             for story in sorted((REPO / "stories").glob("*.md")):
                 for label, code in codes.items():
-                    started = time.perf_counter()
-                    timings, peak_mb = make_film(code, story, tmp_path / f"home-{label[:6]}-{story.stem}", env)
-                    wall = time.perf_counter() - started
+                    timings, wall, peak_mb = make_film(code, story, tmp_path / f"home-{label[:6]}-{story.stem}", env)
                     row = {"story": story.stem, "code": label, "wall s": round(wall, 1)}
                     row |= {f"{stage} s": round(timings.get(stage, 0.0), 2) for stage in STAGES}
                     row["sound / generate"] = f"{100 * timings['audio'] / timings['generate']:.0f}%"

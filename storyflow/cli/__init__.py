@@ -21,7 +21,7 @@ from typing import Annotated, Any
 import typer
 
 from storyflow.cli import text
-from storyflow.core.errors import InputError, StoryflowError, disk_full, unexpected_failure
+from storyflow.core.errors import InputError, StoryflowError, cause_chain, disk_full, unexpected_failure
 from storyflow.core.printable import strip_controls
 
 app = typer.Typer(
@@ -673,14 +673,14 @@ def main() -> None:
     except StoryflowError as exc:
         if _debug:
             raise
-        if not isinstance(exc, InputError) and disk_full(_home_for_errors()):  # the failure behind the failure
-            exc = unexpected_failure(exc, _home_for_errors())
-        print(strip_controls(f"error: {exc.message}"), file=sys.stderr)
-        if exc.fix:
-            print(strip_controls(f"  fix: {exc.fix}"), file=sys.stderr)
-        sys.exit(exc.exit_code)
+        home = _home_for_errors()
+        if not isinstance(exc, InputError) and disk_full(home):  # the failure behind the failure
+            exc = unexpected_failure(exc, home)
+        _fail(exc)
     except (KeyboardInterrupt, SystemExit) as exc:  # typer turns Ctrl-C into exit 130
-        if isinstance(exc, SystemExit) and not (exc.code == 130 and _from_interrupt(exc)):
+        if isinstance(exc, SystemExit) and not (
+            exc.code == 130 and any(isinstance(cause, KeyboardInterrupt) for cause in cause_chain(exc))
+        ):
             raise
         print(f"{'terminated' if _terminated else 'interrupted'}; finished clips are kept and will be reused",
               file=sys.stderr)  # fmt: skip
@@ -688,10 +688,7 @@ def main() -> None:
     except Exception as exc:  # anything else still ends in an error line, not a traceback (--debug shows it)
         if _debug:
             raise
-        error = unexpected_failure(exc, _home_for_errors())
-        print(strip_controls(f"error: {error.message}"), file=sys.stderr)
-        print(strip_controls(f"  fix: {error.fix}"), file=sys.stderr)
-        sys.exit(error.exit_code)
+        _fail(unexpected_failure(exc, _home_for_errors()))
     except BaseException as exc:  # Prefect's own SIGTERM bridge, armed while a flow runs, raises TerminationSignal
         if getattr(exc, "signal", None) != signal.SIGTERM or _debug:
             raise
@@ -702,14 +699,12 @@ def main() -> None:
 _terminated = False
 
 
-def _from_interrupt(exc: BaseException) -> bool:
-    """Whether a KeyboardInterrupt (Ctrl-C, or SIGTERM through _terminate) is behind this exception."""
-    seen = 0
-    while exc is not None and seen < 10:
-        if isinstance(exc, KeyboardInterrupt):
-            return True
-        exc, seen = exc.__cause__ or exc.__context__, seen + 1  # type: ignore[assignment]
-    return False
+def _fail(error: StoryflowError) -> None:
+    """The error's two lines on stderr, terminal-safe, and its exit code."""
+    print(strip_controls(f"error: {error.message}"), file=sys.stderr)
+    if error.fix:
+        print(strip_controls(f"  fix: {error.fix}"), file=sys.stderr)
+    sys.exit(error.exit_code)
 
 
 def _terminate(signum: int, frame: Any) -> None:

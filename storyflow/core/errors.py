@@ -90,11 +90,7 @@ def unexpected_failure(exc: BaseException, home: Path | None = None) -> Storyflo
     folder that cannot be written, or else what failed and how to see where (--debug)."""
     import errno
 
-    causes = [exc]
-    while causes[-1].__cause__ is not None or causes[-1].__context__ is not None:  # the chain, outermost first
-        causes.append(causes[-1].__cause__ or causes[-1].__context__)  # type: ignore[arg-type]
-        if len(causes) > 20:
-            break
+    causes = cause_chain(exc)
     where = f" ({home})" if home is not None else ""
     found = next((c for c in causes if isinstance(c, OSError) and c.errno is not None), None)
     code = found.errno if found is not None else None
@@ -109,6 +105,14 @@ def unexpected_failure(exc: BaseException, home: Path | None = None) -> Storyflo
     summary = (str(exc).strip().splitlines() or [""])[0][:300]
     return StoryflowError(f"storyflow failed unexpectedly: {type(exc).__name__}: {summary}",
                           fix=f"rerun with --debug to see where ({kept}); if it happens again, report it with that output")
+
+
+def cause_chain(exc: BaseException, most: int = 20) -> list[BaseException]:
+    """`exc` and what it was raised from or while handling, outermost first (at most `most` deep)."""
+    chain = [exc]
+    while len(chain) < most and (chain[-1].__cause__ or chain[-1].__context__) is not None:
+        chain.append(chain[-1].__cause__ or chain[-1].__context__)  # type: ignore[arg-type]
+    return chain
 
 
 def _existing(path: Path) -> Path:

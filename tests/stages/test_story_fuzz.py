@@ -51,10 +51,11 @@ def read_within_bounds(data: bytes) -> Story | StoryflowError:
 @FUZZ
 @given(st.binary(max_size=3000))
 def test_any_bytes_read_as_a_story_or_a_clean_error(data):
-    read_within_bounds(data)
+    assert isinstance(read_within_bounds(data), (Story, StoryflowError))
 
 
 @FUZZ
 @given(front_matter, bodies)
 def test_any_front_matter_reads_as_a_story_or_a_clean_error(head, body):
-    read_within_bounds(f"---\n{head}\n---\n{body}".encode("utf-8", "surrogatepass"))
+    answer = read_within_bounds(f"---\n{head}\n---\n{body}".encode("utf-8", "surrogatepass"))
+    assert isinstance(answer, (Story, StoryflowError))
