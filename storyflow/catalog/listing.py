@@ -11,20 +11,28 @@ tracks, films: every row whose run_id is the run) and the rows its film links to
 another run made (reused). Storyboards and prompts carry no run id, so they are not
 listed; the run's `generations` tally counts them. Both are read-only; the command line
 renders them (storyflow.cli.text).
+
+`checked_film` and `check_film_parts` say whether a film and what it plays are intact, for an
+unchanged rerun (storyflow.stages.unchanged); through a `StatCheck` they hash only the files
+whose size, mtime, inode or device changed since an earlier check recorded them intact.
 """
 
 from __future__ import annotations
 
+import stat
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from storyflow.catalog.provenance import Walk, find_file, seam_dict
 from storyflow.core.hashing import short
 from storyflow.catalog.schema import (
     AudioRow,
     ClipRow,
+    FileRow,
     FilmAudioRow,
     FilmClipRow,
     FilmNarrationRow,
@@ -39,6 +47,7 @@ from storyflow.core.models import SEAM_WARN_RATIO
 
 if TYPE_CHECKING:
     from storyflow.catalog.store import Store
+    from storyflow.core.models import Film
 
 
 def film_shots(catalog: Store, path: Path) -> dict:
@@ -263,9 +272,79 @@ def newest_finished_run(catalog: Store, story_sha256: str) -> dict | None:
 
 def film_parts_missing(catalog: Store, film_id: int) -> list[str]:
     """The files of the clips, tracks and lines a film plays that are not in place with their recorded size and
-    sha256 (what the flow would make again)."""
-    from storyflow.media import sha256_file
+    sha256 (what the flow would make again). Every file is hashed: `check_film_parts` trusts an earlier check."""
+    return check_film_parts(catalog, film_id).missing
 
+
+# A file modified this shortly before a check may be modified again within the same tick of its mtime (a
+# filesystem's clock is coarser than a nanosecond: 2 s on FAT): its stat would not show it, so it is not
+# recorded as checked, and the next check hashes it again (git's "racily clean" entries).
+CHECKED_MARGIN_NS = 2_000_000_000
+
+
+class StatCheck:
+    """Checks files against their recorded size and sha256, hashing only what may have changed since an earlier
+    check: a file whose size, mtime (to the nanosecond), inode and device are exactly what `checked` (an earlier
+    StatCheck's `checked`) records for it, under the sha256 the catalog records now, is taken as intact without
+    reading it, as make and rsync do. Anything else in `checked` (missing, damaged, another file's, an older
+    sha256) only means that file is hashed. Each path is looked at once per check. (`catalog verify` hashes all.)"""
+
+    def __init__(self, catalog: Store, checked: object = None) -> None:
+        self.catalog = catalog
+        self.trusted = checked if isinstance(checked, dict) else {}
+        # each file found intact, by stored path: "size mtime_ns inode device sha256" (JSON-able), for the next
+        # check to trust while its stat stays exactly that (files modified within CHECKED_MARGIN_NS left out)
+        self.checked: dict[str, str] = {}
+        self.hashed = 0  # how many files this check read
+        self._recent = time.time_ns() - CHECKED_MARGIN_NS
+        self._found: dict[tuple[str, int | None, str | None], bool] = {}
+
+    def intact(self, stored: str, size: int | None, sha256: str | None) -> bool:
+        """True if the file is there with this size (where recorded) and sha256 (where recorded)."""
+        key = (stored, size, sha256)
+        if key not in self._found:
+            self._found[key] = self._intact(stored, size, sha256)
+        return self._found[key]
+
+    def _intact(self, stored: str, size: int | None, sha256: str | None) -> bool:
+        from storyflow.media import sha256_file
+
+        path = self.catalog.absolute_path(stored)
+        try:
+            # 1. the stat first (a file modified while it is hashed then shows a new stat next time)
+            info = path.stat()
+            if not stat.S_ISREG(info.st_mode) or (size is not None and info.st_size != size):
+                return False
+            if sha256 is None:
+                return True  # recorded before its hash was kept: existence is all that can be checked
+            # 2. hashed unless the earlier check found these very bytes under this very stat
+            seen = f"{info.st_size} {info.st_mtime_ns} {info.st_ino} {info.st_dev} {sha256}"
+            if self.trusted.get(stored) != seen:
+                self.hashed += 1
+                if sha256_file(path) != sha256:
+                    return False
+        except OSError:
+            return False
+        if info.st_mtime_ns < self._recent:
+            self.checked[stored] = seen
+        return True
+
+
+@dataclass
+class PartsCheck:
+    """What `check_film_parts` found."""
+
+    missing: list[str]  # absolute paths of the parts not in place with their recorded size and sha256
+    checked: dict[str, str] = field(default_factory=dict)  # StatCheck.checked: what the next check may trust
+    hashed: int = 0  # how many files this check read
+
+
+def check_film_parts(catalog: Store, film_id: int, checked: object = None, *,
+                     files: StatCheck | None = None) -> PartsCheck:  # fmt: skip
+    """The parts (clips, tracks, lines) of a film that are not intact, as `film_parts_missing`, hashing only those
+    whose stat is not what `checked` (an earlier check's `PartsCheck.checked`) recorded (see StatCheck); `files`:
+    a StatCheck to share with the check of the film's own files."""
+    files = files if files is not None else StatCheck(catalog, checked)
     parts = []
     with catalog.reading() as s:
         for table, link, column in ((ClipRow, FilmClipRow, FilmClipRow.clip_id),
@@ -273,12 +352,24 @@ def film_parts_missing(catalog: Store, film_id: int) -> list[str]:
                                     (NarrationRow, FilmNarrationRow, FilmNarrationRow.narration_id)):  # fmt: skip
             parts += s.execute(select(table.path, table.bytes, table.sha256).join(link, column == table.id)
                                .where(link.film_id == film_id)).all()  # fmt: skip
-    missing = []
-    for stored, size, sha256 in parts:
-        path = catalog.absolute_path(stored)
-        try:
-            if path.stat().st_size != size or sha256_file(path) != sha256:
-                missing.append(str(path))
-        except OSError:
-            missing.append(str(path))
-    return missing
+    missing = [str(catalog.absolute_path(stored)) for stored, size, sha256 in parts
+               if not files.intact(stored, size, sha256)]  # fmt: skip
+    return PartsCheck(missing, files.checked, files.hashed)
+
+
+def checked_film(catalog: Store, film_id: int, files: StatCheck) -> Film | None:
+    """The film's record when it is the newest row under its cache key and every file it names (mp4, subtitles,
+    poster, contact sheet, storyboard JSON, stems) is intact, by `files` (hashing only what its stat cannot vouch
+    for). None otherwise: then `catalog.lookup(FILM, key)` is the judge (it fetches from storage, warns, and
+    falls back to an older row under the key)."""
+    from storyflow.catalog.kinds import FILM, row_files, row_record
+
+    with catalog.reading() as s:
+        row = s.get(FilmRow, film_id)
+        if row is None or row.cache_key is None or \
+                s.scalar(select(func.max(FilmRow.id)).where(FilmRow.cache_key == row.cache_key)) != film_id:
+            return None
+        owned = s.scalars(select(FileRow).where(FileRow.owner_table == FILM.owner, FileRow.owner_id == film_id))
+        claims = row_files(FILM, row, list(owned))
+        record = row_record(FILM, row, catalog.absolute_path, claims)
+    return record if all(files.intact(c.stored, c.bytes, c.sha256) for c in claims) else None

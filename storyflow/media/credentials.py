@@ -36,6 +36,7 @@ from storyflow import media
 from storyflow.media.files import FILE_MODE, fsync_dir
 from storyflow.core.config import Settings, load_settings
 from storyflow.core.errors import InputError, MediaError
+from storyflow.core.memory import release_freed_memory
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -210,6 +211,7 @@ def sign_media(
                         {"title": part.name, "relationship": "componentOf", "label": _ingredient_id(index)},
                         part_mime, stream,
                     )  # fmt: skip
+            release_freed_memory()  # the signer holds the whole film: give back what the stitch freed first
             with open(path, "rb") as source, open(tmp, "w+b") as dest:
                 builder.sign(signer, mime, source, dest)
         report = verify_media(tmp, home=home)

@@ -40,6 +40,7 @@ ABSOLUTE_GATE, RELATIVE_GATE = -70.0, -10.0  # LUFS, and LU under the absolutely
 CHANNEL_WEIGHTS = (1.0, 1.0, 1.0, 1.41, 1.41)  # BS.1770 G_i: L, R, C, Ls, Rs (pyloudnorm's values)
 METER_WINDOW = 1 << 16  # samples integrated_lufs filters at once: its float64 copy stays small
 PLAN_WINDOW = 1 << 18  # samples a plan reads at once, unless told otherwise
+RECALL_BYTES = 24 << 20  # true peaks a plan keeps for its next rounds: a short film's, all of them
 
 # (start, stop) -> float32 samples [start, stop) of a signal, shape (stop - start, channels)
 Reader = Callable[[int, int], "np.ndarray"]
@@ -230,6 +231,33 @@ def limiter_reach(sample_rate: int) -> int:
     return 2 * max(1, round(LIMITER_WINDOW_S * sample_rate)) + PEAK_PAD
 
 
+class _Recall:
+    """A plan's reader that keeps the true peaks of the windows it read while they fit in RECALL_BYTES.
+
+    Each limiter round oversamples the same samples again for their true peaks, which only scale
+    with the round's gain: a short film's are computed once (4 bytes a sample: a few minutes of
+    film fit). Past the budget a window is oversampled each time it is asked for, as before, so
+    memory stays bounded whatever the film's length. The peaks it returns are shared: callers
+    must not write into them.
+    """
+
+    def __init__(self, read: Reader) -> None:
+        self._read, self._room = read, RECALL_BYTES
+        self._peaks: dict[tuple[int, int], np.ndarray] = {}
+
+    def __call__(self, start: int, stop: int) -> np.ndarray:
+        return self._read(start, stop)
+
+    def true_peaks(self, start: int, stop: int, samples: np.ndarray | None = None) -> np.ndarray:
+        """_true_peaks() of the samples [start, stop) (`samples`, when the caller has just read them)."""
+        peaks = self._peaks.get((start, stop))
+        if peaks is None:
+            peaks = _true_peaks(self._read(start, stop) if samples is None else samples)
+            if peaks.nbytes <= self._room:
+                self._peaks[start, stop], self._room = peaks, self._room - peaks.nbytes
+        return peaks
+
+
 @dataclass(frozen=True)
 class Normalization:
     """How to bring a signal to a loudness: a static gain, then a limiter's gain curve, then a trim.
@@ -249,7 +277,7 @@ class Normalization:
     channels: int
     ceiling_dbfs: float
     length: int  # samples in the planned signal
-    read: Reader = field(repr=False, compare=False)  # the planned signal, window by window
+    read: _Recall = field(repr=False, compare=False)  # the planned signal, window by window
     # its loudest true peak per PEAK_BLOCK samples: where the limiter may act (all 0 when the plan leaves it alone)
     block_peaks: np.ndarray = field(repr=False, compare=False)
 
@@ -307,13 +335,14 @@ def plan_normalization_windowed(
     import numpy as np
 
     # 1. one pass: loudness and the loudest true peak per block; silence stays silence (no gain can make it loud)
+    read = _Recall(read)
     meter = LoudnessMeter(sample_rate, channels)
     block_peaks = np.zeros(-(-length // PEAK_BLOCK), dtype=np.float32)
     window = max(PEAK_BLOCK, window // PEAK_BLOCK * PEAK_BLOCK)  # windows start on a block's first sample
     for start, stop, lo, hi in _windows(length, window, PEAK_PAD):
         chunk = read(lo, hi)
         meter.feed(chunk[start - lo : stop - lo])
-        peaks = _true_peaks(chunk)[start - lo : stop - lo]
+        peaks = read.true_peaks(lo, hi, chunk)[start - lo : stop - lo]
         block_peaks[start // PEAK_BLOCK : -(-stop // PEAK_BLOCK)] = _block_max(peaks)
     plan = Normalization(0.0, 0.0, meter.lufs(), SILENCE, SILENCE, 0.0, sample_rate, channels, ceiling_dbfs, length,
                          read, block_peaks)  # fmt: skip
@@ -366,7 +395,7 @@ def _limited_pass(plan: Normalization, gain_db: float, window: int) -> tuple[flo
     for estimate, start, stop, lo, hi in sorted(idle, reverse=True):  # exact, where an estimate could beat the top
         if estimate * (1 + 1e-5) < top or estimate == 0.0:
             break
-        top = max(top, float(_true_peaks(plan.read(lo, hi) * scale)[start - lo : stop - lo].max()))
+        top = max(top, float((plan.read.true_peaks(lo, hi) * scale)[start - lo : stop - lo].max()))
     return meter.lufs(), (float(20 * np.log10(top)) if top > 0 else SILENCE), lowest
 
 
@@ -386,7 +415,7 @@ def _limiter_window(plan: Normalization, start: int, stop: int, gain_db: float) 
     if not len(nearby) or float((nearby * scale).max()) <= 10 ** (plan.ceiling_dbfs / 20):
         return plan.read(start, stop), None
     wide = plan.read(lo, hi)
-    curve = _limiter_curve(_true_peaks(wide) * scale, plan.sample_rate, plan.ceiling_dbfs)
+    curve = _limiter_curve(plan.read.true_peaks(lo, hi, wide) * scale, plan.sample_rate, plan.ceiling_dbfs)
     return wide[start - lo : stop - lo], curve[start - lo : stop - lo]
 
 

@@ -11,6 +11,13 @@ wrote, brought up to date. Anything else (a changed story, option or template, a
 since, a missing or changed file, --force) is the flow's, which makes only what is missing.
 This keeps a night of unchanged stories, or a `make film` of a finished one, to a fraction of
 a second each instead of a Prefect server's start.
+
+The film's files and its parts (clips, tracks, lines: hundreds of files, gigabytes, for a long
+film) are hashed once: the story's summary.json keeps, under "checked_parts", the size, mtime,
+inode and device each had when it was last found intact, and a rerun hashes only those whose
+stat is no longer that (as make and rsync decide; storyflow.catalog.listing.StatCheck). A
+missing or damaged record only means hashing them all, and the flow's own summary has none, so
+the first rerun after a flow hashes everything. `storyflow catalog verify` still hashes all.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from storyflow.catalog import FILM, open_catalog
-from storyflow.catalog.listing import film_parts_missing, newest_finished_run
+from storyflow.catalog.listing import StatCheck, check_film_parts, checked_film, newest_finished_run
 from storyflow.core import locks
 from storyflow.core.config import FilmChoices, Settings
 from storyflow.core.hashing import canonical_sha256
@@ -32,6 +39,8 @@ from storyflow.stages.story import read_story
 
 # Choices that change where or how fast a film is made, never what it is.
 OPERATIONAL = frozenset({"max_concurrency", "task_runner", "dask_address", "shot_pool", "budget_usd"})
+# The key of summary.json under which a rerun keeps the stat of each file (the film's, its parts') it found intact.
+CHECKED = "checked_parts"
 
 
 def fingerprint(story_bytes: bytes, choices: FilmChoices, *, seed: int | None, prompts_sha256: str,
@@ -64,16 +73,23 @@ def answer(story: str | Path, choices: FilmChoices, settings: Settings, *, seed:
         last = newest_finished_run(catalog, parsed.sha256)
         if last is None or last["params"].get("fingerprint") != asked or not last["film_key"]:
             return None
-        found = catalog.lookup(FILM, last["film_key"])
-        if found is None or found[0] != last["film_id"] or film_parts_missing(catalog, last["film_id"]):
-            return None
-        film = found[1]
         summary_file = out_dir / "summary.json"
         try:
             summary: dict[str, Any] = json.loads(summary_file.read_text())
         except (OSError, ValueError):
             return None
-        if summary.get("film_id") != last["film_id"]:
+        if not isinstance(summary, dict) or summary.get("film_id") != last["film_id"]:
+            return None
+        # its files and parts: hashed where their stat changed since the check summary.json kept (all the first
+        # time); a film file in doubt goes to the catalog's own lookup (it fetches from storage)
+        files = StatCheck(catalog, summary.pop(CHECKED, None))
+        film = checked_film(catalog, last["film_id"], files)
+        if film is None:
+            found = catalog.lookup(FILM, last["film_key"])
+            if found is None or found[0] != last["film_id"]:
+                return None
+            film = found[1]
+        if check_film_parts(catalog, last["film_id"], files=files).missing:
             return None
         # 3. show it under its plain names again, and record a run that reused everything
         publish_film(film, parsed.slug, out_dir)
@@ -101,5 +117,6 @@ def answer(story: str | Path, choices: FilmChoices, settings: Settings, *, seed:
                           "segments": [segment | {"reused": True} for segment in shot["segments"]]}
                   for shot in summary.get("shots", [])],
     })  # fmt: skip
-    atomic_write_text(summary_file, json.dumps(summary, indent=2, default=str) + "\n")
+    # summary.json keeps what this check found intact, for the next rerun (the flow's summary has none)
+    atomic_write_text(summary_file, json.dumps(summary | {CHECKED: files.checked}, indent=2, default=str) + "\n")
     return summary

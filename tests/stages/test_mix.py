@@ -11,6 +11,7 @@ import pyloudnorm
 import pytest
 
 from storyflow import media
+from storyflow.media import loudness
 from storyflow.backends.base import EffectsRequest, MusicCue
 from storyflow.backends.effects.procedural import ProceduralFoley
 from storyflow.backends.music.procedural import ProceduralScore
@@ -295,5 +296,6 @@ def test_a_long_film_is_mixed_in_memory_that_does_not_grow_with_it(tmp_path: Pat
     finally:
         tracemalloc.stop()
     film_length_array = total * 2 * 4
-    assert peak < 48e6 < film_length_array / 1.5, f"peak {peak / 1e6:.0f} MB"  # not even one film-length array
+    # not even one film-length array, with the true peaks a plan keeps for its next rounds (a short film's)
+    assert peak < 30e6 + loudness.RECALL_BYTES < film_length_array / 1.5, f"peak {peak / 1e6:.0f} MB"
     assert result.mix.seconds == seconds and abs(result.lufs - -16.0) < 0.5

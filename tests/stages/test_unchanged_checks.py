@@ -1,0 +1,136 @@
+"""An unchanged rerun hashes a film's parts once, then only those whose stat changed (storyflow.stages.unchanged).
+
+A real film, made once by the CLI (the flow, against the session's Prefect server), then
+`unchanged.answer` in this process, as `storyflow film` calls it, on the real files. Which
+files a rerun reads is told by a spy on storyflow.media.sha256_file: the answer is the same
+whether a part was hashed or trusted by its stat, and timings would make a flaky test, so the
+count of hashes is the only thing that shows the stat check at work. The spy calls the real
+function and returns its result, so nothing the rerun decides is faked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from storyflow import media
+from storyflow.catalog.listing import CHECKED_MARGIN_NS
+from storyflow.core.config import load_settings
+from storyflow.stages import unchanged
+from tests.support import TINY_STORY, run_cli
+
+pytestmark = pytest.mark.prefect
+
+
+@pytest.fixture
+def film(prefect_server, storyflow_home, tmp_path, write_story):
+    """(story file, the first run's summary): the tiny story made once, as `storyflow film` makes it."""
+    story = write_story(TINY_STORY)
+    made = run_cli(["film", str(story), "--json"], home=storyflow_home, cwd=tmp_path,
+                   env={"PREFECT_API_URL": prefect_server})  # fmt: skip
+    assert made.code == 0, made.stderr
+    return story, made.json
+
+
+@pytest.fixture
+def hashed(monkeypatch) -> list[Path]:
+    """Every file storyflow.media.sha256_file reads from now on (a spy: it hashes for real)."""
+    real = media.sha256_file
+    calls: list[Path] = []
+
+    def counting(path: Path) -> str:
+        calls.append(Path(path))
+        return real(path)
+
+    monkeypatch.setattr(media, "sha256_file", counting)
+    return calls
+
+
+def rerun(story: Path) -> dict | None:
+    settings = load_settings()
+    return unchanged.answer(story, settings.choices(), settings)
+
+
+def parts_of(summary: dict) -> set[Path]:
+    """The clips the film plays (the parts a rerun checks besides its tracks and lines)."""
+    return {Path(segment["path"]) for shot in summary["shots"] for segment in shot["segments"]}
+
+
+def summary_file(summary: dict) -> Path:
+    return Path(summary["film"]).parent / "summary.json"
+
+
+def settle() -> None:
+    """Wait until every file of the film is older than the margin a check leaves for a file modified just now
+    (rarely any wait: the CLI's process has ended by then)."""
+    newest = max(p.stat().st_mtime_ns for p in load_settings().home.rglob("*") if p.is_file())
+    time.sleep(max(0.0, (newest + CHECKED_MARGIN_NS - time.time_ns()) / 1e9))
+
+
+def test_a_second_unchanged_rerun_hashes_no_part_whose_stat_is_unchanged(film, hashed):
+    story, first = film
+    clips = parts_of(first)
+    settle()
+    # 1. the first rerun after the flow hashes every part, and keeps what it found in summary.json
+    again = rerun(story)
+    assert again is not None and again["answered_from_catalog"] and again["clips_reused"] == first["clips_generated"]
+    assert clips <= set(hashed)
+    assert unchanged.CHECKED not in again  # what --json prints: not the record
+    kept = json.loads(summary_file(first).read_text())[unchanged.CHECKED]
+    assert {load_settings().home / stored for stored in kept} >= clips  # stored paths, relative to home
+    # 2. the next one reads none of them, nor the film's own files (mp4, stems, poster...)
+    hashed.clear()
+    third = rerun(story)
+    assert third is not None and third["answered_from_catalog"] and third["film"] == first["film"]
+    assert hashed == []
+
+
+def test_a_clip_changed_in_place_with_its_size_and_a_new_mtime_goes_to_the_flow(film, hashed):
+    story, first = film
+    clips = parts_of(first)
+    settle()
+    assert rerun(story) is not None  # records every part as checked
+    # 1. one clip's bytes changed in place: same size, same inode, a later mtime
+    clip = sorted(clips)[0]
+    data = bytearray(clip.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    before = clip.stat()
+    with open(clip, "r+b") as handle:
+        handle.write(data)
+    os.utime(clip, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000))  # a coarse clock may not have moved
+    after = clip.stat()
+    assert (after.st_size, after.st_ino) == (before.st_size, before.st_ino) and after.st_mtime_ns != before.st_mtime_ns
+    # 2. the rerun hashes it, finds it changed, and leaves the film to the flow
+    hashed.clear()
+    assert rerun(story) is None
+    assert clip in hashed
+
+
+def test_a_damaged_record_of_checked_parts_only_means_hashing_them_all(film, hashed):
+    story, first = film
+    clips = parts_of(first)
+    settle()
+    assert rerun(story) is not None
+    path = summary_file(first)
+    for damage in ("not a record", ["a", "list"], "garbage entries", "wrong sha256"):
+        summary = json.loads(path.read_text())
+        kept = summary[unchanged.CHECKED]
+        assert {load_settings().home / stored for stored in kept} >= clips  # whole again after each rerun
+        if damage == "garbage entries":
+            summary[unchanged.CHECKED] = {stored: [1, 2, None] if i % 2 else "x y z" for i, stored in enumerate(kept)}
+        elif damage == "wrong sha256":  # every stat still right, but not the bytes the catalog recorded now
+            summary[unchanged.CHECKED] = {stored: entry[:-64] + "0" * 64 for stored, entry in kept.items()}
+        else:
+            summary[unchanged.CHECKED] = damage
+        path.write_text(json.dumps(summary))
+        hashed.clear()
+        again = rerun(story)
+        assert again is not None and again["answered_from_catalog"], damage
+        assert clips <= set(hashed), damage
+    # ...and once whole again, the next rerun hashes none
+    hashed.clear()
+    assert rerun(story) is not None and not clips & set(hashed)
