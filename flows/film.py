@@ -29,11 +29,12 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NONE
+from prefect.exceptions import TerminationSignal
 from prefect.futures import PrefectFuture, as_completed
-from prefect.runtime import flow_run
+from prefect.runtime import deployment, flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows import artifacts, limits
+from flows import artifacts, cancel, limits
 from flows.shots import made_on_pool, make_shot
 from flows.work import Done, FilmRun, Signer
 from storyflow.backends.base import (
@@ -46,6 +47,7 @@ from storyflow.backends.base import (
 from storyflow.backends.registry import load_backend
 from storyflow.catalog import FILM, STORYBOARD, Catalog, Generations, open_catalog, server_lock
 from storyflow.core import locks, progress
+from storyflow.core.memory import release_freed_memory
 from storyflow.core.config import FilmChoices, Settings, load_settings
 from storyflow.core.errors import InputError, ShotsFailed, StoryflowError, TransientError
 from storyflow.core.models import (
@@ -235,7 +237,8 @@ def film_flow(
             log.warning("removed %d unfinished file(s) a killed run left in %s", len(swept), out_dir)
         request = {"story": story, "seed": seed, "force": force, "force_shots": list(force_shots or []),
                    "storyboard": storyboard, "reuse_only": reuse_only}  # fmt: skip
-        return _make_film(parsed, choices, settings, out_dir, request)
+        with cancel.watched(flow_run.id, has_supervisor=deployment.id is not None):
+            return _make_film(parsed, choices, settings, out_dir, request)
 
 
 def _make_film(story: Story, choices: FilmChoices, settings: Settings, out_dir: Path,
@@ -338,6 +341,7 @@ def _make_film(story: Story, choices: FilmChoices, settings: Settings, out_dir: 
                 catalog.record_pick(board_id, shot_id, made.chosen, picked_by=made.picked_by, scorer=made.scorer,
                                     scores=[score.model_dump() for score in made.scores])  # fmt: skip
         timed("generate", t)
+        release_freed_memory()  # each stage starts from what is in use, not from the last one's high-water mark
 
         # 5. sound: every shot's effects from its clips, music on the real timeline, the mix
         t = time.perf_counter()
@@ -350,6 +354,7 @@ def _make_film(story: Story, choices: FilmChoices, settings: Settings, out_dir: 
         sound, effects_bed = mix_task(board, chains, lines, music_track, shot_effects, out_dir, door,
                                       choices.target_lufs)  # fmt: skip
         timed("audio", t)
+        release_freed_memory()
 
         # 6. the film (or the identical one made before), recorded with what it plays
         progress.report("stitch", strategy=choices.stitch)
@@ -379,11 +384,25 @@ def _make_film(story: Story, choices: FilmChoices, settings: Settings, out_dir: 
         return summary
     except BaseException as exc:
         door.discard_waiting()  # generations whose rows could not be written leave no file behind
-        catalog.finish_run(run_id, "failed", story_id=story_id, storyboard_id=board_id,
-                           error=f"{type(exc).__name__}: {exc}", generations=door.tally)  # fmt: skip
+        stopped, clips = _stopped_by(exc), door.tally.get("clip", {})
+        catalog.finish_run(run_id, "cancelled" if stopped else "failed", story_id=story_id, storyboard_id=board_id,
+                           clips_generated=clips.get("made", 0), clips_reused=clips.get("reused", 0),
+                           error=stopped or f"{type(exc).__name__}: {exc}", generations=door.tally)  # fmt: skip
         raise
     finally:
         catalog.close()
+
+
+def _stopped_by(exc: BaseException) -> str | None:
+    """Who stopped the run, when a person or a scheduler did rather than a failure: Cancel in the Prefect UI
+    (or a supervisor's SIGTERM, which Prefect raises as TerminationSignal), or Ctrl-C."""
+    if cancel.requested():
+        return "cancelled in the Prefect UI"
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted (Ctrl-C)"
+    if isinstance(exc, TerminationSignal):
+        return "terminated (SIGTERM)"
+    return None
 
 
 def _finished_takes(board: Storyboard, generating: dict[str, PrefectFuture], door: Generations,

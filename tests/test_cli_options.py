@@ -59,5 +59,6 @@ def test_a_shot_pool_without_a_server_and_an_unknown_task_runner_are_refused_bef
 def test_a_seed_out_of_range_is_refused_before_any_work(seed, tmp_path, write_story):
     home = tmp_path / "outputs"
     result = run_cli(["film", str(write_story(TINY_STORY)), "--seed", seed], home=home, cwd=tmp_path)
-    assert result.code == 2 and "Invalid value for '--seed'" in result.stderr and "equal to" in result.stderr
+    assert result.code == 2 and f"error: --seed {seed}: a seed is a whole number from 0 to 4,294,967,295" \
+        in result.stderr and "fix: pass a smaller seed" in result.stderr, result.stderr
     assert "Traceback" not in result.stderr and not home.exists()

@@ -3,6 +3,7 @@ with its `fix:`, no traceback, and a catalog that `catalog verify` finds clean (
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -95,6 +96,61 @@ def test_a_run_stopped_by_a_signal_leaves_a_clean_catalog(signum, tmp_path, writ
     assert "Traceback" not in seen
     verify = run_cli(["catalog", "verify"], home=home, cwd=tmp_path)
     assert verify.code == 0, verify.stdout + verify.stderr
+
+
+def test_cancel_in_the_prefect_ui_stops_a_command_line_run(tmp_path, write_story, prefect_server):
+    """The UI's Cancel button on a run `storyflow film` started (no worker or `serve` to deliver it): the run
+    stops with an error line, the catalog and Prefect both call it cancelled, and a rerun reuses what it made."""
+    home = tmp_path / "outputs"
+    env = {**os.environ, "STORYFLOW_HOME": str(home), "PREFECT_API_URL": prefect_server, "DO_NOT_TRACK": "1",
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PYTHONPATH": str(REPO)}  # fmt: skip
+    story = write_story(TINY_STORY.replace("Tiny Harbour", "Cancelled Harbour"))
+    run = subprocess.Popen([sys.executable, "-m", "storyflow.cli", "film", str(story)], cwd=tmp_path, env=env,
+                           stderr=subprocess.PIPE, text=True)  # fmt: skip
+    seen = ""
+    for line in run.stderr:
+        seen += line
+        if "generated in" in line:  # what the UI's button sends: the run's state set to Cancelling
+            running = _api(prefect_server, "flow_runs/filter", {"flow_runs": {"state": {"type": {"any_": ["RUNNING"]}}}})
+            assert len(running) == 1, running
+            flow_run_id = running[0]["id"]
+            _api(prefect_server, f"flow_runs/{flow_run_id}/set_state", {"state": {"type": "CANCELLING"}})
+            break
+    seen += run.stderr.read()
+    assert run.wait(timeout=120) == 1, seen
+    assert "error: the run was cancelled in the Prefect UI" in seen and "fix: run the same command again" in seen
+    assert "Traceback" not in seen
+    assert _api(prefect_server, f"flow_runs/{flow_run_id}", method="GET")["state"]["type"] == "CANCELLED"
+    [last] = json.loads(run_cli(["catalog", "runs", "--json"], home=home, cwd=tmp_path).stdout)
+    assert last["status"] == "cancelled" and last["error"] == "cancelled in the Prefect UI", last
+    assert last["clips_generated"] >= 1, "what it made before the cancel is counted"
+    verify = run_cli(["catalog", "verify"], home=home, cwd=tmp_path)
+    assert verify.code == 0, verify.stdout + verify.stderr
+    clips_before = {path.resolve() for path in home.rglob("clips/**/*.mp4")}
+    rerun = run_cli(["film", str(story), "--json"], home=home, cwd=tmp_path, env={"PREFECT_API_URL": prefect_server})
+    assert rerun.code == 0, rerun.stderr
+    reused = {Path(segment["path"]).resolve() for shot in rerun.json["shots"] for segment in shot["segments"]
+              if segment["reused"]}  # fmt: skip
+    assert clips_before and clips_before <= reused, "every clip made before the cancel is played again"
+
+
+def _api(api_url: str, path: str, body: dict | None = None, method: str = "POST"):
+    """One call to the Prefect server's REST API, as its UI makes it."""
+    import urllib.request
+
+    request = urllib.request.Request(f"{api_url}/{path}", method=method, headers={"Content-Type": "application/json"},
+                                     data=json.dumps(body).encode() if body is not None else None)  # fmt: skip
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read() or b"null")
+
+
+def test_an_output_folder_that_is_a_file_is_named_with_its_fix(tmp_path, write_story):
+    home = tmp_path / "outputs"
+    home.write_text("a file where the output folder should be")
+    result = run_cli(["film", str(write_story(TINY_STORY))], home=home, cwd=tmp_path)
+    assert result.code == 1 and f"error: cannot write {home}/.prefect: Not a directory" in result.stderr, result.stderr
+    assert "fix: make STORYFLOW_HOME a folder you may write to (not a file" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_a_read_only_output_folder_is_named_with_its_fix(small_disk, tmp_path, write_story):

@@ -44,7 +44,7 @@ NAMING_CONVENTION = {
 }
 
 SHA256 = String(64)
-RUN_STATUSES = ("running", "completed", "failed", "crashed")
+RUN_STATUSES = ("running", "completed", "failed", "crashed", "cancelled")
 FILE_KINDS = ("clip", "audio", "narration", "film", "subtitles", "poster", "contact_sheet", "storyboard", "stem")
 
 

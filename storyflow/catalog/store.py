@@ -191,12 +191,15 @@ class Store:
         return database is not None and Path(os.path.abspath(database)).is_relative_to(self.home)
 
     def _seen_home(self, s: Session) -> None:
-        """Note that this home writes to the catalog (a run starts here)."""
-        row = s.scalar(select(HomeRow).where(HomeRow.name == self.home_name))
-        if row is None:
-            s.add(HomeRow(name=self.home_name, host=socket.gethostname(), path=str(self.home)))
-        else:
-            row.last_seen = utcnow()
+        """Note that this home writes to the catalog (a run starts here). One upsert: two runs of a new home
+        starting at once on a shared catalog would otherwise both insert it, and one would fail."""
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        now = utcnow()
+        insert = (postgresql if s.get_bind().dialect.name == "postgresql" else sqlite).insert
+        s.execute(insert(HomeRow).values(name=self.home_name, host=socket.gethostname(), path=str(self.home),
+                                         first_seen=now, last_seen=now)
+                  .on_conflict_do_update(index_elements=[HomeRow.name], set_={"last_seen": now}))  # fmt: skip
 
     @_database_errors
     def other_homes(self) -> list[str]:

@@ -43,7 +43,19 @@ _debug = False
 StoryArg = Annotated[Path, typer.Argument(help="Story file: Markdown or plain text, optional YAML front matter.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object (last on stdout).")]
 LLMOpt = Annotated[str | None, typer.Option("--llm", help="LLM backend that plans and writes prompts.")]
-SeedOpt = Annotated[int | None, typer.Option("--seed", min=0, max=2**32 - 1, help="Override the story's seed (0 to 4294967295).")]
+MAX_SEED = 2**32 - 1
+
+
+def _seed_in_range(value: int | None) -> int | None:
+    """--seed, checked here so that a seed out of range ends in an error: and fix: line like any bad input."""
+    if value is not None and not 0 <= value <= MAX_SEED:
+        raise InputError(f"--seed {value}: a seed is a whole number from 0 to {MAX_SEED:,}",
+                         fix="pass a smaller seed, or leave it out to use the story's")  # fmt: skip
+    return value
+
+
+SeedOpt = Annotated[int | None, typer.Option("--seed", callback=_seed_in_range,
+                                             help=f"Override the story's seed (0 to {MAX_SEED}).")]  # fmt: skip
 LLMOptionsOpt = Annotated[
     list[str] | None, typer.Option("--llm-option", help="LLM backend option KEY=VALUE (repeatable).")
 ]
@@ -621,6 +633,11 @@ def _prefect(settings: Any, *, lasting: str = "") -> Iterator[None]:
     os.environ.update(prefect_env(settings.prefect_home, keep_home=True))
     if not _debug:
         os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")  # a server's shutdown noise
+        # A log line Prefect cannot deliver (its API down, the disk full) would print "--- Error logging to
+        # API ---" and half a sentence before our error line; Python's switch for production silences it.
+        import logging
+
+        logging.raiseExceptions = False
     if os.environ.get("PREFECT_API_URL"):
         yield
         return
@@ -666,6 +683,9 @@ def main() -> None:
     """Entry point: run the app; turn StoryflowError into a message and an exit code."""
     import signal
 
+    from storyflow.core.memory import limit_malloc_arenas
+
+    limit_malloc_arenas()  # before any thread starts (see storyflow/core/memory.py)
     # SIGTERM (a scheduler, `kill PID`) ends a run as Ctrl-C does: through its cleanup, not mid-write
     signal.signal(signal.SIGTERM, _terminate)
     try:
@@ -692,6 +712,11 @@ def main() -> None:
     except BaseException as exc:  # Prefect's own SIGTERM bridge, armed while a flow runs, raises TerminationSignal
         if getattr(exc, "signal", None) != signal.SIGTERM or _debug:
             raise
+        from flows import cancel
+
+        if cancel.requested():  # Cancel in the Prefect UI, delivered as a supervisor's SIGTERM (flows/cancel.py)
+            _fail(StoryflowError("the run was cancelled in the Prefect UI",
+                                 fix="run the same command again to finish the film: the clips already made are kept and reused"))  # fmt: skip
         print("terminated; finished clips are kept and will be reused", file=sys.stderr)
         sys.exit(143)
 

@@ -95,10 +95,10 @@ def unexpected_failure(exc: BaseException, home: Path | None = None) -> Storyflo
     found = next((c for c in causes if isinstance(c, OSError) and c.errno is not None), None)
     code = found.errno if found is not None else None
     kept = "finished clips are kept and reused by the next run"
-    if code in (errno.EACCES, errno.EPERM, errno.EROFS):
+    if code in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR):  # ENOTDIR: a file where a folder must be
         return StoryflowError(f"cannot write {getattr(found, 'filename', None) or 'the output folder'}: "
                               f"{found.strerror if found is not None else 'permission denied'}",
-                              fix="make STORYFLOW_HOME a folder you may write to (not read-only), then rerun")
+                              fix="make STORYFLOW_HOME a folder you may write to (not a file, not read-only), then rerun")
     if code in (errno.ENOSPC, errno.EDQUOT) or (code is None and disk_full(home)):
         return StoryflowError(f"the disk holding the output folder{where} is full",
                               fix=f"free some space or set STORYFLOW_HOME to a larger disk, then rerun: {kept}")

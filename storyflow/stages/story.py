@@ -52,6 +52,8 @@ def read_story(path: Path | str, limits: Limits | None = None) -> Story:
         raise StoryError(f"story file not found: {path}", fix="check the path, e.g. stories/lighthouse.md")
     if path.is_dir():
         raise StoryError(f"{path} is a folder, not a story file", fix="pass a .md or .txt file")
+    if path.is_fifo() or path.is_socket():  # opening a pipe waits for a writer, and a run reads its story more than once
+        raise StoryError(f"{path} is a pipe, not a story file", fix="save the story to a file and pass that file")
     try:
         with open(path, "rb") as handle:
             data = handle.read(limits.max_story_bytes + 1)  # one byte past the limit tells "too big" apart

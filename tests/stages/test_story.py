@@ -91,6 +91,15 @@ def test_missing_file_and_folder(tmp_path):
         read_story(tmp_path)
 
 
+def test_a_pipe_nobody_writes_is_refused_instead_of_waited_on(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "story.md")
+    with pytest.raises(StoryError, match="is a pipe, not a story file") as refused:
+        read_story(tmp_path / "story.md")  # opening it would wait for a writer forever
+    assert refused.value.fix == "save the story to a file and pass that file"
+
+
 @pytest.mark.parametrize(
     ("title", "slug"),
     [
