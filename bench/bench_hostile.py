@@ -434,8 +434,8 @@ def signal_case(case_dir: Path, home: Path, env: dict, signum: int) -> dict:
     story.write_bytes(story_with())
     run = run_storyflow(["film", str(story)], home, case_dir, env, timeout=FILM_S, trigger=("generated in", signum))
     notes = [] if run.signalled else ["the run ended before it generated a clip: no signal was sent"]
-    expected = {signal.SIGTERM: (143, "terminated; finished clips are kept"),
-                signal.SIGINT: (130, "interrupted; finished clips are kept"), signal.SIGKILL: (-9, "")}[signum]
+    expected = {signal.SIGTERM: (143, "error: terminated (SIGTERM) before it finished"),
+                signal.SIGINT: (130, "error: interrupted (Ctrl-C) before it finished"), signal.SIGKILL: (-9, "")}[signum]
     if run.code != expected[0]:
         notes.append(f"exit {run.code}, not {expected[0]}")
     if expected[1] and expected[1] not in run.text:
@@ -469,7 +469,7 @@ def signal_case(case_dir: Path, home: Path, env: dict, signum: int) -> dict:
     kept = f"rerun: film {'made' if rerun.code == 0 else 'NOT made'}; of the clips finished before the stop, " \
            f"{len(finished) - len(lost)}/{len(finished)} reported and {len(on_disk) - len(remade)}/{len(on_disk)} " \
            f"on disk reused"  # fmt: skip
-    first = next((line for line in run.stderr.splitlines() if "finished clips are kept" in line),
+    first = next((line for line in run.stderr.splitlines() if line.startswith("error:")),
                  "(killed: no output possible)" if signum == signal.SIGKILL else "")  # fmt: skip
     return {"run": run, "verify": shown, "expect": "stopped", "problems": notes, "first": first, "kept": kept,
             "wall_s": run.wall_s + rerun.wall_s, "peak_mb": max(run.peak_mb, rerun.peak_mb), "also": [rerun]}

@@ -384,9 +384,8 @@ def _make_film(story: Story, choices: FilmChoices, settings: Settings, out_dir: 
         return summary
     except BaseException as exc:
         door.discard_waiting()  # generations whose rows could not be written leave no file behind
-        stopped, clips = _stopped_by(exc), door.tally.get("clip", {})
+        stopped = _stopped_by(exc)
         catalog.finish_run(run_id, "cancelled" if stopped else "failed", story_id=story_id, storyboard_id=board_id,
-                           clips_generated=clips.get("made", 0), clips_reused=clips.get("reused", 0),
                            error=stopped or f"{type(exc).__name__}: {exc}", generations=door.tally)  # fmt: skip
         raise
     finally:

@@ -92,7 +92,8 @@ def test_a_run_stopped_by_a_signal_leaves_a_clean_catalog(signum, tmp_path, writ
             break
     seen += run.stderr.read()
     assert run.wait(timeout=120) == (143 if signum == signal.SIGTERM else 130), seen
-    assert ("terminated" if signum == signal.SIGTERM else "interrupted") + "; finished clips are kept" in seen
+    how = "terminated (SIGTERM)" if signum == signal.SIGTERM else "interrupted (Ctrl-C)"
+    assert f"error: {how} before it finished" in seen and "fix: run the same command again: what it finished" in seen
     assert "Traceback" not in seen
     verify = run_cli(["catalog", "verify"], home=home, cwd=tmp_path)
     assert verify.code == 0, verify.stdout + verify.stderr
@@ -111,7 +112,8 @@ def test_cancel_in_the_prefect_ui_stops_a_command_line_run(tmp_path, write_story
     for line in run.stderr:
         seen += line
         if "generated in" in line:  # what the UI's button sends: the run's state set to Cancelling
-            running = _api(prefect_server, "flow_runs/filter", {"flow_runs": {"state": {"type": {"any_": ["RUNNING"]}}}})
+            running = _api(prefect_server, "flow_runs/filter", {"flow_runs": {  # the film's run is named after it
+                "state": {"type": {"any_": ["RUNNING"]}}, "name": {"any_": ["cancelled-harbour"]}}})
             assert len(running) == 1, running
             flow_run_id = running[0]["id"]
             _api(prefect_server, f"flow_runs/{flow_run_id}/set_state", {"state": {"type": "CANCELLING"}})
@@ -142,6 +144,13 @@ def _api(api_url: str, path: str, body: dict | None = None, method: str = "POST"
                                      data=json.dumps(body).encode() if body is not None else None)  # fmt: skip
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.loads(response.read() or b"null")
+
+
+def test_a_terminal_that_cannot_show_the_title_gets_escapes_not_an_encoding_error(tmp_path, write_story):
+    story = write_story(TINY_STORY.replace("Tiny Harbour", "Caf\u00e9 \u2605"))
+    result = run_cli(["plan", str(story)], home=tmp_path / "outputs", cwd=tmp_path, env={"PYTHONIOENCODING": "ascii"})
+    assert result.code == 0, result.stderr
+    assert "Caf\\xe9 \\u2605" in result.stdout and "UnicodeEncodeError" not in result.stderr
 
 
 def test_an_output_folder_that_is_a_file_is_named_with_its_fix(tmp_path, write_story):

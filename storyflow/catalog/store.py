@@ -689,8 +689,9 @@ class Store:
         with self.reading() as s:
             rows = s.scalars(select(RunRow).order_by(RunRow.id.desc()).limit(limit)).all()
             costs = run_costs(s, [run.id for run in rows])
-            # a run killed before its tally was written: what it made is still in the rows that name it
-            made = rows_made(s, [run.id for run in rows if run.generations is None])
+            # a run that did not finish counts what it made from its rows: killed, it wrote no tally; failed or
+            # cancelled, its tally lacks what its tasks made and had not yet handed back
+            made = rows_made(s, [run.id for run in rows if run.generations is None or run.status != "completed"])
             return [run_dict(run) | costs.get(run.id, NO_COST) | _counted(made.get(run.id)) for run in rows]
 
 # ---------------------------------------------------------------- module helpers
@@ -721,7 +722,7 @@ def rows_made(s: Session, run_ids: Sequence[int]) -> dict[int, dict[str, int]]:
 
 
 def _counted(made: dict[str, int] | None) -> dict:
-    """A killed run's counts, from its rows (it never wrote its tally)."""
+    """An unfinished run's counts, from its rows."""
     if made is None:
         return {}
     return {"clips_generated": made.get("clip", 0), "made_before_it_ended": made}

@@ -686,6 +686,9 @@ def main() -> None:
     from storyflow.core.memory import limit_malloc_arenas
 
     limit_malloc_arenas()  # before any thread starts (see storyflow/core/memory.py)
+    for stream in (sys.stdout, sys.stderr):  # a terminal or pipe that cannot show a title's characters gets escapes
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     # SIGTERM (a scheduler, `kill PID`) ends a run as Ctrl-C does: through its cleanup, not mid-write
     signal.signal(signal.SIGTERM, _terminate)
     try:
@@ -702,9 +705,7 @@ def main() -> None:
             exc.code == 130 and any(isinstance(cause, KeyboardInterrupt) for cause in cause_chain(exc))
         ):
             raise
-        print(f"{'terminated' if _terminated else 'interrupted'}; finished clips are kept and will be reused",
-              file=sys.stderr)  # fmt: skip
-        sys.exit(143 if _terminated else 130)
+        _stopped(terminated=_terminated)
     except Exception as exc:  # anything else still ends in an error line, not a traceback (--debug shows it)
         if _debug:
             raise
@@ -715,21 +716,29 @@ def main() -> None:
         from flows import cancel
 
         if cancel.requested():  # Cancel in the Prefect UI, delivered as a supervisor's SIGTERM (flows/cancel.py)
-            _fail(StoryflowError("the run was cancelled in the Prefect UI",
-                                 fix="run the same command again to finish the film: the clips already made are kept and reused"))  # fmt: skip
-        print("terminated; finished clips are kept and will be reused", file=sys.stderr)
-        sys.exit(143)
+            _fail(StoryflowError("the run was cancelled in the Prefect UI", fix=f"run the same command again: {KEPT}"))
+        _stopped(terminated=True)
 
 
 _terminated = False
 
 
-def _fail(error: StoryflowError) -> None:
+KEPT = "what it finished (clips, narration, music) is kept and reused"
+
+
+def _fail(error: StoryflowError, exit_code: int | None = None) -> None:
     """The error's two lines on stderr, terminal-safe, and its exit code."""
     print(strip_controls(f"error: {error.message}"), file=sys.stderr)
     if error.fix:
         print(strip_controls(f"  fix: {error.fix}"), file=sys.stderr)
-    sys.exit(error.exit_code)
+    sys.exit(error.exit_code if exit_code is None else exit_code)
+
+
+def _stopped(*, terminated: bool) -> None:
+    """A run stopped by SIGTERM (exit 143) or Ctrl-C (exit 130), as the shell counts signals."""
+    how = "terminated (SIGTERM)" if terminated else "interrupted (Ctrl-C)"
+    _fail(StoryflowError(f"{how} before it finished", fix=f"run the same command again: {KEPT}"),
+          exit_code=143 if terminated else 130)  # fmt: skip
 
 
 def _terminate(signum: int, frame: Any) -> None:
