@@ -46,6 +46,7 @@ from storyflow.backends.base import (
 )
 from storyflow.backends.registry import load_backend
 from storyflow.catalog import FILM, STORYBOARD, Catalog, Generations, open_catalog, server_lock
+from storyflow.catalog.listing import vouched_record
 from storyflow.core import locks, progress
 from storyflow.core.memory import release_freed_memory
 from storyflow.core.config import FilmChoices, Settings, load_settings
@@ -585,7 +586,9 @@ def film_summary(
     for seam in visible:
         log.warning("visible seam in shot %s (segment %d, %s): jump %.1f is %.1fx the motion around it",
                     seam["shot"], seam["segment"], seam["at"], seam["jump"], seam["ratio"])  # fmt: skip
-    atomic_write_text(published["film"].parent / "summary.json", _json(summary))
+    # what this run made or verified, by stat, for an unchanged rerun to trust (storyflow.stages.unchanged)
+    checked = {unchanged.CHECKED: vouched_record(catalog, film_id)}
+    atomic_write_text(published["film"].parent / "summary.json", _json(summary | checked))
     return summary
 
 

@@ -16,8 +16,9 @@ The film's files and its parts (clips, tracks, lines: hundreds of files, gigabyt
 film) are hashed once: the story's summary.json keeps, under "checked_parts", the size, mtime,
 inode and device each had when it was last found intact, and a rerun hashes only those whose
 stat is no longer that (as make and rsync decide; storyflow.catalog.listing.StatCheck). A
-missing or damaged record only means hashing them all, and the flow's own summary has none, so
-the first rerun after a flow hashes everything. `storyflow catalog verify` still hashes all.
+missing or damaged record only means hashing them all. The flow writes the first record
+(listing.vouched_record: it has just made or verified every file), so even the first rerun
+reads only the film it wrote last. `storyflow catalog verify` still hashes all.
 """
 
 from __future__ import annotations
@@ -117,6 +118,6 @@ def answer(story: str | Path, choices: FilmChoices, settings: Settings, *, seed:
                           "segments": [segment | {"reused": True} for segment in shot["segments"]]}
                   for shot in summary.get("shots", [])],
     })  # fmt: skip
-    # summary.json keeps what this check found intact, for the next rerun (the flow's summary has none)
+    # summary.json keeps what this check found intact, for the next rerun
     atomic_write_text(summary_file, json.dumps(summary | {CHECKED: files.checked}, indent=2, default=str) + "\n")
     return summary
