@@ -713,10 +713,6 @@ def main() -> None:
     except BaseException as exc:  # Prefect's own SIGTERM bridge, armed while a flow runs, raises TerminationSignal
         if getattr(exc, "signal", None) != signal.SIGTERM or _debug:
             raise
-        from flows import cancel
-
-        if cancel.requested():  # Cancel in the Prefect UI, delivered as a supervisor's SIGTERM (flows/cancel.py)
-            _fail(StoryflowError("the run was cancelled in the Prefect UI", fix=f"run the same command again: {KEPT}"))
         _stopped(terminated=True)
 
 
@@ -735,7 +731,12 @@ def _fail(error: StoryflowError, exit_code: int | None = None) -> None:
 
 
 def _stopped(*, terminated: bool) -> None:
-    """A run stopped by SIGTERM (exit 143) or Ctrl-C (exit 130), as the shell counts signals."""
+    """A run stopped by Cancel in the Prefect UI (delivered as a supervisor's SIGTERM: flows/cancel.py), by
+    SIGTERM (exit 143) or by Ctrl-C (exit 130), as the shell counts signals."""
+    from flows import cancel
+
+    if cancel.requested():
+        _fail(StoryflowError("the run was cancelled in the Prefect UI", fix=f"run the same command again: {KEPT}"))
     how = "terminated (SIGTERM)" if terminated else "interrupted (Ctrl-C)"
     _fail(StoryflowError(f"{how} before it finished", fix=f"run the same command again: {KEPT}"),
           exit_code=143 if terminated else 130)  # fmt: skip
