@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import stat
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -270,12 +269,6 @@ def newest_finished_run(catalog: Store, story_sha256: str) -> dict | None:
                 "film_key": s.scalar(select(FilmRow.cache_key).where(FilmRow.id == run.film_id))}  # fmt: skip
 
 
-def film_parts_missing(catalog: Store, film_id: int) -> list[str]:
-    """The files of the clips, tracks and lines a film plays that are not in place with their recorded size and
-    sha256 (what the flow would make again). Every file is hashed: `check_film_parts` trusts an earlier check."""
-    return check_film_parts(catalog, film_id).missing
-
-
 # A file modified this shortly before a check may be modified again within the same tick of its mtime (a
 # filesystem's clock is coarser than a nanosecond: 2 s on FAT): its stat would not show it, so it is not
 # recorded as checked, and the next check hashes it again (git's "racily clean" entries).
@@ -296,7 +289,6 @@ class StatCheck:
         # each file found intact, by stored path: "size mtime_ns inode device sha256" (JSON-able), for the next
         # check to trust while its stat stays exactly that (files modified within CHECKED_MARGIN_NS left out)
         self.checked: dict[str, str] = {}
-        self.hashed = 0  # how many files this check read
         self._recent = time.time_ns() - CHECKED_MARGIN_NS
         self._found: dict[tuple[str, int | None, str | None], bool] = {}
 
@@ -320,10 +312,8 @@ class StatCheck:
                 return True  # recorded before its hash was kept: existence is all that can be checked
             # 2. hashed unless the earlier check found these very bytes under this very stat
             seen = f"{info.st_size} {info.st_mtime_ns} {info.st_ino} {info.st_dev} {sha256}"
-            if self.trusted.get(stored) != seen and not self.vouched:
-                self.hashed += 1
-                if sha256_file(path) != sha256:
-                    return False
+            if self.trusted.get(stored) != seen and not self.vouched and sha256_file(path) != sha256:
+                return False
         except OSError:
             return False
         if info.st_mtime_ns < self._recent:
@@ -331,21 +321,9 @@ class StatCheck:
         return True
 
 
-@dataclass
-class PartsCheck:
-    """What `check_film_parts` found."""
-
-    missing: list[str]  # absolute paths of the parts not in place with their recorded size and sha256
-    checked: dict[str, str] = field(default_factory=dict)  # StatCheck.checked: what the next check may trust
-    hashed: int = 0  # how many files this check read
-
-
-def check_film_parts(catalog: Store, film_id: int, checked: object = None, *,
-                     files: StatCheck | None = None) -> PartsCheck:  # fmt: skip
-    """The parts (clips, tracks, lines) of a film that are not intact, as `film_parts_missing`, hashing only those
-    whose stat is not what `checked` (an earlier check's `PartsCheck.checked`) recorded (see StatCheck); `files`:
-    a StatCheck to share with the check of the film's own files."""
-    files = files if files is not None else StatCheck(catalog, checked)
+def check_film_parts(catalog: Store, film_id: int, files: StatCheck) -> list[str]:
+    """The files of the clips, tracks and lines a film plays that are not in place with their recorded size and
+    sha256 (what the flow would make again), by `files` (hashing only what its stat cannot vouch for)."""
     parts = []
     with catalog.reading() as s:
         for table, link, column in ((ClipRow, FilmClipRow, FilmClipRow.clip_id),
@@ -353,9 +331,8 @@ def check_film_parts(catalog: Store, film_id: int, checked: object = None, *,
                                     (NarrationRow, FilmNarrationRow, FilmNarrationRow.narration_id)):  # fmt: skip
             parts += s.execute(select(table.path, table.bytes, table.sha256).join(link, column == table.id)
                                .where(link.film_id == film_id)).all()  # fmt: skip
-    missing = [str(catalog.absolute_path(stored)) for stored, size, sha256 in parts
-               if not files.intact(stored, size, sha256)]  # fmt: skip
-    return PartsCheck(missing, files.checked, files.hashed)
+    return [str(catalog.absolute_path(stored)) for stored, size, sha256 in parts
+            if not files.intact(stored, size, sha256)]  # fmt: skip
 
 
 def vouched_record(catalog: Store, film_id: int) -> dict[str, str]:
@@ -364,7 +341,7 @@ def vouched_record(catalog: Store, film_id: int) -> dict[str, str]:
     hashes only what changed since, or was written within CHECKED_MARGIN_NS of the end (the film itself)."""
     files = StatCheck(catalog, vouched=True)
     checked_film(catalog, film_id, files)
-    check_film_parts(catalog, film_id, files=files)
+    check_film_parts(catalog, film_id, files)
     return files.checked
 
 

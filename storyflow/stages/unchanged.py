@@ -81,8 +81,8 @@ def answer(story: str | Path, choices: FilmChoices, settings: Settings, *, seed:
             return None
         if not isinstance(summary, dict) or summary.get("film_id") != last["film_id"]:
             return None
-        # its files and parts: hashed where their stat changed since the check summary.json kept (all the first
-        # time); a film file in doubt goes to the catalog's own lookup (it fetches from storage)
+        # its files and parts: hashed where their stat changed since the record summary.json keeps (the flow's or
+        # the last rerun's); a film file in doubt goes to the catalog's own lookup (it fetches from storage)
         files = StatCheck(catalog, summary.pop(CHECKED, None))
         film = checked_film(catalog, last["film_id"], files)
         if film is None:
@@ -90,7 +90,7 @@ def answer(story: str | Path, choices: FilmChoices, settings: Settings, *, seed:
             if found is None or found[0] != last["film_id"]:
                 return None
             film = found[1]
-        if check_film_parts(catalog, last["film_id"], files=files).missing:
+        if check_film_parts(catalog, last["film_id"], files):
             return None
         # 3. show it under its plain names again, and record a run that reused everything
         publish_film(film, parsed.slug, out_dir)
