@@ -622,3 +622,25 @@ def test_lightning_never_flashes_on_a_seam_but_still_flashes_after_it():
     later = [k for k in (flashes + 48) if k >= start + quiet]
     for k in later:  # flashes further on are where they always were
         assert after[k - start] > np.median(means) + 15
+
+
+def test_tilt_shift_blurs_the_top_and_bottom_and_keeps_the_middle_sharp():
+    from storyflow.core.models import LensEffect
+
+    def edges(rows: np.ndarray) -> float:  # how much neighbouring pixels differ: detail
+        y = luma(rows)
+        return float(np.abs(np.diff(y, axis=1)).mean() + np.abs(np.diff(y, axis=0)).mean())
+
+    prompt = "a city street at noon"  # windows, doors and the kerb: detail down to the bottom
+    sharp = render(prompt, num_frames=1, width=320, height=180)[0]
+    miniature = render(prompt, num_frames=1, width=320, height=180, effects=(LensEffect.TILT_SHIFT,))[0]
+    bottom, middle = slice(160, 180), slice(80, 100)
+    assert edges(miniature[bottom]) < 0.6 * edges(sharp[bottom])
+    assert edges(miniature[middle]) > 0.8 * edges(sharp[middle])
+
+
+def test_a_figure_climbing_with_an_umbrella_is_drawn():
+    # the rope a climber holds used to leave the figure's top as a tuple, and the umbrella then failed on it
+    climber = Character(name="Mara", description="a tall woman in a red raincoat with an umbrella")
+    frame = render("Mara climbs the cliff in the rain", num_frames=1, width=320, height=180, subjects=(climber,))[0]
+    assert red_mask(frame).sum() > 100

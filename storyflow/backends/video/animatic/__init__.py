@@ -43,7 +43,7 @@ from typing import Any
 
 import cv2
 import numpy as np
-from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageStat
+from PIL import Image, ImageDraw
 from pydantic import Field
 
 from storyflow.backends.base import (
@@ -63,6 +63,7 @@ from storyflow.backends.video.animatic.camera import (
     wind_sway,
 )
 from storyflow.backends.video.animatic.effects import (
+    Extent,
     Flock,
     Grade,
     Lightning,
@@ -70,6 +71,8 @@ from storyflow.backends.video.animatic.effects import (
     Weather,
     caption_sprite,
     label_sprite,
+    lay,
+    premultiplied,
     tag_sprite,
 )
 from storyflow.backends.video.animatic.figures import Palette, Pose, draw_figure
@@ -103,7 +106,6 @@ MAX_LAYER_PIXELS = 8_000_000  # wider layers (very long moves) are drawn at a lo
 SWAY_SHEAR = 0.035  # how far the wind bends a layer of sway 1 at full wind (x per unit of height above the roots)
 SWAY_STEP_PX = 0.4  # the wind's levels differ by at most this at the farthest row from the roots
 MAX_SWAY_LEVELS = 32
-SWAY_MEMORY = 32 << 20  # bytes of swayed pictures one renderer keeps, however long its clip
 SUBPIXEL = 1 / 256  # a move this close to whole pixels is a copy (8-bit pixels cannot show the rest)
 PHASES = 4  # a pure move snaps to this fraction of a pixel, from copies of the picture moved by each (see _composite)
 PHASE_MEMORY = 32 << 20  # bytes of such copies one renderer keeps; past that, moves blend their fraction per frame
@@ -122,7 +124,9 @@ class AnimaticBackend(VideoBackend):
     # 2: continuing shots dissolve in place; no lightning flash next to a seam.
     # 3: faster: the wind's sway in cached steps, rain and snow scrolled from sheets, cheaper roll and tilt shift.
     # 4: zooms, parallax and the roll warped by OpenCV (bilinear at 1/32 pixel, no smoothing of a slight shrink).
-    version = "4"
+    # 5: composited in numpy with OpenCV: premultiplied flats (cleaner edges), the wind's sway in each flat's warp,
+    #    round joints drawn as discs, tilt shift from two halvings.
+    version = "5"
     description = "embedded procedural previz renderer: no weights, no GPU, deterministic"
     # A preview of what a real model will make: its prompts are written as a text-to-video
     # model of today reads them best (the animatic itself picks scenery and figures from their words).
@@ -368,27 +372,27 @@ class Seam:
 
 @dataclass
 class LayerGroup:
-    """Neighbouring layers the camera moves alike, drawn once and moved as one.
+    """Neighbouring layers the camera moves alike, drawn once on one canvas and moved as one.
 
-    Layers the wind bends are drawn apart and sheared to a bounded set of wind levels (the
-    sway repeats every few seconds, so a long clip only revisits them); a frame shows the
-    level nearest its wind.
+    A layer the wind bends is a group of its own: the wind shears its picture through the
+    group's matrix every frame (a bounded set of wind levels, the one nearest each frame's
+    wind), which the warp that moves it does at no extra cost; nothing swayed is stored.
+    Pictures are premultiplied colour + clearness (effects.premultiplied).
     """
 
     layers: list[LayerSpec]
-    matrices: np.ndarray  # world -> screen without the sway, one per frame of the renderer's span
+    matrices: np.ndarray  # world -> screen, with the wind's sway, one per frame of the renderer's span
     base: bool  # the opaque backdrop (sky or back wall)
-    canvas: Canvas | None = None  # the geometry of every picture below (world box, density)
-    runs: list[tuple[float, Image.Image]] = field(default_factory=list)  # (sway, graded picture), back to front
+    canvas: Canvas | None = None  # the geometry of the picture (world box, density)
+    picture: np.ndarray | None = None  # (h, w, 4) premultiplied, graded
+    sway: float = 0.0  # the shear the wind gives it at full wind (0: still)
     level_of: np.ndarray | None = None  # each frame's wind level; None: nothing sways
     level_wind: np.ndarray | None = None  # the wind at each level
-    pictures: dict[int, tuple[Image.Image, Image.Image | None]] = field(default_factory=dict)  # level -> (rgb, alpha)
-    phases: dict[tuple[int, int, int], tuple[Image.Image, Image.Image | None]] = field(default_factory=dict)  # moved by fractions
-    arrays: dict[int, np.ndarray] = field(default_factory=dict)  # level -> its picture as RGB or RGBA pixels, to warp
+    phases: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)  # the picture moved by fractions
     content: tuple[float, float, float, float] | None = None  # world box holding something visible
+    boxes: list[tuple[float, float, float, float]] = field(default_factory=list)  # world boxes holding all of it
     solid_from: float | None = None  # world y below which the canvas is opaque everywhere
     cover: LayerGroup | None = None  # the foreground drawn into this group, kept apart to lay over the figures
-    owner: LayerGroup | None = None  # (of a cover) the group whose pictures it is part of
 
 
 class ShotRenderer:
@@ -402,6 +406,7 @@ class ShotRenderer:
         self.clock = ShotClock(request.fps, total, loop_from=loop_from)
         self.move = request.camera
         self.phase_bytes = 0  # what the pictures' copies moved by fractions of a pixel take (see _phase)
+        self.reach: dict[int, tuple[float, float, float, float]] = {}  # figure -> its last drawn box, about its feet, in sizes
         self.blocking = Blocking(scene.figures, self.move, self.clock, self.width, self.height)
         self.ctx = Ctx(scene, self.width, self.height, horizon_of(scene) * self.height, GROUND_LINE * self.height)
         # tilt shift: the lens effect (LensEffect.TILT_SHIFT), or the camera value of older storyboards
@@ -412,8 +417,8 @@ class ShotRenderer:
         self.span = np.arange(-2, total + 2)
         self.poses = camera_poses(self.move, self.clock, self.span, self.blocking)
         self.figure_matrices = layer_matrices(self.poses, 1.0, self.width, self.height)
-        # A rolling camera rotates everything alike: compose a larger frame without the roll
-        # (fast axis-aligned resampling per layer), then rotate it once.
+        # A rolling camera rotates everything alike: compose a larger frame without the roll (still flats are
+        # then whole-pixel crops, and what nearer flats hide is whole rows), then rotate it once.
         self.roll = self.poses.roll
         most = float(np.abs(self.roll).max())
         mx = math.ceil((self.width * (math.cos(most) - 1) + self.height * math.sin(most)) / 2) + 1 if most > 0 else 0
@@ -425,15 +430,14 @@ class ShotRenderer:
         self.figure_work_matrices = self.to_work @ layer_matrices(self.unrolled, 1.0, self.width, self.height)
 
         # 2. the layers, grouped by identical motion, each group drawn once on a canvas. Without parallax
-        # (static, pan, tilt, zoom) the foreground moves with the backdrop: it is drawn into the backdrop's
-        # picture, so a frame moves one picture, and laid again only where figures stand (`cover`).
+        # (static, pan, tilt, zoom) still layers move with the backdrop: they are drawn into its picture, so a
+        # frame moves few pictures; a still foreground drawn in is laid again only where figures stand (`cover`).
         layers = layers_for(scene)
         groups = self._groups(layers, base=True)
         folded = len(groups[-1].layers) > 1
         self.back, self.front = (groups, []) if folded else (groups[:-1], groups[-1:])
-        swaying = sum(any(self._sway(layer) for layer in group.layers) for group in groups)
         for group in groups:
-            self._draw(group, SWAY_MEMORY // max(1, swaying), foreground_apart=folded and group is groups[-1])
+            self._draw(group, foreground_apart=folded and group is groups[-1])
 
         # 3. figures' colours, weather, overlays
         look = scene.look
@@ -476,12 +480,13 @@ class ShotRenderer:
         return m
 
     def _groups(self, layers: list[LayerSpec], base: bool) -> list[LayerGroup]:
-        """Neighbouring layers with one camera motion share a group: with no parallax (static, pan, tilt, zoom)
-        the whole backdrop is one picture, moved once per frame."""
+        """Neighbouring still layers with one camera motion share a group: with no parallax (static, pan, tilt,
+        zoom) and no wind the whole backdrop is one picture, moved once per frame. A swaying layer is its own."""
         groups: list[LayerGroup] = []
         for layer in layers:
             m = self._layer_matrices(layer)
-            if groups and np.allclose(groups[-1].matrices, m, rtol=0, atol=1e-9):
+            still = not self._sway(layer) and not (groups and any(self._sway(other) for other in groups[-1].layers))
+            if groups and still and np.allclose(groups[-1].matrices, m, rtol=0, atol=1e-9):
                 groups[-1].layers.append(layer)
             else:
                 groups.append(LayerGroup([layer], m, base=base and not groups))
@@ -491,9 +496,9 @@ class ShotRenderer:
         """How far the wind bends a layer (its shear at full wind); 0 without wind."""
         return SWAY_SHEAR * layer.sway if layer.sway and "wind" in self.scene.weather else 0.0
 
-    def _draw(self, group: LayerGroup, sway_budget: int, foreground_apart: bool = False) -> None:
-        """Draw a group's layers onto pictures covering every view of it in the shot (`foreground_apart`: its
-        last layer is the foreground, drawn on its own canvas to lay over the figures too)."""
+    def _draw(self, group: LayerGroup, foreground_apart: bool = False) -> None:
+        """Draw a group's layers onto a picture covering every view of it in the shot (`foreground_apart`: its
+        last layer is the foreground, also drawn on its own to lay over the figures)."""
         # 1. the world box every frame of the span sees through this group (and what the wind adds)
         inverse = np.linalg.inv(group.matrices)
         ww, wh = self.work_size
@@ -504,139 +509,87 @@ class ShotRenderer:
         y0, y1 = seen[:, 1].min() - pad, seen[:, 1].max() + pad
         cx, cy = self.width / 2, self.height / 2
         y0, y1 = max(y0, cy - 4 * self.height), min(y1, cy + 4 * self.height)
-        most_sway = max(self._sway(layer) for layer in group.layers)
+        group.sway = max(self._sway(layer) for layer in group.layers)  # one layer, if any sways
         reach = max(abs(y0 - self.ctx.ground_line), abs(y1 - self.ctx.ground_line))  # the farthest row from the roots
-        bend = most_sway * reach  # world px the wind moves that row at most
+        bend = group.sway * reach  # world px the wind moves that row at most
         x0, x1 = max(x0 - bend, cx - 12 * self.width), min(x1 + bend, cx + 12 * self.width)
         density = min(1.0, math.sqrt(MAX_LAYER_PIXELS / max(1.0, (x1 - x0) * (y1 - y0))))
         if density == 1.0:  # canvas pixels on the screen's grid: a still camera copies them, resampling nothing
             x0, y0 = math.floor(x0), math.floor(y0)
 
-        # 2. draw every layer, back to front: still layers together, each swaying layer on its own
+        # 2. draw the layers, back to front (the foreground apart on its own canvas when asked)
         look = self.scene.look
-        runs: list[tuple[float, list[LayerSpec]]] = []
-        for layer in group.layers:
-            sway = self._sway(layer)
-            apart = foreground_apart and layer is group.layers[-1]
-            if runs and sway == 0.0 and runs[-1][0] == 0.0 and not apart:
-                runs[-1][1].append(layer)
-            else:
-                runs.append((sway, [layer]))
-        for index, (sway, layers) in enumerate(runs):
+        runs = [group.layers[:-1], group.layers[-1:]] if foreground_apart else [group.layers]
+        pictures = []
+        for index, layers in enumerate(runs):
             mode = "RGB" if group.base and index == 0 else "RGBA"
             canvas = Canvas((x0, y0, x1, y1), density, mode, look.sky_horizon, self.scene.world_seed)
             for layer in layers:
                 layer.draw(canvas, self.ctx)
-            image = canvas.image
-            if "watercolor" in self.scene.styles:
-                image = image.filter(ImageFilter.GaussianBlur(1.2 * self.ctx.u * density))
-            image = self.grade.image(image)
-            if mode == "RGBA":
-                group.runs.append((sway, *_matte(image)))
-            else:
-                group.runs.append((sway, image, None))
+            picture = premultiplied(canvas.image, self.grade)
+            if "watercolor" in self.scene.styles:  # soft edges (premultiplied: no dark fringes)
+                picture = cv2.GaussianBlur(picture, (0, 0), 1.2 * self.ctx.u * density)
+            pictures.append(picture)
             group.canvas = canvas
+        group.picture = pictures[0] if len(pictures) == 1 else _over(*pictures)
 
-        # 3. the wind levels: as many as keep each step under SWAY_STEP_PX, as memory allows
-        if most_sway > 0.0:
+        # 3. the wind levels: as many as keep each step under SWAY_STEP_PX; the sway joins the matrices
+        if group.sway > 0.0:
             wind = wind_sway(self.clock, self.span, 1.0)
             low, high = float(wind.min()), float(wind.max())
-            steps = math.ceil(most_sway * (high - low) * reach * density / SWAY_STEP_PX)
-            w, h = group.runs[0][1].size
-            fits = sway_budget // (w * h * (4 if group.base else 5) + (w * h * 5 if foreground_apart else 0))
-            count = max(2, min(steps + 1, MAX_SWAY_LEVELS, fits))
+            steps = math.ceil(group.sway * (high - low) * reach * density / SWAY_STEP_PX)
+            count = max(2, min(steps + 1, MAX_SWAY_LEVELS))
             group.level_wind = np.linspace(low, high, count)
             group.level_of = np.rint((wind - low) / max(high - low, 1e-12) * (count - 1)).astype(int)
+            shear = group.sway * group.level_wind[group.level_of]
+            sway = np.zeros_like(group.matrices)
+            sway[:, 0, 0] = sway[:, 1, 1] = sway[:, 2, 2] = 1.0
+            sway[:, 0, 1], sway[:, 0, 2] = -shear, shear * self.ctx.ground_line  # x -= shear * (y - roots)
+            group.matrices = group.matrices @ sway
 
         # 4. what per-frame compositing needs: where the content is, which rows are opaque
         if foreground_apart:
-            sway, rgb, alpha = group.runs[-1]
             group.cover = LayerGroup(group.layers[-1:], group.matrices, base=False, canvas=group.canvas,
-                                     runs=[(sway, rgb, alpha)], level_of=group.level_of, level_wind=group.level_wind,
-                                     owner=group)  # fmt: skip
-            self._coverage(group.cover, bend if sway else 0.0)
+                                     picture=pictures[-1])  # fmt: skip
+            self._coverage(group.cover)
         if group.base:
             group.content = (x0, y0, x1, y1)
             group.solid_from = y0
             return
-        self._coverage(group, bend)
+        self._coverage(group)
 
     @staticmethod
-    def _coverage(group: LayerGroup, bend: float) -> None:
-        """Where a transparent group's content is (widened by `bend`, the wind's reach) and below which row it is opaque."""
-        assert group.canvas is not None
+    def _coverage(group: LayerGroup) -> None:
+        """Where a transparent group's content is (a few boxes holding all of it) and below which row it is opaque."""
+        assert group.canvas is not None and group.picture is not None
         x0, y0, density = group.canvas.x0, group.canvas.y0, group.canvas.r
-        alpha = np.maximum.reduce([np.asarray(run_alpha) for _, _, run_alpha in group.runs if run_alpha is not None])
+        alpha = 255 - group.picture[..., 3]
         opaque_rows = np.flatnonzero(~(alpha == 255).all(axis=1))
         last_open = opaque_rows[-1] + 1 if len(opaque_rows) else 0
         if last_open < alpha.shape[0]:
             group.solid_from = y0 + (last_open + 1) / density
-        cols, rows = np.flatnonzero(alpha.any(axis=0)), np.flatnonzero(alpha.any(axis=1))
-        if len(cols):
-            l, t, r, b = cols[0], rows[0], cols[-1] + 1, rows[-1] + 1
-            spread = bend * density  # a swaying layer's content moves sideways
-            l, r = max(0, l - spread), min(alpha.shape[1], r + spread)
-            group.content = (x0 + l / density, y0 + t / density, x0 + r / density, y0 + b / density)
+        boxes = _content_boxes(alpha > 0)
+        group.boxes = [(x0 + l / density, y0 + t / density, x0 + r / density, y0 + b / density) for l, t, r, b in boxes]
+        if boxes:
+            l, t, r, b = np.array(group.boxes).T
+            group.content = (float(l.min()), float(t.min()), float(r.max()), float(b.max()))
 
-    def _phase(self, group: LayerGroup, i: int, phase_x: int, phase_y: int) -> tuple[Image.Image, Image.Image | None] | None:
-        """The picture at frame index `i`, its content moved left / up by `phase_x` / `phase_y` PHASES of a pixel
-        (made once): a pure move then crops whole pixels, blending nothing per frame. None once PHASE_MEMORY is spent."""
-        picture = self._picture(group, i)
+    def _phase(self, group: LayerGroup, phase_x: int, phase_y: int) -> np.ndarray | None:
+        """The group's picture, its content moved left / up by `phase_x` / `phase_y` PHASES of a pixel (made
+        once): a pure move then crops whole pixels, resampling nothing per frame. None once PHASE_MEMORY is spent."""
+        picture = group.picture
+        assert picture is not None
         if not (phase_x or phase_y):
             return picture
-        key = (0 if group.level_of is None else int(group.level_of[i]), phase_x, phase_y)
-        moved = group.phases.get(key)
+        moved = group.phases.get((phase_x, phase_y))
         if moved is None:
-            size = picture[0].width * picture[0].height * (4 + (picture[1] is not None))  # PIL keeps RGB in 4 bytes
-            if self.phase_bytes + size > PHASE_MEMORY:
+            if self.phase_bytes + picture.nbytes > PHASE_MEMORY:
                 return None
-            self.phase_bytes += size
-            rgb, alpha = (None if im is None else _shifted(im, phase_x / PHASES, phase_y / PHASES, im.size) for im in picture)
-            assert rgb is not None
-            moved = group.phases[key] = (rgb, alpha)
+            self.phase_bytes += picture.nbytes
+            h, w = picture.shape[:2]
+            shift = np.array([[1.0, 0, phase_x / PHASES], [0, 1.0, phase_y / PHASES], [0, 0, 1]])
+            moved = group.phases[(phase_x, phase_y)] = _warped(picture, shift, (0, 0), (w, h))
         return moved
-
-    def _pixels(self, group: LayerGroup, i: int) -> np.ndarray:
-        """The group's picture at frame index `i` as RGB (a backdrop) or RGBA pixels, made once per wind level."""
-        level = 0 if group.level_of is None else int(group.level_of[i])
-        pixels = group.arrays.get(level)
-        if pixels is None:
-            rgb, alpha = self._picture(group, i)
-            pixels = group.arrays[level] = np.asarray(rgb if alpha is None else Image.merge("RGBA", (*rgb.split(), alpha)))
-        return pixels
-
-    def _picture(self, group: LayerGroup, i: int) -> tuple[Image.Image, Image.Image | None]:
-        """The group's (rgb, alpha) picture at frame index `i`: its wind level's, made on first use."""
-        level = 0 if group.level_of is None else int(group.level_of[i])
-        picture = group.pictures.get(level)
-        if picture is not None:
-            return picture
-        if group.owner is not None and group.level_of is not None:
-            self._picture(group.owner, i)  # makes this level of its foreground too
-            return group.pictures[level]
-        assert group.canvas is not None
-        wind = 0.0 if group.level_wind is None else float(group.level_wind[level])
-        rgb: Image.Image | None = None
-        alpha: Image.Image | None = None
-        for index, (sway, run_rgb, run_alpha) in enumerate(group.runs):
-            if sway and wind:
-                run_rgb = _sheared(run_rgb, sway * wind, group.canvas, self.ctx.ground_line)
-                run_alpha = None if run_alpha is None else _sheared(run_alpha, sway * wind, group.canvas, self.ctx.ground_line)
-                if group.cover is not None and index == len(group.runs) - 1:
-                    group.cover.pictures[level] = (run_rgb, run_alpha)  # the same foreground, laid over the figures
-            if rgb is None:
-                rgb, alpha = run_rgb, run_alpha
-                continue
-            if any(rgb is stored for _, stored, _ in group.runs):
-                rgb = rgb.copy()  # the drawn pictures stay as they are, for the other levels
-            rgb.paste(run_rgb, (0, 0), run_alpha)
-            if alpha is not None and run_alpha is not None:
-                alpha = ImageChops.lighter(alpha, run_alpha)
-        assert rgb is not None
-        group.pictures[level] = (rgb, alpha)
-        if group.level_of is None:
-            group.runs = []  # a still group needs only its one picture
-        return rgb, alpha
 
     # -- per frame
 
@@ -658,18 +611,19 @@ class ShotRenderer:
             m = group.matrices[i]
             if group.solid_from is not None and m[1, 0] == 0:
                 limit = min(limit, max(0, math.ceil(m[1, 1] * group.solid_from + m[1, 2]) + 1))
-        image: Image.Image | None = None
+        image = np.empty((self.work_size[1], self.work_size[0], 3), np.uint8)
+        image[limit:] = 0  # under the backdrop's hidden rows (a nearer flat covers them)
+        view = self._view(float(self.roll[i]))
         for group, bottom in zip(self.back, reversed(hidden_below)):
-            image = self._composite(group, i, image, bottom)
-        assert image is not None
+            self._composite(group, i, image, bottom, within=view)
 
         # 2. the figures, the foreground, the camera's roll, weather, overlays
         anchors, boxes = self._figures(image, k)
         cover = self.back[-1].cover
         for box in boxes if cover is not None else []:
-            image = self._composite(cover, i, image, within=box)
+            self._composite(cover, i, image, within=_meet(box, view))
         for group in self.front:
-            image = self._composite(group, i, image)
+            self._composite(group, i, image, within=view)
         if self.work_size != (self.width, self.height):
             image, anchors = self._roll(image, float(self.roll[i]), anchors)
         t = k / self.clock.fps
@@ -683,83 +637,83 @@ class ShotRenderer:
         if self.tilt_shift is not None:
             image = self.tilt_shift.apply(image)
         self._overlays(image, anchors)
-        return np.array(image)
+        return image
 
-    def _roll(self, image: Image.Image, roll: float, anchors: list[tuple[float, float]]) -> tuple[Image.Image, list[tuple[float, float]]]:
+    def _view(self, roll: float) -> tuple[int, int, int, int]:
+        """The part of the working frame that the output frame, turned by `roll`, shows (with a pixel to spare for
+        its bilinear samples): the rest of the working frame is never looked at."""
+        ww, wh = self.work_size
+        cos, sin = abs(math.cos(roll)), abs(math.sin(roll))
+        hx, hy = (self.width * cos + self.height * sin) / 2 + 2, (self.width * sin + self.height * cos) / 2 + 2
+        return max(0, math.floor(ww / 2 - hx)), max(0, math.floor(wh / 2 - hy)), min(ww, math.ceil(ww / 2 + hx)), min(wh, math.ceil(wh / 2 + hy))
+
+    def _roll(self, image: np.ndarray, roll: float, anchors: list[tuple[float, float]]) -> tuple[np.ndarray, list[tuple[float, float]]]:
         """Rotate the larger working frame by the camera's roll into the output frame."""
         mx, my = self.margin
         cx, cy = self.width / 2, self.height / 2
         cos, sin = math.cos(roll), math.sin(roll)
         # output q -> working p = c_work + R(-roll) (q - c)
         back = np.array([[cos, sin, cx + mx - cos * cx - sin * cy], [-sin, cos, cy + my + sin * cx - cos * cy], [0, 0, 1]])
-        out = Image.fromarray(_warped(np.asarray(image), back, (0, 0), (self.width, self.height)))
+        out = _warped(image, back, (0, 0), (self.width, self.height))
         moved = []
         for x, y in anchors:
             dx, dy = x - cx - mx, y - cy - my
             moved.append((cx + cos * dx - sin * dy, cy + sin * dx + cos * dy))
         return out, moved
 
-    def _composite(self, group: LayerGroup, i: int, under: Image.Image | None, bottom: int | None = None,
-                   within: tuple[int, int, int, int] | None = None) -> Image.Image:  # fmt: skip
-        """Move a group's picture to frame index `i` and lay it over `under` (the backdrop makes a new frame).
+    def _composite(self, group: LayerGroup, i: int, frame: np.ndarray, bottom: int | None = None,
+                   within: tuple[int, int, int, int] | None = None) -> None:  # fmt: skip
+        """Move a group's picture to frame index `i` and lay it on `frame` (the backdrop fills it), in place.
 
         Rows from `bottom` down are hidden by nearer flats and are left out; `within` limits it to a screen box.
-        """
+        Only the screen boxes its content covers are resampled and laid (a foreground is mostly clear)."""
         w, h = self.work_size
         h = h if bottom is None else min(h, bottom)
+        if group.content is None or h <= 0:
+            return
         m = group.matrices[i]
-        if group.content is None:
-            assert under is not None
-            return under
-        # 1. the part of the screen the group's content covers this frame
-        if group.base:
-            sx0, sy0, sx1, sy1 = 0, 0, w, max(1, h)
-        else:
-            l, t, r, b = group.content
-            pts = m @ np.array([[l, r, l, r], [t, t, b, b], [1, 1, 1, 1]], float)
-            sx0, sy0 = max(0, math.floor(pts[0].min())), max(0, math.floor(pts[1].min()))
-            sx1, sy1 = min(w, math.ceil(pts[0].max())), min(h, math.ceil(pts[1].max()))
-        if within is not None:
-            sx0, sy0, sx1, sy1 = max(sx0, within[0]), max(sy0, within[1]), min(sx1, within[2]), min(sy1, within[3])
-        if sx1 <= sx0 or sy1 <= sy0:
-            assert under is not None
-            return under
-        # 2. screen -> canvas pixels, then the cheapest resampling that is exact
         cv = group.canvas
-        assert cv is not None
+        assert cv is not None and group.picture is not None
+        # screen -> canvas pixels, then per box the cheapest resampling that is exact
         to_canvas = np.array([[cv.r, 0, -cv.x0 * cv.r], [0, cv.r, -cv.y0 * cv.r], [0, 0, 1]]) @ np.linalg.inv(m)
-        size = (sx1 - sx0, sy1 - sy0)
-        # a pure move (a pan, a tracking shot, parallax without zoom) of a still picture snaps to 1/PHASES of a
-        # pixel: whole-pixel crops of the picture or of its copy moved by that fraction (off by at most half a
-        # phase). A swaying picture changes every few frames: it blends its fraction.
-        px, py = round(PHASES * (to_canvas[0, 2] + sx0)), round(PHASES * (to_canvas[1, 2] + sy0))
-        moved = self._phase(group, i, px % PHASES, py % PHASES) if group.level_of is None and _is_move(to_canvas) else None
-        if moved is not None:
-            rgb, alpha = (None if im is None else _shifted(im, px // PHASES, py // PHASES, size) for im in moved)
-            assert rgb is not None
-        elif _is_move(to_canvas) and all(abs(v - round(v)) < SUBPIXEL for v in to_canvas[:2, 2]):  # a crop
-            x, y = round(to_canvas[0, 2]) + sx0, round(to_canvas[1, 2]) + sy0
-            rgb, alpha = (None if im is None else _shifted(im, x, y, size) for im in self._picture(group, i))
-            assert rgb is not None
-        else:
-            rgb, alpha = _resample(self._pixels(group, i), to_canvas, (sx0, sy0), size)
-        if under is None:
-            if size == self.work_size:
-                return rgb
-            under = Image.new("RGB", self.work_size)
-        under.paste(rgb, (sx0, sy0), alpha)
-        return under
+        move = _is_move(to_canvas)
+        whole = all(abs(v - round(v)) < SUBPIXEL for v in to_canvas[:2, 2])
+        solid = h if group.solid_from is None or m[1, 0] != 0 else math.ceil(m[1, 1] * group.solid_from + m[1, 2]) + 1
+        for sx0, sy0, sx1, sy1 in [(0, 0, w, h)] if group.base else _screen_boxes(group.boxes, m, w, h):
+            if within is not None:
+                sx0, sy0, sx1, sy1 = _meet((sx0, sy0, sx1, sy1), within)
+            if sx1 <= sx0 or sy1 <= sy0:
+                continue
+            size = (sx1 - sx0, sy1 - sy0)
+            pixels = None
+            # a pure move (a pan, a tracking shot, parallax without zoom) of a still picture snaps to 1/PHASES of a
+            # pixel: whole-pixel crops of the picture or of its copy moved by that fraction (off by at most half a
+            # phase); a swaying picture is sheared, so it is resampled
+            if move and not group.sway:
+                px, py = round(PHASES * (to_canvas[0, 2] + sx0)), round(PHASES * (to_canvas[1, 2] + sy0))
+                moved = self._phase(group, px % PHASES, py % PHASES)
+                pixels = None if moved is None else _crop(moved, px // PHASES, py // PHASES, size)
+            if pixels is None and move and whole:
+                pixels = _crop(group.picture, round(to_canvas[0, 2]) + sx0, round(to_canvas[1, 2]) + sy0, size)
+            if pixels is None:
+                pixels = _warped(group.picture, to_canvas, (sx0, sy0), size)
+            # rows where the picture is opaque are copied; only the others are laid over what is there
+            split = sy0 if group.base else min(sy1, max(sy0, solid))
+            if split > sy0:
+                lay(frame[sy0:split, sx0:sx1], pixels[: split - sy0])
+            if split < sy1:
+                cv2.cvtColor(pixels[split - sy0 :], cv2.COLOR_RGBA2RGB, dst=frame[split:sy1, sx0:sx1])
 
-    def _figures(self, image: Image.Image, k: int) -> tuple[list[tuple[float, float]], list[tuple[int, int, int, int]]]:
+    def _figures(self, image: np.ndarray, k: int) -> tuple[list[tuple[float, float]], list[tuple[int, int, int, int]]]:
         """Draw every figure at frame `k`; return where each one's label goes, and the screen box it was drawn in."""
         if not self.scene.figures:
             return [], []
-        draw = _Extent(ImageDraw.Draw(image))
         m = self.figure_work_matrices[self._index(k)]
         ww, wh = self.work_size
         scale = math.sqrt(abs(np.linalg.det(m[:2, :2])))
         roll = math.atan2(m[1, 0], m[0, 0])
         anchors = []
+        drawn = [math.inf, math.inf, -math.inf, -math.inf]
         for index, (spec, palette) in enumerate(zip(self.scene.figures, self.palettes)):
             track = self.blocking.track(index, np.array([k]))
             feet = m @ np.array([track.x[0], self.ctx.ground_line - track.lift[0], 1.0])
@@ -767,17 +721,39 @@ class ShotRenderer:
             if not (-size < feet[0] < ww + size and -size < feet[1] < wh + 2 * size):
                 anchors.append((math.nan, math.nan))
                 continue
+            shade = None
             if track.lift[0] < 1.0 and spec.kind != "bird":  # a shadow on the ground beneath
                 x, y = int(np.clip(feet[0], 0, ww - 1)), int(np.clip(feet[1] + 1, 0, wh - 1))
-                ground = image.getpixel((x, y))
-                shade = tuple(int(v * 0.6) for v in ground)  # type: ignore[union-attr]
-                draw.ellipse((feet[0] - 0.16 * size, feet[1] - 0.025 * size, feet[0] + 0.16 * size, feet[1] + 0.025 * size), fill=shade)
-            pose = Pose(x=float(feet[0]), y=float(feet[1]), size=size, roll=roll, facing=float(track.facing[0]),
-                        phase=float(track.phase[0]), t=float(track.t[0]), action=self.blocking.actions[index])  # fmt: skip
-            anchors.append(draw_figure(draw, spec, palette, pose))  # type: ignore[arg-type]
-        return anchors, draw.boxes()
+                shade = tuple(int(v * 0.6) for v in image[y, x].tolist())
+            # drawn on a copy of the part of the frame it reached last frame (and a little more); if it reaches
+            # past that, it is drawn again on what it did reach
+            l, t, r, b = (v * size for v in self.reach.get(index, (-0.8, -1.5, 0.8, 0.3)))
+            box = (feet[0] + l - 0.1 * size, feet[1] + t - 0.1 * size, feet[0] + r + 0.1 * size, feet[1] + b + 0.1 * size)
+            while True:
+                left, top = max(0, math.floor(box[0])), max(0, math.floor(box[1]))
+                right, bottom = max(left + 1, min(ww, math.ceil(box[2]))), max(top + 1, min(wh, math.ceil(box[3])))
+                patch = Image.fromarray(image[top:bottom, left:right]) if right <= ww and bottom <= wh else Image.new("RGB", (1, 1))
+                draw = Extent(ImageDraw.Draw(patch))
+                fx, fy = feet[0] - left, feet[1] - top
+                if shade is not None:
+                    draw.ellipse((fx - 0.16 * size, fy - 0.025 * size, fx + 0.16 * size, fy + 0.025 * size), fill=shade)
+                pose = Pose(x=float(fx), y=float(fy), size=size, roll=roll, facing=float(track.facing[0]),
+                            phase=float(track.phase[0]), t=float(track.t[0]), action=self.blocking.actions[index])  # fmt: skip
+                top_x, top_y = draw_figure(draw, spec, palette, pose)  # type: ignore[arg-type]
+                x0, y0, x1, y1 = draw.box[0] + left, draw.box[1] + top, draw.box[2] + left, draw.box[3] + top
+                inside = (x0 >= left or left == 0) and (y0 >= top or top == 0) and (x1 <= right or right == ww) and (y1 <= bottom or bottom == wh)
+                if inside or x1 <= 0 or y1 <= 0 or x0 >= ww or y0 >= wh:
+                    break
+                box = (x0, y0, x1, y1)
+            if inside and patch.size == (right - left, bottom - top):
+                image[top:bottom, left:right] = np.asarray(patch)
+            self.reach[index] = ((x0 - feet[0]) / size, (y0 - feet[1]) / size, (x1 - feet[0]) / size, (y1 - feet[1]) / size)
+            anchors.append((top_x + left, top_y + top))
+            drawn = [min(drawn[0], x0), min(drawn[1], y0), max(drawn[2], x1), max(drawn[3], y1)]
+        x0, y0, x1, y1 = drawn
+        return anchors, [(math.floor(x0), math.floor(y0), math.ceil(x1), math.ceil(y1))] if x0 < x1 else []
 
-    def _overlays(self, image: Image.Image, anchors: list[tuple[float, float]]) -> None:
+    def _overlays(self, image: np.ndarray, anchors: list[tuple[float, float]]) -> None:
         """Names above figures, the camera tag, the caption band."""
         for sprite, (x, top) in zip(self.labels, anchors):
             if math.isnan(x):
@@ -793,18 +769,12 @@ class ShotRenderer:
             sprite.paste(image, 0, top)
 
 
-# ---------------------------------------------------------------- resampling
+# ---------------------------------------------------------------- resampling and boxes
 
 
-def _resample(pixels: np.ndarray, a: np.ndarray, origin: tuple[int, int],
-              size: tuple[int, int]) -> tuple[Image.Image, Image.Image | None]:  # fmt: skip
-    """Sample a picture's RGB or RGBA `pixels` through screen->canvas matrix `a` for the screen rect at `origin`:
-    (rgb, alpha), the alpha being the same RGBA image (PIL pastes through its alpha band) or None."""
-    out = _warped(pixels, a, origin, size)
-    if out.shape[2] == 3:
-        return Image.fromarray(out), None
-    image = Image.frombuffer("RGBA", size, out, "raw", "RGBA", 0, 1)
-    return image, image
+def _meet(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    """The overlap of two boxes (empty if they do not meet)."""
+    return max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
 
 
 def _warped(pixels: np.ndarray, a: np.ndarray, origin: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
@@ -823,76 +793,96 @@ def _is_move(a: np.ndarray) -> bool:
     return abs(a[0, 1]) < 1e-12 and abs(a[1, 0]) < 1e-12 and abs(a[0, 0] - 1) < 1e-9 and abs(a[1, 1] - 1) < 1e-9
 
 
-def _shifted(image: Image.Image, x: float, y: float, size: tuple[int, int]) -> Image.Image:
-    """The `size` window of `image` whose corner is at (x, y): whole-pixel crops, blended for the fraction
-    (what bilinear resampling does for a pure move, for a fraction of its cost)."""
-    ix, iy = math.floor(x + SUBPIXEL), math.floor(y + SUBPIXEL)
-    fx, fy = x - ix, y - iy
-    fx, fy = (0.0 if abs(f) < SUBPIXEL else f for f in (fx, fy))
-    w, h = size
-
-    def row(top: int) -> Image.Image:
-        left = image.crop((ix, top, ix + w, top + h))
-        return Image.blend(left, image.crop((ix + 1, top, ix + 1 + w, top + h)), fx) if fx else left
-
-    upper = row(iy)
-    return Image.blend(upper, row(iy + 1), fy) if fy else upper
+def _crop(picture: np.ndarray, x: int, y: int, size: tuple[int, int]) -> np.ndarray | None:
+    """The `size` window of `picture` whose corner is at whole pixel (x, y); None if it reaches past the picture."""
+    h, w = picture.shape[:2]
+    if x < 0 or y < 0 or x + size[0] > w or y + size[1] > h:
+        return None
+    return picture[y : y + size[1], x : x + size[0]]
 
 
-def _sheared(image: Image.Image, shear: float, canvas: Canvas, base_y: float) -> Image.Image:
-    """A canvas's picture bent by the wind: every row moved by -shear * its height above `base_y` (world)."""
-    data = (1.0, shear, shear * (canvas.y0 - base_y) * canvas.r, 0.0, 1.0, 0.0)
-    return _supersampled(image, image.size, data, (2, 1))  # rows stay rows: only x needs the finer samples
+def _over(under: np.ndarray, over: np.ndarray) -> np.ndarray:
+    """Premultiplied `over` laid on premultiplied `under` (both (h, w, 4)): a new picture."""
+    clear = np.ascontiguousarray(over[..., 3])
+    out = cv2.multiply(under, cv2.merge([clear] * 4), scale=1 / 255)  # colour and clearness both pass `over`
+    colour = over.copy()
+    colour[..., 3] = 0
+    return cv2.add(out, colour)
 
 
-def _supersampled(image: Image.Image, size: tuple[int, int], data: tuple[float, ...],
-                  factor: tuple[int, int] = (2, 2)) -> Image.Image:  # fmt: skip
-    """An affine resample (output -> input `data`, as Image.transform takes it) made of nearest samples on a
-    finer grid averaged down: smooth edges and half-pixel steps at a third of the cost of PIL's bilinear."""
-    fx, fy = factor
-    a, b, c, d, e, f = data
-    fine = image.transform((size[0] * fx, size[1] * fy), Image.Transform.AFFINE,
-                           (a / fx, b / fy, c, d / fx, e / fy, f), Image.Resampling.NEAREST)  # fmt: skip
-    return fine.reduce(factor)
+BOX_BAND = 16  # canvas rows per band when looking for where a picture's content is
+BOX_GAP = 24  # columns of nothing that part two boxes (narrower gaps cost less to resample than a box does)
+MAX_BOXES = 6
+BOX_COST = 6000  # a box's fixed cost (calls, matrices), in pixels of resampling
 
 
-def _matte(image: Image.Image) -> tuple[Image.Image, Image.Image]:
-    """An RGBA picture as (rgb, alpha), its transparent pixels in its visible pixels' mean colour (no dark
-    fringes when resampled)."""
-    rgb, alpha = image.convert("RGB"), image.getchannel("A")
-    solid = alpha.point([0] + [255] * 255)
-    if solid.getbbox() is not None:
-        mean = ImageStat.Stat(rgb, solid).mean
-        rgb.paste(tuple(int(v) for v in mean), mask=ImageChops.invert(solid))
-    return rgb, alpha
+def _content_boxes(seen: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """Disjoint canvas-pixel boxes (l, t, r, b) that together hold every True of `seen` with little else: columns
+    of content above a row (tree trunks, posts) and one box below it (grass, rocks), the row that costs least."""
+    rows = np.flatnonzero(seen.any(axis=1))
+    if not len(rows):
+        return []
+    top, bottom = int(rows[0]), int(rows[-1]) + 1
+    starts = np.arange(top, bottom, BOX_BAND)
+    bands = np.logical_or.reduceat(seen[top:bottom], starts - top, axis=0)  # (bands, width): a band's columns
+    above = np.logical_or.accumulate(bands, axis=0)  # columns with content in bands 0..j
+    below = np.logical_or.accumulate(bands[::-1], axis=0)[::-1]  # in bands j..
+    best: tuple[float, list[tuple[int, int, int, int]]] | None = None
+    for split in range(len(starts) + 1):  # bands before `split` as columns, the rest as one box
+        y = int(starts[split]) if split < len(starts) else bottom
+        boxes = [(l, top, r, y) for l, r in _column_runs(above[split - 1])] if split else []
+        if split < len(starts):
+            cols = np.flatnonzero(below[split])
+            boxes.append((int(cols[0]), y, int(cols[-1]) + 1, bottom))
+        if len(boxes) > MAX_BOXES:
+            continue
+        cost = sum((r - l) * (b - t) + BOX_COST for l, t, r, b in boxes)
+        if best is None or cost < best[0]:
+            best = (cost, boxes)
+    assert best is not None  # split 0 is one box
+    # each column box starts where its own content does
+    return [(l, t + int(np.flatnonzero(seen[t:b, l:r].any(axis=1))[0]), r, b) if b > t and seen[t:b, l:r].any() else (l, t, r, b)
+            for l, t, r, b in best[1] if b > t]  # fmt: skip
 
 
-class _Extent:
-    """An ImageDraw that remembers the screen box of what it drew (where the foreground lies again over figures)."""
+def _column_runs(columns: np.ndarray) -> list[tuple[int, int]]:
+    """(l, r) of the runs of True in `columns`, runs parted by fewer than BOX_GAP False joined."""
+    cols = np.flatnonzero(columns)
+    if not len(cols):
+        return []
+    breaks = np.flatnonzero(np.diff(cols) > BOX_GAP)
+    lefts = np.concatenate([[cols[0]], cols[breaks + 1]])
+    rights = np.concatenate([cols[breaks], [cols[-1]]]) + 1
+    return [(int(l), int(r)) for l, r in zip(lefts, rights)]
 
-    def __init__(self, draw: ImageDraw.ImageDraw):
-        self.draw = draw
-        self.box = [math.inf, math.inf, -math.inf, -math.inf]
 
-    def _grow(self, xs: Any, ys: Any, reach: float) -> None:
-        box = self.box
-        box[0], box[1] = min(box[0], min(xs) - reach), min(box[1], min(ys) - reach)
-        box[2], box[3] = max(box[2], max(xs) + reach), max(box[3], max(ys) + reach)
+def _screen_boxes(boxes: list[tuple[float, float, float, float]], m: np.ndarray, w: int, h: int) -> list[tuple[int, int, int, int]]:
+    """Disjoint whole-pixel screen boxes, within (0, 0, w, h), covering what world `boxes` cover under `m` (a pixel
+    laid twice would be laid darker: where two overlap, the later one keeps only what the earlier ones leave)."""
+    if not boxes:
+        return []
+    b = np.array(boxes)
+    xs, ys = b[:, [0, 2, 0, 2]], b[:, [1, 1, 3, 3]]
+    sx, sy = m[0, 0] * xs + m[0, 1] * ys + m[0, 2], m[1, 0] * xs + m[1, 1] * ys + m[1, 2]
+    # a bilinear sample reaches a pixel past the content (a little more on a shrinking flat)
+    left, top = np.maximum(np.floor(sx.min(axis=1)) - 2, 0), np.maximum(np.floor(sy.min(axis=1)) - 2, 0)
+    right, bottom = np.minimum(np.ceil(sx.max(axis=1)) + 2, w), np.minimum(np.ceil(sy.max(axis=1)) + 2, h)
+    out: list[tuple[int, int, int, int]] = []
+    for box in zip(left.astype(int).tolist(), top.astype(int).tolist(), right.astype(int).tolist(), bottom.astype(int).tolist()):
+        pieces = [box] if box[0] < box[2] and box[1] < box[3] else []
+        for taken in out:
+            pieces = [part for piece in pieces for part in _without(piece, taken)]
+        out += pieces
+    return out
 
-    def polygon(self, xy: Any, fill: Any = None) -> None:
-        self._grow(*zip(*xy), 1.0)  # figures draw with lists of (x, y) points
-        self.draw.polygon(xy, fill=fill)
 
-    def line(self, xy: Any, fill: Any = None, width: int = 1) -> None:
-        self._grow(*zip(*xy), width / 2 + 1.0)
-        self.draw.line(xy, fill=fill, width=width)
-
-    def ellipse(self, xy: Any, fill: Any = None) -> None:
-        x0, y0, x1, y1 = xy
-        self._grow((x0, x1), (y0, y1), 1.0)
-        self.draw.ellipse(xy, fill=fill)
-
-    def boxes(self) -> list[tuple[int, int, int, int]]:
-        """The whole-pixel box around everything drawn (none if nothing was)."""
-        x0, y0, x1, y1 = self.box
-        return [(math.floor(x0), math.floor(y0), math.ceil(x1), math.ceil(y1))] if x0 < x1 else []
+def _without(box: tuple[int, int, int, int], taken: tuple[int, int, int, int]) -> list[tuple[int, int, int, int]]:
+    """The parts of `box` outside `taken` (up to four boxes; none if empty)."""
+    x0, y0, x1, y1 = box
+    tx0, ty0, tx1, ty1 = taken
+    if x0 >= x1 or y0 >= y1:
+        return []
+    if tx0 >= x1 or tx1 <= x0 or ty0 >= y1 or ty1 <= y0:
+        return [box]
+    parts = [(x0, y0, x1, ty0), (x0, ty1, x1, y1), (x0, max(y0, ty0), tx0, min(y1, ty1)), (tx1, max(y0, ty0), x1, min(y1, ty1))]
+    return [p for p in parts if p[0] < p[2] and p[1] < p[3]]

@@ -72,10 +72,14 @@ class Pen:
 
     def limb(self, a: tuple[float, float], b: tuple[float, float], width: float, fill: RGB) -> None:
         px = max(1, round(width * self.pose.size))
-        self.draw.line([self.pt(*a), self.pt(*b)], fill=fill, width=px)
-        if px >= 4:  # round joints
-            self.circle(a[0], a[1], width / 2, fill, sides=8)
-            self.circle(b[0], b[1], width / 2, fill, sides=8)
+        ends = [self.pt(*a), self.pt(*b)]
+        self.draw.line(ends, fill=fill, width=px)
+        if px >= 4:  # round joints: discs (the same turned any way, so drawn as such, not as polygons)
+            r = width / 2 * self.pose.size
+            for x, y in ends:
+                self.draw.ellipse((x - r, y - r, x + r, y + r), fill=fill)
+                if y - r < self.top:
+                    self.top, self.top_x = y - r, x
 
 
 def reach(origin: tuple[float, float], angle: float, length: float) -> tuple[float, float]:
@@ -180,9 +184,9 @@ def _person(draw: ImageDraw.ImageDraw, spec: FigureSpec, c: Palette, pose: Pose,
         pen.poly([(-0.1 + lean, top), (0.1 + lean, top), (0.09, hip[1] - 0.02), (-0.09, hip[1] - 0.02)], c.body)
     hand_front = reach(shoulder, arm_front, arm)
     if action == "climb":  # the rope being climbed (not part of the figure's height)
-        top = (pen.top, pen.top_x)
+        reached = (pen.top, pen.top_x)
         pen.limb((hand_front[0], hand_front[1] - 1.2), (hand_front[0], hand_front[1] + 3.0), 0.02, _darker(c.dark))
-        pen.top, pen.top_x = top
+        pen.top, pen.top_x = reached
     if spec.umbrella and action not in ("fly", "sleep"):
         hand_front = reach(shoulder, 2.3, arm * 0.8)
         pen.limb(shoulder, hand_front, 0.06, c.body)
