@@ -4,9 +4,12 @@ Each sample story (stories/*.md, embedded backends, nothing cached) is made with
 against one running Prefect server, by today's code and by the code at the baseline commit
 (bench.common.DEFAULT_BASELINE, where issue 12 started; BENCH_BASELINE=<commit> picks another,
 BENCH_BASELINE= skips it), one after the other in the same run on the same machine. The stage
-times are the ones each film's summary.json records; "sound" is the audio stage (every shot's
-effects, the music and the mix; narration is its own stage, spoken before the clips because it can
-stretch shots), shown as a share of the generate stage (the animatic's clips).
+times are the ones each film's summary.json records; "sound" is the audio stage, shown as a share of
+the generate stage (the animatic's clips). Narration is its own stage, spoken before the clips because it
+can stretch shots. Since the sound lane (flows/lanes.py) the score and most shots' effects are made while
+the clips are, on a lower CPU priority, so the audio stage is what is left once the last clip is made (the
+last shots' effects, the score laid, the mix); on this CPU-only machine that work shares the cores with
+the animatic, so compare the films' whole wall times as well as the split.
 
 Usage: python -m bench stages
 """
@@ -57,7 +60,8 @@ def main() -> None:
         finally:
             stop_server(tmp_path / "prefect")
     print_table("stage split of the sample films (embedded backends at each story's size, nothing cached, "
-                "a Prefect server running; sound = effects + music + mix)", rows)  # fmt: skip
+                "a Prefect server running; sound = the audio stage: what is left of effects, music and mix "
+                "after the last clip)", rows)  # fmt: skip
     save_results("stages", rows, {"cores": os.cpu_count(), "baseline": baseline})
 
 

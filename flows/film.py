@@ -21,6 +21,7 @@ catalog's door (storyflow.catalog.Generations): a run makes only what no earlier
 with the same inputs, and --force / --force-shot are decided there.
 """
 
+import contextlib
 import logging
 import time
 from collections.abc import Iterable
@@ -35,13 +36,13 @@ from prefect.runtime import deployment, flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows import artifacts, cancel, limits
+from flows.lanes import SoundLane
 from flows.shots import made_on_pool, make_shot
 from flows.work import Done, FilmRun, Signer
 from storyflow.backends.base import (
     BACKEND_KINDS,
     Backend,
     LLMBackend,
-    MusicBackend,
     SpeechBackend,
 )
 from storyflow.backends.registry import load_backend
@@ -149,21 +150,27 @@ def generate_task(shot: Shot, prompt: ShotPrompt, board: Storyboard, run: FilmRu
 
 
 @task(name="effects", task_run_name="effects-{shot.id}", cache_policy=NONE, **RETRY)
-def effects_task(shot: Shot, chain: ClipChain, board: Storyboard, prompt: ShotPrompt, run: FilmRun) -> Done[AudioTrack]:
-    """Sound effects derived from one shot's clips."""
+def effects_task(shot: Shot, made: Done[ShotTakes], board: Storyboard, prompt: ShotPrompt,
+                 run: FilmRun) -> Done[AudioTrack]:  # fmt: skip
+    """Sound effects derived from one shot's clips: those of the take its generate task chose (`made`, that
+    task's result), described by the prompt they were made from (a rephrased one, if a filter refused the first)."""
     with run.door() as door:
         effects = run.backend("effects")
         with limits.holding(effects):
-            track = audio.shot_effects(shot, chain, board, prompt.prompt, effects, run.out_dir(), door)
+            track = audio.shot_effects(shot, made.value.chain, board, (made.value.prompt or prompt).prompt, effects,
+                                       run.out_dir(), door)  # fmt: skip
         return Done(track, door.receipt())
 
 
 @task(name="music", cache_policy=NONE, **RETRY)
-def music_task(board: Storyboard, chains: dict[str, ClipChain], backend: MusicBackend, out_dir: Path,
-               door: Generations) -> AudioTrack:  # fmt: skip
-    """Score the film, timed to the clips actually made."""
-    with limits.holding(backend):
-        return audio.score_film(board, _timeline(board, chains), backend, out_dir, door)
+def music_task(board: Storyboard, shot_frames: dict[str, int] | None, run: FilmRun) -> Done[AudioTrack]:
+    """Score the film: on the planned timeline (`shot_frames` None: while the clips are made), or on the frames
+    the clips hold where they differ from the plan (each cue is composed once: the ones that fit are reused)."""
+    with run.door() as door:
+        music = run.backend("music")
+        with limits.holding(music):
+            track = audio.score_film(board, film_timeline(board, shot_frames), music, run.out_dir(), door)
+        return Done(track, door.receipt())
 
 
 @task(name="mix", cache_policy=NONE)
@@ -257,7 +264,7 @@ def _make_film(story: Story, choices: FilmChoices, settings: Settings, out_dir: 
     for kind, backend in backends.items():
         if not (kind == "video" and request["reuse_only"]):  # a re-stitch asks the video backend for nothing
             backend.check_available()
-    llm, video, music, speech, effects = (backends[kind] for kind in BACKEND_KINDS)
+    llm, video, speech = backends["llm"], backends["video"], backends["speech"]  # music and effects: in their tasks
     takes.load_scorer(choices.scorer)
     prompts = PromptFolder.of(settings.prompts_dir)
     signer = Signer(settings) if choices.credentials else None
@@ -271,6 +278,7 @@ def _make_film(story: Story, choices: FilmChoices, settings: Settings, out_dir: 
                                prefect_flow_run_id=str(flow_run.id))  # fmt: skip
     door = Generations(catalog, run_id=run_id, force=request["force"], force_shots=request["force_shots"])
     story_id = board_id = None
+    lanes = contextlib.ExitStack()
     try:
         story_id = catalog.record_story(story)
         door.point_at(story=story_id)
@@ -320,11 +328,15 @@ def _make_film(story: Story, choices: FilmChoices, settings: Settings, out_dir: 
         #    a task waiting for the shot it continues holds a worker, so it queues behind the
         #    independent work instead of in front of it.
         t = time.perf_counter()
+        sound = lanes.enter_context(SoundLane())  # the score and effects beside the shots (flows/lanes.py)
         generating: dict[str, PrefectFuture] = {}
         person_picks = {shot: pick["take"] for shot, pick in catalog.picks(board_id).items()
                         if pick["picked_by"] == "person"}  # fmt: skip
         limits.ensure(() if request["reuse_only"] else video.shared_limits())  # held across processes and machines
         run = film_run(run_id, out_dir, choices, request, door)  # the prompts' rows: what the clips point at
+        #    Sound work runs in its lane beside the shots: the score on the planned timeline at once (conformed
+        #    clips hold the planned frames), and a shot's effects as soon as that shot is made.
+        scoring = sound.submit(music_task, {"board": board, "shot_frames": None, "run": run})
         chains_of_shots = board.chains()
         for level in range(max(len(chain) for chain in chains_of_shots)):
             for chain in chains_of_shots:
@@ -333,6 +345,9 @@ def _make_film(story: Story, choices: FilmChoices, settings: Settings, out_dir: 
                     previous = generating[chain[level - 1].id] if level else None
                     generating[shot.id] = generate_task.submit(shot, prompts_of[shot.id], board, run, previous,
                                                                person_picks.get(shot.id))  # fmt: skip
+        effecting = {shot.id: sound.submit(effects_task, {"shot": shot, "made": generating[shot.id], "board": board,
+                                                          "prompt": prompts_of[shot.id], "run": run})
+                     for shot in board.shots}  # fmt: skip
         shot_takes = _finished_takes(board, generating, door, artifacts.Progress(
             board, {shot.id: shot.frames(board.fps) * choices.candidates for shot in board.shots}))
         chains = {shot_id: made.chain for shot_id, made in shot_takes.items()}
@@ -344,13 +359,13 @@ def _make_film(story: Story, choices: FilmChoices, settings: Settings, out_dir: 
         timed("generate", t)
         release_freed_memory()  # each stage starts from what is in use, not from the last one's high-water mark
 
-        # 5. sound: every shot's effects from its clips, music on the real timeline, the mix
+        # 5. sound: the score and every shot's effects (made in the lane, the score again where a clip's length
+        #    differs from the plan), then the mix
         t = time.perf_counter()
-        effecting = {
-            shot.id: effects_task.submit(shot, chains[shot.id], board, prompts_of[shot.id], run)
-            for shot in board.shots
-        }
-        music_track = music_task(board, chains, music, out_dir, door)
+        shot_frames = {shot_id: chain.num_frames for shot_id, chain in chains.items()}
+        if film_timeline(board, shot_frames) != film_timeline(board):
+            scoring = sound.submit(music_task, {"board": board, "shot_frames": shot_frames, "run": run})
+        music_track = taken(door, scoring)
         shot_effects = {shot_id: taken(door, future) for shot_id, future in effecting.items()}
         sound, effects_bed = mix_task(board, chains, lines, music_track, shot_effects, out_dir, door,
                                       choices.target_lufs)  # fmt: skip
@@ -390,6 +405,7 @@ def _make_film(story: Story, choices: FilmChoices, settings: Settings, out_dir: 
                            error=stopped or f"{type(exc).__name__}: {exc}", generations=door.tally)  # fmt: skip
         raise
     finally:
+        lanes.close()  # the sound lane's tasks end (a failed run's too) before the catalog closes
         catalog.close()
 
 

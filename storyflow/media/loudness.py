@@ -40,7 +40,7 @@ ABSOLUTE_GATE, RELATIVE_GATE = -70.0, -10.0  # LUFS, and LU under the absolutely
 CHANNEL_WEIGHTS = (1.0, 1.0, 1.0, 1.41, 1.41)  # BS.1770 G_i: L, R, C, Ls, Rs (pyloudnorm's values)
 METER_WINDOW = 1 << 16  # samples integrated_lufs filters at once: its float64 copy stays small
 PLAN_WINDOW = 1 << 18  # samples a plan reads at once, unless told otherwise
-RECALL_BYTES = 24 << 20  # true peaks a plan keeps for its next rounds: a short film's, all of them
+RECALL_BYTES = 28 << 20  # samples and true peaks a plan keeps for its next passes: a short film's, all of them
 
 # (start, stop) -> float32 samples [start, stop) of a signal, shape (stop - start, channels)
 Reader = Callable[[int, int], "np.ndarray"]
@@ -57,13 +57,15 @@ class LoudnessMeter:
     than one block is measured as one block of its own length.
     """
 
-    def __init__(self, sample_rate: int, channels: int) -> None:
+    def __init__(self, sample_rate: int, channels: int, weights: tuple[float, ...] | None = None) -> None:
         import numpy as np
         import pyloudnorm
 
         if not 1 <= channels <= len(CHANNEL_WEIGHTS):
             raise ValueError(f"BS.1770 loudness takes 1 to {len(CHANNEL_WEIGHTS)} channels, got {channels}")
         self.sample_rate, self.channels, self.frames = sample_rate, channels, 0
+        # BS.1770's G_i per channel; a centred mono source heard on two speakers is (2.0,): L = R, twice the power
+        self.weights = CHANNEL_WEIGHTS[:channels] if weights is None else tuple(weights)
         # K-weighting: pyloudnorm's high shelf then high pass, as second-order sections (sosfilt runs the
         # cascade 2.4x faster than lfilter twice; the two differ by float rounding, ~1e-12)
         stages = pyloudnorm.Meter(sample_rate)._filters.values()
@@ -105,7 +107,7 @@ class LoudnessMeter:
         n, rate = self.frames, self.sample_rate
         if n == 0:
             return SILENCE
-        weights = np.asarray(CHANNEL_WEIGHTS[: self.channels])[:, None]
+        weights = np.asarray(self.weights)[:, None]
         if n / rate < GATE_BLOCK_S:  # one block of its own length, as integrated_lufs always measured it
             z = self._sums.sum(axis=0)[:, None] * (1.0 / ((n / rate) * rate))
             return _gated_lufs(z, weights)
@@ -232,30 +234,67 @@ def limiter_reach(sample_rate: int) -> int:
 
 
 class _Recall:
-    """A plan's reader that keeps the true peaks of the windows it read while they fit in RECALL_BYTES.
+    """A plan's reader that keeps what it read, and its true peaks, while they fit in RECALL_BYTES.
 
-    Each limiter round oversamples the same samples again for their true peaks, which only scale
-    with the round's gain: a short film's are computed once (4 bytes a sample: a few minutes of
-    film fit). Past the budget a window is oversampled each time it is asked for, as before, so
-    memory stays bounded whatever the film's length. The peaks it returns are shared: callers
-    must not write into them.
+    Each pass of a plan (its limiter rounds, then writing) reads the same signal again, and asks
+    for its true peaks, which only scale with a round's gain. Both are kept on a grid of `window`
+    samples: a grid window's samples are read once, its true peaks oversampled once (with PEAK_PAD
+    neighbours, so they are exactly the whole signal's), and any range is put together from them.
+    A short film's windows all fit (12 bytes a stereo sample: about 50 s at 48 kHz). Past the budget
+    a range is read and oversampled again each time it is asked for, as before, so memory stays
+    bounded whatever the film's length. What it returns may be shared: callers must not write into it.
     """
 
-    def __init__(self, read: Reader) -> None:
-        self._read, self._room = read, RECALL_BYTES
-        self._peaks: dict[tuple[int, int], np.ndarray] = {}
+    def __init__(self, read: Reader, length: int, window: int) -> None:
+        self._read, self._length, self._window, self._room = read, length, window, RECALL_BYTES
+        self._samples: dict[int, np.ndarray] = {}
+        self._peaks: dict[int, np.ndarray] = {}
+        self._last = (0, 0, None)  # past the budget: the last range read, PEAK_PAD wider, for its peaks
 
     def __call__(self, start: int, stop: int) -> np.ndarray:
-        return self._read(start, stop)
+        """float32 (stop - start, channels): the signal's samples [start, stop)."""
+        return self._gathered(start, stop, self._samples, self._read_window, self._read_range)
 
-    def true_peaks(self, start: int, stop: int, samples: np.ndarray | None = None) -> np.ndarray:
-        """_true_peaks() of the samples [start, stop) (`samples`, when the caller has just read them)."""
-        peaks = self._peaks.get((start, stop))
-        if peaks is None:
-            peaks = _true_peaks(self._read(start, stop) if samples is None else samples)
-            if peaks.nbytes <= self._room:
-                self._peaks[start, stop], self._room = peaks, self._room - peaks.nbytes
-        return peaks
+    def true_peaks(self, start: int, stop: int) -> np.ndarray:
+        """The signal's true peak per sample [start, stop), as _true_peaks() of the whole signal has them."""
+        return self._gathered(start, stop, self._peaks, self._window_peaks, self._range_peaks)
+
+    def _gathered(self, start: int, stop: int, kept: dict, make: Callable, direct: Callable) -> np.ndarray:
+        import numpy as np
+
+        first, last = start // self._window, max(start // self._window, -(-stop // self._window) - 1)
+        if any(k not in kept for k in range(first, last + 1)):
+            if self._room <= 0:  # past the budget: the range alone, computed again
+                return direct(start, stop)
+            for k in range(first, last + 1):
+                if k not in kept:
+                    kept[k] = make(k)
+                    self._room -= kept[k].nbytes
+        pieces = [kept[k] for k in range(first, last + 1)]
+        whole = pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
+        return whole[start - first * self._window : stop - first * self._window]
+
+    def _read_range(self, start: int, stop: int) -> np.ndarray:
+        """Read [start, stop) with PEAK_PAD more each side, kept until the next read: asking for the range's
+        true peaks next (the usual order) reads nothing again."""
+        lo, hi, data = self._last
+        if data is None or not lo <= start <= stop <= hi:
+            lo, hi = max(0, start - PEAK_PAD), min(self._length, stop + PEAK_PAD)
+            data = self._read(lo, hi)
+            self._last = (lo, hi, data)
+        return data[start - lo : stop - lo]
+
+    def _read_window(self, k: int) -> np.ndarray:
+        return self._read(k * self._window, min(self._length, (k + 1) * self._window))
+
+    def _window_peaks(self, k: int) -> np.ndarray:
+        start, stop = k * self._window, min(self._length, (k + 1) * self._window)
+        return self._range_peaks(start, stop)
+
+    def _range_peaks(self, start: int, stop: int) -> np.ndarray:
+        """True peaks of [start, stop), each seeing its PEAK_PAD neighbours as in the whole signal."""
+        lo, hi = max(0, start - PEAK_PAD), min(self._length, stop + PEAK_PAD)
+        return _true_peaks(self(lo, hi))[start - lo : stop - lo]
 
 
 @dataclass(frozen=True)
@@ -335,15 +374,13 @@ def plan_normalization_windowed(
     import numpy as np
 
     # 1. one pass: loudness and the loudest true peak per block; silence stays silence (no gain can make it loud)
-    read = _Recall(read)
     meter = LoudnessMeter(sample_rate, channels)
     block_peaks = np.zeros(-(-length // PEAK_BLOCK), dtype=np.float32)
     window = max(PEAK_BLOCK, window // PEAK_BLOCK * PEAK_BLOCK)  # windows start on a block's first sample
-    for start, stop, lo, hi in _windows(length, window, PEAK_PAD):
-        chunk = read(lo, hi)
-        meter.feed(chunk[start - lo : stop - lo])
-        peaks = read.true_peaks(lo, hi, chunk)[start - lo : stop - lo]
-        block_peaks[start // PEAK_BLOCK : -(-stop // PEAK_BLOCK)] = _block_max(peaks)
+    read = _Recall(read, length, window)
+    for start, stop, _, _ in _windows(length, window, 0):
+        meter.feed(read(start, stop))
+        block_peaks[start // PEAK_BLOCK : -(-stop // PEAK_BLOCK)] = _block_max(read.true_peaks(start, stop))
     plan = Normalization(0.0, 0.0, meter.lufs(), SILENCE, SILENCE, 0.0, sample_rate, channels, ceiling_dbfs, length,
                          read, block_peaks)  # fmt: skip
     if plan.lufs_before == SILENCE:  # left as it is: no gain, and no limiter either
@@ -355,9 +392,10 @@ def plan_normalization_windowed(
     for round_ in range(max(1, rounds)):
         if round_:
             gain_db += target_lufs - after  # make up what the limiter took
-        after, peak, lowest = _limited_pass(plan, gain_db, window)
+        after, lowest = _limited_loudness(plan, gain_db, window)
         if lowest >= 1.0 or after >= target_lufs - 0.05:
             break
+    peak = _limited_true_peak(plan, gain_db, window)  # of the last round only: no round before needs it
 
     # 3. a last static trim if the oversampled peak still pokes through (rare: the gain curve's own ripple)
     trim_db = 0.0
@@ -370,53 +408,92 @@ def plan_normalization_windowed(
                    true_peak_after=float(peak), limited_db=limited_db)  # fmt: skip
 
 
-def _limited_pass(plan: Normalization, gain_db: float, window: int) -> tuple[float, float, float]:
-    """One pass over signal * gain * limiter: (its loudness, its true peak in dBTP, the curve's lowest value).
-
-    Where the limiter is idle, the window's true peak is the gain times its block peaks (to float
-    rounding), so it is oversampled again only if it could be the loudest of the whole signal.
-    """
+def _limited_loudness(plan: Normalization, gain_db: float, window: int) -> tuple[float, float]:
+    """One pass over signal * gain * limiter: (its loudness, the curve's lowest value)."""
     import numpy as np
 
     scale = np.float32(10 ** (gain_db / 20))
     meter = LoudnessMeter(plan.sample_rate, plan.channels)
-    top, lowest, idle = 0.0, 1.0, []
-    for start, stop, lo, hi in _windows(plan.length, window, PEAK_PAD):
-        signal, curve = _limiter_window(plan, lo, hi, gain_db)
+    lowest = 1.0
+    for start, stop, _, _ in _windows(plan.length, window, 0):
+        signal, curve = _limiter_window(plan, start, stop, gain_db)
         if curve is None:  # samples * 1.0 is the samples: measuring `scaled` is measuring the limited signal
-            meter.feed(signal[start - lo : stop - lo] * scale)
-            estimate = float(plan.block_peaks[start // PEAK_BLOCK : -(-stop // PEAK_BLOCK)].max() * scale)
-            idle.append((estimate, start, stop, lo, hi))
+            meter.feed(signal * scale)
             continue
-        limited = (signal * scale) * curve[:, None]
-        meter.feed(limited[start - lo : stop - lo])
-        top = max(top, float(_true_peaks(limited)[start - lo : stop - lo].max()))
-        lowest = min(lowest, float(curve[start - lo : stop - lo].min()))
-    for estimate, start, stop, lo, hi in sorted(idle, reverse=True):  # exact, where an estimate could beat the top
+        meter.feed((signal * scale) * curve[:, None])
+        lowest = min(lowest, float(curve.min()))
+    return meter.lufs(), lowest
+
+
+def _limited_true_peak(plan: Normalization, gain_db: float, window: int) -> float:
+    """The true peak of signal * gain * limiter, in dBTP.
+
+    Where the limiter is idle, the limited signal is the scaled signal, whose true peaks are the gain
+    times the plan's (to float rounding): a window is oversampled again only if its block peaks could
+    be the loudest of the whole signal, and where the limiter acts, only the stretches it touches.
+    """
+    import numpy as np
+
+    scale = np.float32(10 ** (gain_db / 20))
+    top, idle = 0.0, []
+    for start, stop, lo, hi in _windows(plan.length, window, PEAK_PAD):
+        if not _limiter_acts(plan, start, stop, gain_db):
+            estimate = float(plan.block_peaks[start // PEAK_BLOCK : -(-stop // PEAK_BLOCK)].max() * scale)
+            idle.append((estimate, start, stop))
+            continue
+        signal, curve = _limiter_window(plan, lo, hi, gain_db)
+        top = max(top, _touched_peak(plan.read.true_peaks(start, stop) * scale, signal * scale, curve, start - lo))
+    for estimate, start, stop in sorted(idle, reverse=True):  # exact, where an estimate could beat the top
         if estimate * (1 + 1e-5) < top or estimate == 0.0:
             break
-        top = max(top, float((plan.read.true_peaks(lo, hi) * scale)[start - lo : stop - lo].max()))
-    return meter.lufs(), (float(20 * np.log10(top)) if top > 0 else SILENCE), lowest
+        top = max(top, float((plan.read.true_peaks(start, stop) * scale).max()))
+    return float(20 * np.log10(top)) if top > 0 else SILENCE
+
+
+def _touched_peak(peaks: np.ndarray, scaled: np.ndarray, curve: np.ndarray, offset: int) -> float:
+    """The largest true peak of scaled * curve over the len(peaks) samples from `offset`, given `peaks`, the
+    true peaks of `scaled` there. A PEAK_BLOCK whose samples and PEAK_PAD neighbours the curve leaves at 1
+    has the scaled signal's peaks; the blocks it touches are oversampled again, limited, in runs."""
+    import numpy as np
+
+    n = len(peaks)
+    edges = np.arange(0, n + PEAK_BLOCK, PEAK_BLOCK).clip(max=n)  # block b is [edges[b], edges[b + 1])
+    below = np.concatenate([[0], np.cumsum(curve < 1.0)])  # below[i]: samples under 1 before curve[i]
+    around = offset + edges - PEAK_PAD, offset + edges + PEAK_PAD
+    touched = below[np.minimum(around[1][1:], len(curve))] > below[np.maximum(around[0][:-1], 0)]
+    top = max((float(peaks[lo:hi].max()) for lo, hi, t in zip(edges[:-1], edges[1:], touched) if not t and hi > lo),
+              default=0.0)  # fmt: skip
+    runs = np.flatnonzero(np.diff(np.concatenate([[0], touched.astype(np.int8), [0]])))
+    for first, last in zip(runs[0::2], runs[1::2]):  # touched blocks [first, last)
+        lo, hi = offset + edges[first], offset + edges[last]
+        wide_lo, wide_hi = max(0, lo - PEAK_PAD), min(len(curve), hi + PEAK_PAD)
+        limited = scaled[wide_lo:wide_hi] * curve[wide_lo:wide_hi, None]
+        top = max(top, float(_true_peaks(limited)[lo - wide_lo : hi - wide_lo].max()))
+    return top
 
 
 def _limiter_window(plan: Normalization, start: int, stop: int, gain_db: float) -> tuple[np.ndarray, np.ndarray | None]:
-    """The planned signal [start, stop) and the limiter curve there at `gain_db`, equal to the whole signal's.
+    """The planned signal [start, stop) and the limiter curve there at `gain_db`, equal to the whole signal's
+    (None where the limiter is idle: all 1). The curve needs the signal limiter_reach() samples either side."""
+    import numpy as np
 
-    The curve needs the signal limiter_reach() samples either side; it is 1 wherever no true peak
-    within that reach passes the ceiling at this gain, which the block peaks tell without reading
-    it: then the curve comes back as None (all 1).
-    """
+    if not _limiter_acts(plan, start, stop, gain_db):
+        return plan.read(start, stop), None
+    reach = limiter_reach(plan.sample_rate)
+    lo, hi = max(0, start - reach), min(plan.length, stop + reach)
+    peaks = plan.read.true_peaks(lo, hi) * np.float32(10 ** (gain_db / 20))
+    return plan.read(start, stop), _limiter_curve(peaks, plan.sample_rate, plan.ceiling_dbfs)[start - lo : stop - lo]
+
+
+def _limiter_acts(plan: Normalization, start: int, stop: int, gain_db: float) -> bool:
+    """Whether some true peak within limiter_reach() of [start, stop) passes the ceiling at `gain_db`: the
+    block peaks tell, without reading the signal."""
     import numpy as np
 
     reach = limiter_reach(plan.sample_rate)
     lo, hi = max(0, start - reach), min(plan.length, stop + reach)
     nearby = plan.block_peaks[lo // PEAK_BLOCK : -(-hi // PEAK_BLOCK)]
-    scale = np.float32(10 ** (gain_db / 20))
-    if not len(nearby) or float((nearby * scale).max()) <= 10 ** (plan.ceiling_dbfs / 20):
-        return plan.read(start, stop), None
-    wide = plan.read(lo, hi)
-    curve = _limiter_curve(plan.read.true_peaks(lo, hi, wide) * scale, plan.sample_rate, plan.ceiling_dbfs)
-    return wide[start - lo : stop - lo], curve[start - lo : stop - lo]
+    return bool(len(nearby)) and float((nearby * np.float32(10 ** (gain_db / 20))).max()) > 10 ** (plan.ceiling_dbfs / 20)
 
 
 def _windows(length: int, window: int, pad: int):

@@ -147,34 +147,59 @@ def read_frames(path: Path, start: int = 0, count: int | None = None) -> Iterato
             yield frame.to_ndarray(format="rgb24")
 
 
-def read_luma(path: Path, width: int) -> Iterator[np.ndarray]:
+def read_luma(path: Path, width: int, *, deblock: bool = True) -> Iterator[np.ndarray]:
     """Every frame's brightness (luma, 0..1 float32), box-downscaled to at most `width` pixels wide.
 
     For analysis that needs only small grey pictures (motion, flashes): the decoder's own luma
-    plane is read directly, on the decoder's threads, with no RGB conversion of the full frame;
-    about 15x faster than read_frames() followed by a resize.
+    plane is read directly, on the decoder's threads, with no RGB conversion of the full frame.
+    The downscale is PIL's BOX filter (each small pixel the mean of the pixels whose centres it
+    covers, not rounded to a grey level), read off an integral image, the arithmetic done for 32
+    frames at once: 2-3x faster than PIL's resize. deblock=False skips the decoder's loop filter
+    (10-25% of the decode) for measures on pictures several times smaller, where the block edges
+    it would smooth are mostly averaged away: values move by up to ~0.04 at 4x smaller.
     """
     import av
+    import cv2
     import numpy as np
-    from PIL import Image
+
+    def finish(corners: list[np.ndarray], limited: list[bool], per_area: np.ndarray) -> np.ndarray:
+        """The small pictures of a batch of frames, from the integral images at their boxes' corners."""
+        sums = np.diff(np.diff(np.stack(corners), axis=1), axis=2)  # (n, h, w): each box's sum
+        narrow = np.array(limited)[:, None, None]  # limited range: black at 16, white at 235
+        grey = np.multiply(sums, per_area / np.where(narrow, np.float32(219), np.float32(255)), dtype=np.float32)
+        grey -= np.where(narrow, np.float32(16 / 219), np.float32(0))
+        return np.clip(grey, 0, 1, out=grey)
 
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        size = None
+        if not deblock:
+            stream.codec_context.options = {"skip_loop_filter": "all"}
+        rows = cols = None
+        corners: list[np.ndarray] = []  # per frame: the integral image at the box corners
+        limited: list[bool] = []
         for frame in container.decode(stream):
-            if size is None:
+            if rows is None:
                 scale = min(1.0, width / frame.width)
                 size = (max(8, round(frame.width * scale)), max(8, round(frame.height * scale)))
+                # PIL's box: small pixel j is the mean of the pixels whose centres lie in (j, j + 1] * full / small
+                rows, cols = ((2 * np.arange(small + 1) * full + small) // (2 * small)
+                              for full, small in ((frame.height, size[1]), (frame.width, size[0])))  # fmt: skip
+                per_area = 1 / np.outer(np.diff(rows), np.diff(cols)).astype(np.float32)
             name = frame.format.name
             if name.startswith(("yuv", "nv12", "nv21")):  # the luma plane as the decoder made it
                 plane = frame.planes[0]
                 luma = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : frame.width]
-                limited = not name.startswith("yuvj") and frame.color_range != 2  # 2: full (JPEG) range
+                limited.append(not name.startswith("yuvj") and frame.color_range != 2)  # 2: full (JPEG) range
             else:
-                luma, limited = frame.to_ndarray(format="gray"), False
-            small = np.asarray(Image.fromarray(luma).resize(size, Image.Resampling.BOX), dtype=np.float32)
-            yield np.clip((small - 16) / 219, 0, 1) if limited else small / 255
+                luma = frame.to_ndarray(format="gray")
+                limited.append(False)
+            corners.append(cv2.integral(luma).take(rows, axis=0).take(cols, axis=1))
+            if len(corners) == 32:
+                yield from finish(corners, limited, per_area)
+                corners, limited = [], []
+        if corners:
+            yield from finish(corners, limited, per_area)
 
 
 def decode_range(path: Path, start: int, count: int) -> Iterator[np.ndarray]:

@@ -394,13 +394,13 @@ class _Sources:
 
         from storyflow.media.loudness import LoudnessMeter
 
-        meters = [LoudnessMeter(self.sample_rate, 2) for _ in range(3)]
+        meters = [LoudnessMeter(self.sample_rate, 1, weights=(2.0,)), *(LoudnessMeter(self.sample_rate, 2) for _ in range(2))]
         levels = np.zeros(-(-self.total // hop), dtype=np.float32)
         for start in range(0, self.total, window):
             stop = min(self.total, start + window)
             voice = self.narration.read(start, stop)
             levels[start // hop : -(-stop // hop)] = _voice_levels(voice, hop)
-            meters[0].feed(np.repeat(voice[:, None], 2, axis=1))
+            meters[0].feed(voice)  # the voice sits in the centre: measured once, weighed as both channels
             for meter, source in zip(meters[1:], (self.music, self.effects)):
                 if source.wav is not None:
                     meter.feed(source.read(start, stop))
@@ -440,11 +440,12 @@ class _Sources:
         depth, hop, last = self._depth, self._hop, len(self._depth) - 1
         if last < 1 or not depth[start // hop : stop // hop + 2].any():  # one step, or no speech near: flat
             return np.full(stop - start, depth[min(start // hop, last)] if len(depth) else 0.0, dtype=np.float32)
-        at = np.arange(start, stop)
-        step = np.minimum(at // hop, last - 1)
-        out = self._slopes[step] * (at - step * hop) + depth[step]
-        out[at >= last * hop] = depth[last]  # past the last step's start: its value holds
-        return out.astype(np.float32)
+        first = start // hop
+        steps = np.arange(first, -(-stop // hop))  # a row per step: no per-sample gather
+        step = np.minimum(steps, last - 1)[:, None]
+        grid = self._slopes[step] * (steps[:, None] * hop + np.arange(hop) - step * hop) + depth[step]
+        grid[steps >= last] = depth[last]  # past the last step's start: its value holds
+        return grid.ravel()[start - first * hop : stop - first * hop].astype(np.float32)
 
     def balanced(self, start: int, stop: int) -> np.ndarray:
         """float32 (stop - start, 2): the three parts summed, before normalisation."""

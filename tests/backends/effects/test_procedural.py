@@ -105,6 +105,24 @@ def test_a_pan_reads_as_camera_motion_and_is_heard_as_a_whoosh(tmp_path: Path):
     assert rms(with_accents[RATE // 2 :]) > 2 * rms(without[RATE // 2 :])
 
 
+def test_a_long_pan_is_measured_on_every_frame(tmp_path: Path):
+    """Longer than the batches the analysis works in (frames are downscaled and transformed in groups):
+    every pair of frames gets its own shift, none skipped or misaligned where one batch meets the next."""
+    wide = backdrop(seed=4, width=W + 3 * 70 + 8)
+    frames = [wide[:, 3 * i : 3 * i + W].copy() for i in range(70)]  # the view slides 3 px a frame
+    picture = analyze_picture([write_clip(tmp_path / "long-pan.mp4", frames)], FPS)
+    assert picture.num_frames == 70 and picture.camera_dx[0] == 0
+    assert np.abs(picture.camera_dx[1:] * W + 3).max() < 0.75  # content slides 3 px left, frame after frame
+    assert np.median(picture.motion) < 0.05
+
+
+def test_a_flash_in_the_first_frames_is_found(tmp_path: Path):
+    dark = (backdrop() // 5).astype(np.uint8)
+    frames = [dark] * 12
+    frames[2] = np.full_like(dark, 250)  # fewer than 6 frames before it to take the median of
+    assert analyze_picture([write_clip(tmp_path / "early.mp4", frames)], FPS).flashes == (2,)
+
+
 def media_luma(frame: np.ndarray) -> np.ndarray:
     return frame.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32) / 255
 
