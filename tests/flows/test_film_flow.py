@@ -6,7 +6,10 @@ The flow runs in this process against the session's real Prefect server on loopb
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -121,3 +124,28 @@ def test_the_ui_shows_the_film_under_its_own_name_and_artifacts(flow_run, prefec
     assert "| s01 |" in by_key["tiny-harbour-summary"].data
     link = by_key["tiny-harbour-film"].data  # Prefect keeps a link artifact as markdown: [name](url)
     assert f"({Path(summary['film']).resolve().as_uri()})" in link
+
+
+def test_sound_is_made_beside_the_shots(flow_run):
+    summary, runs = flow_run
+    by_name = {run.name: run for run in runs}
+    last_clip = max(run.end_time for run in runs if run.name.startswith("generate-"))
+    # the score waits for no clip (the clips hold the planned frames), and is composed once
+    music = [run for run in runs if run.name.startswith("music")]
+    assert len(music) == 1 and music[0].start_time < last_clip
+    assert summary["generations"]["music cue"] == {"made": len(summary["shots"]), "reused": 0}
+    # a shot's effects wait for that shot's clips, and for nothing else
+    for shot in summary["shots"]:
+        assert by_name[f"effects-{shot['id']}"].start_time >= by_name[f"generate-{shot['id']}"].end_time
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a thread's own priority is Linux's")
+def test_the_sound_lane_yields_the_cpu_to_the_shots():
+    from flows.lanes import NICENESS, SoundLane
+
+    def own_priority() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    with SoundLane() as lane:
+        lane_priority = lane._executor.submit(own_priority).result()  # the lane's one thread (its Prefect tasks run there)
+    assert lane_priority == own_priority() + NICENESS
