@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -38,7 +39,7 @@ PEAK_BLOCK = 1024  # a plan keeps the loudest true peak per this many samples, t
 GATE_BLOCK_S, GATE_OVERLAP = 0.4, 0.75  # BS.1770 gating blocks: 400 ms, 75 % overlap (as pyloudnorm)
 ABSOLUTE_GATE, RELATIVE_GATE = -70.0, -10.0  # LUFS, and LU under the absolutely-gated loudness
 CHANNEL_WEIGHTS = (1.0, 1.0, 1.0, 1.41, 1.41)  # BS.1770 G_i: L, R, C, Ls, Rs (pyloudnorm's values)
-METER_WINDOW = 1 << 16  # samples integrated_lufs filters at once: its float64 copy stays small
+METER_WINDOW = 1 << 16  # samples a meter filters at once: its float64 copies stay small
 PLAN_WINDOW = 1 << 18  # samples a plan reads at once, unless told otherwise
 RECALL_BYTES = 28 << 20  # samples and true peaks a plan keeps for its next passes: a short film's, all of them
 
@@ -77,14 +78,16 @@ class LoudnessMeter:
 
     def feed(self, samples: np.ndarray) -> None:
         """Take the next window: float samples, shape (n,) for mono or (n, channels)."""
-        import numpy as np
-        from scipy.signal import sosfilt
-
         data = _as_channels(samples)
         if data.shape[1] != self.channels:
             raise ValueError(f"this meter measures {self.channels} channels, got samples of shape {data.shape}")
-        if len(data) == 0:
-            return
+        for at in range(0, len(data), METER_WINDOW):  # a slice at a time: its float64 copies stay small
+            self._feed(data[at : at + METER_WINDOW])
+
+    def _feed(self, data: np.ndarray) -> None:
+        import numpy as np
+        from scipy.signal import sosfilt
+
         rows = np.array(data.T, dtype=np.float64)  # channels first: the filter runs along contiguous rows
         weighted, self._state = sosfilt(self._sections, rows, axis=1, zi=self._state)
         start, stop = self.frames, self.frames + len(data)
@@ -171,8 +174,7 @@ def integrated_lufs(samples: np.ndarray, sample_rate: int) -> float:
     """
     data = _as_channels(samples)
     meter = LoudnessMeter(sample_rate, data.shape[1])
-    for start in range(0, len(data), METER_WINDOW):
-        meter.feed(data[start : start + METER_WINDOW])
+    meter.feed(data)
     return meter.lufs()
 
 
@@ -245,31 +247,33 @@ class _Recall:
     bounded whatever the film's length. What it returns may be shared: callers must not write into it.
     """
 
-    def __init__(self, read: Reader, length: int, window: int) -> None:
-        self._read, self._length, self._window, self._room = read, length, window, RECALL_BYTES
+    def __init__(self, read: Reader, length: int, channels: int, window: int) -> None:
+        self._read, self._length, self._channels, self._window = read, length, channels, window
+        self._room = RECALL_BYTES
         self._samples: dict[int, np.ndarray] = {}
         self._peaks: dict[int, np.ndarray] = {}
         self._last = (0, 0, None)  # past the budget: the last range read, PEAK_PAD wider, for its peaks
 
     def __call__(self, start: int, stop: int) -> np.ndarray:
         """float32 (stop - start, channels): the signal's samples [start, stop)."""
-        return self._gathered(start, stop, self._samples, self._read_window, self._read_range)
+        return self._gathered(start, stop, self._samples, self._read_window, self._read_range, 4 * self._channels)
 
     def true_peaks(self, start: int, stop: int) -> np.ndarray:
         """The signal's true peak per sample [start, stop), as _true_peaks() of the whole signal has them."""
-        return self._gathered(start, stop, self._peaks, self._window_peaks, self._range_peaks)
+        return self._gathered(start, stop, self._peaks, self._window_peaks, self._range_peaks, 4)
 
-    def _gathered(self, start: int, stop: int, kept: dict, make: Callable, direct: Callable) -> np.ndarray:
+    def _gathered(self, start: int, stop: int, kept: dict, make: Callable, direct: Callable,
+                  bytes_per_sample: int) -> np.ndarray:  # fmt: skip
         import numpy as np
 
         first, last = start // self._window, max(start // self._window, -(-stop // self._window) - 1)
-        if any(k not in kept for k in range(first, last + 1)):
-            if self._room <= 0:  # past the budget: the range alone, computed again
-                return direct(start, stop)
-            for k in range(first, last + 1):
-                if k not in kept:
-                    kept[k] = make(k)
-                    self._room -= kept[k].nbytes
+        missing = [k for k in range(first, last + 1) if k not in kept]
+        spans = sum(min(self._length, (k + 1) * self._window) - k * self._window for k in missing)
+        if spans * bytes_per_sample > self._room:  # past the budget: the range alone, computed again
+            return direct(start, stop)
+        for k in missing:
+            kept[k] = make(k)
+            self._room -= kept[k].nbytes
         pieces = [kept[k] for k in range(first, last + 1)]
         whole = pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
         return whole[start - first * self._window : stop - first * self._window]
@@ -377,10 +381,13 @@ def plan_normalization_windowed(
     meter = LoudnessMeter(sample_rate, channels)
     block_peaks = np.zeros(-(-length // PEAK_BLOCK), dtype=np.float32)
     window = max(PEAK_BLOCK, window // PEAK_BLOCK * PEAK_BLOCK)  # windows start on a block's first sample
-    read = _Recall(read, length, window)
-    for start, stop, _, _ in _windows(length, window, 0):
-        meter.feed(read(start, stop))
-        block_peaks[start // PEAK_BLOCK : -(-stop // PEAK_BLOCK)] = _block_max(read.true_peaks(start, stop))
+    read = _Recall(read, length, channels, window)
+    with ThreadPoolExecutor(1) as pool:  # a window's true peaks beside its loudness (both release the GIL)
+        for start, stop, _, _ in _windows(length, window, 0):
+            samples = read(start, stop)
+            peaks = pool.submit(read.true_peaks, start, stop)  # the reader is used by one thread at a time:
+            meter.feed(samples)  # here only the window already read is metered
+            block_peaks[start // PEAK_BLOCK : -(-stop // PEAK_BLOCK)] = _block_max(peaks.result())
     plan = Normalization(0.0, 0.0, meter.lufs(), SILENCE, SILENCE, 0.0, sample_rate, channels, ceiling_dbfs, length,
                          read, block_peaks)  # fmt: skip
     if plan.lufs_before == SILENCE:  # left as it is: no gain, and no limiter either
