@@ -328,7 +328,7 @@ def _make_film(story: Story, choices: FilmChoices, settings: Settings, out_dir: 
         #    a task waiting for the shot it continues holds a worker, so it queues behind the
         #    independent work instead of in front of it.
         t = time.perf_counter()
-        sound = lanes.enter_context(SoundLane())  # the score and effects beside the shots (flows/lanes.py)
+        lane = lanes.enter_context(SoundLane())  # the score and effects beside the shots (flows/lanes.py)
         generating: dict[str, PrefectFuture] = {}
         person_picks = {shot: pick["take"] for shot, pick in catalog.picks(board_id).items()
                         if pick["picked_by"] == "person"}  # fmt: skip
@@ -336,7 +336,7 @@ def _make_film(story: Story, choices: FilmChoices, settings: Settings, out_dir: 
         run = film_run(run_id, out_dir, choices, request, door)  # the prompts' rows: what the clips point at
         #    Sound work runs in its lane beside the shots: the score on the planned timeline at once (conformed
         #    clips hold the planned frames), and a shot's effects as soon as that shot is made.
-        scoring = sound.submit(music_task, {"board": board, "shot_frames": None, "run": run})
+        scoring = lane.submit(music_task, {"board": board, "shot_frames": None, "run": run})
         chains_of_shots = board.chains()
         for level in range(max(len(chain) for chain in chains_of_shots)):
             for chain in chains_of_shots:
@@ -345,7 +345,7 @@ def _make_film(story: Story, choices: FilmChoices, settings: Settings, out_dir: 
                     previous = generating[chain[level - 1].id] if level else None
                     generating[shot.id] = generate_task.submit(shot, prompts_of[shot.id], board, run, previous,
                                                                person_picks.get(shot.id))  # fmt: skip
-        effecting = {shot.id: sound.submit(effects_task, {"shot": shot, "made": generating[shot.id], "board": board,
+        effecting = {shot.id: lane.submit(effects_task, {"shot": shot, "made": generating[shot.id], "board": board,
                                                           "prompt": prompts_of[shot.id], "run": run})
                      for shot in board.shots}  # fmt: skip
         shot_takes = _finished_takes(board, generating, door, artifacts.Progress(
@@ -364,7 +364,7 @@ def _make_film(story: Story, choices: FilmChoices, settings: Settings, out_dir: 
         t = time.perf_counter()
         shot_frames = {shot_id: chain.num_frames for shot_id, chain in chains.items()}
         if film_timeline(board, shot_frames) != film_timeline(board):
-            scoring = sound.submit(music_task, {"board": board, "shot_frames": shot_frames, "run": run})
+            scoring = lane.submit(music_task, {"board": board, "shot_frames": shot_frames, "run": run})
         music_track = taken(door, scoring)
         shot_effects = {shot_id: taken(door, future) for shot_id, future in effecting.items()}
         sound, effects_bed = mix_task(board, chains, lines, music_track, shot_effects, out_dir, door,

@@ -268,8 +268,7 @@ class _Recall:
 
         first, last = start // self._window, max(start // self._window, -(-stop // self._window) - 1)
         missing = [k for k in range(first, last + 1) if k not in kept]
-        spans = sum(min(self._length, (k + 1) * self._window) - k * self._window for k in missing)
-        if spans * bytes_per_sample > self._room:  # past the budget: the range alone, computed again
+        if sum(stop - start for start, stop in map(self._bounds, missing)) * bytes_per_sample > self._room:  # past the budget: the range alone, computed again
             return direct(start, stop)
         for k in missing:
             kept[k] = make(k)
@@ -288,12 +287,15 @@ class _Recall:
             self._last = (lo, hi, data)
         return data[start - lo : stop - lo]
 
+    def _bounds(self, k: int) -> tuple[int, int]:
+        """Grid window k: samples [start, stop)."""
+        return k * self._window, min(self._length, (k + 1) * self._window)
+
     def _read_window(self, k: int) -> np.ndarray:
-        return self._read(k * self._window, min(self._length, (k + 1) * self._window))
+        return self._read(*self._bounds(k))
 
     def _window_peaks(self, k: int) -> np.ndarray:
-        start, stop = k * self._window, min(self._length, (k + 1) * self._window)
-        return self._range_peaks(start, stop)
+        return self._range_peaks(*self._bounds(k))
 
     def _range_peaks(self, start: int, stop: int) -> np.ndarray:
         """True peaks of [start, stop), each seeing its PEAK_PAD neighbours as in the whole signal."""
