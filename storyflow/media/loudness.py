@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -58,7 +58,8 @@ class LoudnessMeter:
     than one block is measured as one block of its own length.
     """
 
-    def __init__(self, sample_rate: int, channels: int, weights: tuple[float, ...] | None = None) -> None:
+    def __init__(self, sample_rate: int, channels: int, weights: tuple[float, ...] | None = None, *,
+                 keep_states: bool = False) -> None:  # fmt: skip
         import numpy as np
         import pyloudnorm
 
@@ -75,6 +76,8 @@ class LoudnessMeter:
         self._state = np.zeros((len(self._sections), channels, 2))
         self._edges = np.zeros(1, dtype=np.int64)  # segment k is samples [edges[k], edges[k + 1])
         self._sums = np.zeros((0, channels))  # per segment and channel: the sum of the K-weighted squares
+        # with keep_states, the filters' state where each segment starts (what a plan's limiter rounds start from)
+        self._states = np.zeros((0, *self._state.shape)) if keep_states else None
 
     def feed(self, samples: np.ndarray) -> None:
         """Take the next window: float samples, shape (n,) for mono or (n, channels)."""
@@ -89,22 +92,70 @@ class LoudnessMeter:
         from scipy.signal import sosfilt
 
         rows = np.array(data.T, dtype=np.float64)  # channels first: the filter runs along contiguous rows
-        weighted, self._state = sosfilt(self._sections, rows, axis=1, zi=self._state)
         start, stop = self.frames, self.frames + len(data)
         self._grid(stop)
         first = int(np.searchsorted(self._edges, start, side="right")) - 1  # the segment `start` falls in
-        cuts = self._edges[(self._edges > start) & (self._edges < stop)] - start
-        pieces = np.add.reduceat(np.square(weighted), np.concatenate([[0], cuts]), axis=1).T
-        needed = first + len(pieces)
-        if needed > len(self._sums):
-            grown = np.zeros((max(needed, 2 * len(self._sums)), self.channels))
-            grown[: len(self._sums)] = self._sums
-            self._sums = grown
-        self._sums[first:needed] += pieces
+        cuts = np.concatenate([[0], self._edges[(self._edges > start) & (self._edges < stop)] - start])
+        if self._states is None:
+            weighted, self._state = sosfilt(self._sections, rows, axis=1, zi=self._state)
+            pieces = np.add.reduceat(np.square(weighted), cuts, axis=1).T
+        else:  # a segment at a time, keeping the state each one starts from
+            pieces = np.zeros((len(cuts), self.channels))
+            self._states = _grown(self._states, first + len(cuts))
+            for i, (low, high) in enumerate(zip(cuts, [*cuts[1:], len(data)])):
+                if start + low == self._edges[first + i]:
+                    self._states[first + i] = self._state
+                weighted, self._state = sosfilt(self._sections, rows[:, low:high], axis=1, zi=self._state)
+                pieces[i] = np.square(weighted).sum(axis=1)
+        self._sums = _grown(self._sums, first + len(pieces))
+        self._sums[first : first + len(pieces)] += pieces
         self.frames = stop
+
+    def replayed(self, scale: float, segments: np.ndarray, read: Reader) -> float:
+        """The loudness of the signal fed so far times `scale`, with the given segments (sorted indices)
+        replaced by what `read` gives there (a meter made with keep_states only).
+
+        K-weighting is linear: where a signal is the fed one times `scale`, so are the filters' output and
+        state, and the segments' sums are scale² times the fed ones. Each run of replaced segments is filtered
+        again from the state it starts from, times `scale`; after it, segments are filtered again (from
+        `read` too, which there must give the scaled signal) until the state is the scaled one again: the
+        filters forget within a few hundred milliseconds."""
+        import numpy as np
+        from scipy.signal import sosfilt
+
+        sums, state = self._sums * scale**2, None
+        replaced = np.zeros(len(sums) + 1, dtype=bool)
+        replaced[segments] = True
+        k, end = int(segments[0]) if len(segments) else len(sums), int(np.searchsorted(self._edges, self.frames))
+        while k < end:
+            if not replaced[k] and (state is None or _settled(state, self._states[k] * scale)):
+                state, k = None, k + 1  # the scaled signal with the scaled state: the fed sums hold
+                continue
+            if state is None:
+                state = self._states[k] * scale
+            low, high = int(self._edges[k]), min(self.frames, int(self._edges[k + 1]))
+            weighted, state = sosfilt(self._sections, np.array(read(low, high).T, dtype=np.float64), axis=1, zi=state)
+            sums[k] = np.square(weighted).sum(axis=1)
+            k += 1
+        return self._gated(sums)
+
+    def segments_over(self, lows: np.ndarray, highs: np.ndarray) -> np.ndarray:
+        """The sorted indices of the fed segments that overlap any of the ranges [lows[i], highs[i])."""
+        import numpy as np
+
+        first = (np.searchsorted(self._edges, lows, side="right") - 1).clip(0)
+        past = np.searchsorted(self._edges, highs, side="left")  # past the last segment each range overlaps
+        marks = np.zeros(len(self._edges) + 1, dtype=np.int64)
+        np.add.at(marks, first, 1)
+        np.add.at(marks, past, -1)
+        return np.flatnonzero(np.cumsum(marks)[: np.searchsorted(self._edges, self.frames)] > 0)
 
     def lufs(self) -> float:
         """Integrated loudness of everything fed so far; -inf for silence or anything under the -70 LUFS gate."""
+        return self._gated(self._sums)
+
+    def _gated(self, segment_sums: np.ndarray) -> float:
+        """The gated loudness of the fed length, from the per-segment sums of the K-weighted squares."""
         import numpy as np
 
         n, rate = self.frames, self.sample_rate
@@ -112,7 +163,7 @@ class LoudnessMeter:
             return SILENCE
         weights = np.asarray(self.weights)[:, None]
         if n / rate < GATE_BLOCK_S:  # one block of its own length, as integrated_lufs always measured it
-            z = self._sums.sum(axis=0)[:, None] * (1.0 / ((n / rate) * rate))
+            z = segment_sums.sum(axis=0)[:, None] * (1.0 / ((n / rate) * rate))
             return _gated_lufs(z, weights)
         # the blocks as pyloudnorm lays them out (its rounding of the count, its truncation of the edges)
         step = 1.0 - GATE_OVERLAP
@@ -120,8 +171,8 @@ class LoudnessMeter:
         lows, highs = self._block_edges(np.arange(count))
         self._grid(int(highs[-1]))
         sums = np.zeros((len(self._edges), self.channels))
-        used = min(len(self._sums), len(sums))
-        sums[:used] = self._sums[:used]
+        used = min(len(segment_sums), len(sums))
+        sums[:used] = segment_sums[:used]
         first, last = np.searchsorted(self._edges, lows), np.searchsorted(self._edges, highs)
         z = np.zeros((count, self.channels))
         for offset in range(int((last - first).max())):  # a block is a handful of segments: add them in turn
@@ -146,6 +197,24 @@ class LoudnessMeter:
         wanted = 2 * int(upto / step_samples) + 8  # blocks whose start lies past `upto`: room for as much again
         lows, highs = self._block_edges(np.arange(wanted))
         self._edges = np.unique(np.concatenate([lows, highs]))
+
+
+def _grown(rows: np.ndarray, needed: int) -> np.ndarray:
+    """`rows` with room for at least `needed` rows (doubling, zeros after the old ones)."""
+    import numpy as np
+
+    if needed <= len(rows):
+        return rows
+    grown = np.zeros((max(needed, 2 * len(rows)), *rows.shape[1:]))
+    grown[: len(rows)] = rows
+    return grown
+
+
+def _settled(state: np.ndarray, target: np.ndarray) -> bool:
+    """Whether a filter state is `target` again, to float32 rounding (the signals are float32)."""
+    import numpy as np
+
+    return bool(np.abs(state - target).max() <= 1e-6 * np.abs(target).max() + 1e-12)
 
 
 def _gated_lufs(z: np.ndarray, weights: np.ndarray) -> float:
@@ -262,6 +331,13 @@ class _Recall:
         """The signal's true peak per sample [start, stop), as _true_peaks() of the whole signal has them."""
         return self._gathered(start, stop, self._peaks, self._window_peaks, self._range_peaks, 4)
 
+    def keep_peaks(self, start: int, stop: int, peaks: np.ndarray) -> None:
+        """Keep the true peaks of grid window [start, stop), worked out by the caller, if they fit."""
+        k = start // self._window
+        if (start, stop) == self._bounds(k) and k not in self._peaks and peaks.nbytes <= self._room:
+            self._peaks[k] = peaks
+            self._room -= peaks.nbytes
+
     def _gathered(self, start: int, stop: int, kept: dict, make: Callable, direct: Callable,
                   bytes_per_sample: int) -> np.ndarray:  # fmt: skip
         import numpy as np
@@ -372,24 +448,38 @@ def plan_normalization_windowed(
     """Plan the normalisation of a signal read window by window: memory is a few windows, whatever its length.
 
     Limiting takes a little loudness away, so the gain is raised by what is missing and the
-    limiter recomputed, a few rounds at most; each round is one pass measuring the loudness
-    and the true peak of the limited signal. A very peaky signal may still end short of the
+    limiter recomputed, a few rounds at most; each round measures the limited signal's loudness
+    again only where the limiter acts (elsewhere it is the first pass's, times the gain), and the
+    last round's true peak is measured once. A very peaky signal may still end short of the
     target; `lufs_after` says where it ended, measured, never assumed. A last static trim
     catches a true peak the gain curve's own ripple lets through (rare).
     """
     import numpy as np
 
     # 1. one pass: loudness and the loudest true peak per block; silence stays silence (no gain can make it loud)
-    meter = LoudnessMeter(sample_rate, channels)
+    meter = LoudnessMeter(sample_rate, channels, keep_states=True)  # the limiter rounds start from its states
     block_peaks = np.zeros(-(-length // PEAK_BLOCK), dtype=np.float32)
     window = max(PEAK_BLOCK, window // PEAK_BLOCK * PEAK_BLOCK)  # windows start on a block's first sample
     read = _Recall(read, length, channels, window)
-    with ThreadPoolExecutor(1) as pool:  # a window's true peaks beside its loudness (both release the GIL)
-        for start, stop, _, _ in _windows(length, window, 0):
+
+    def kept(oversampling: Future, start: int, stop: int) -> None:
+        peaks = oversampling.result()
+        read.keep_peaks(start, stop, peaks)
+        block_peaks[start // PEAK_BLOCK : -(-stop // PEAK_BLOCK)] = _block_max(peaks)
+
+    # a window's true peaks are oversampled on a thread of their own while the next windows are read and metered
+    # (both release the GIL); only this thread reads the signal, the other is handed the samples it needs
+    with ThreadPoolExecutor(1) as pool:
+        pending = None
+        for start, stop, lo, hi in _windows(length, window, PEAK_PAD):
             samples = read(start, stop)
-            peaks = pool.submit(read.true_peaks, start, stop)  # the reader is used by one thread at a time:
-            meter.feed(samples)  # here only the window already read is metered
-            block_peaks[start // PEAK_BLOCK : -(-stop // PEAK_BLOCK)] = _block_max(peaks.result())
+            oversampling = pool.submit(_true_peaks, samples, read(lo, start), read(stop, hi))
+            meter.feed(samples)
+            if pending:
+                kept(*pending)
+            pending = (oversampling, start, stop)
+        if pending:
+            kept(*pending)
     plan = Normalization(0.0, 0.0, meter.lufs(), SILENCE, SILENCE, 0.0, sample_rate, channels, ceiling_dbfs, length,
                          read, block_peaks)  # fmt: skip
     if plan.lufs_before == SILENCE:  # left as it is: no gain, and no limiter either
@@ -401,7 +491,7 @@ def plan_normalization_windowed(
     for round_ in range(max(1, rounds)):
         if round_:
             gain_db += target_lufs - after  # make up what the limiter took
-        after, lowest = _limited_loudness(plan, gain_db, window)
+        after, lowest = _limited_loudness(plan, meter, gain_db)
         if lowest >= 1.0 or after >= target_lufs - 0.05:
             break
     peak = _limited_true_peak(plan, gain_db, window)  # of the last round only: no round before needs it
@@ -417,21 +507,33 @@ def plan_normalization_windowed(
                    true_peak_after=float(peak), limited_db=limited_db)  # fmt: skip
 
 
-def _limited_loudness(plan: Normalization, gain_db: float, window: int) -> tuple[float, float]:
-    """One pass over signal * gain * limiter: (its loudness, the curve's lowest value)."""
+def _limited_loudness(plan: Normalization, meter: LoudnessMeter, gain_db: float) -> tuple[float, float]:
+    """The loudness of signal * gain * limiter, and the curve's lowest value, from pass 1's meter: only
+    the segments the limiter may touch are measured again (LoudnessMeter.replayed)."""
     import numpy as np
 
     scale = np.float32(10 ** (gain_db / 20))
-    meter = LoudnessMeter(plan.sample_rate, plan.channels)
     lowest = 1.0
-    for start, stop, _, _ in _windows(plan.length, window, 0):
+
+    def limited(start: int, stop: int) -> np.ndarray:
+        nonlocal lowest
         signal, curve = _limiter_window(plan, start, stop, gain_db)
         if curve is None:  # samples * 1.0 is the samples: measuring `scaled` is measuring the limited signal
-            meter.feed(signal * scale)
-            continue
-        meter.feed((signal * scale) * curve[:, None])
+            return signal * scale
         lowest = min(lowest, float(curve.min()))
-    return meter.lufs(), lowest
+        return (signal * scale) * curve[:, None]
+
+    return meter.replayed(float(scale), _limited_segments(plan, meter, scale), limited), lowest
+
+
+def _limited_segments(plan: Normalization, meter: LoudnessMeter, scale: np.float32) -> np.ndarray:
+    """The meter's segments the limiter may act in at this scale: within limiter_reach() of a block whose
+    true peak would pass the ceiling (as _limiter_acts tells)."""
+    import numpy as np
+
+    acting = np.flatnonzero(plan.block_peaks * scale > 10 ** (plan.ceiling_dbfs / 20))
+    reach = limiter_reach(plan.sample_rate)
+    return meter.segments_over(acting * PEAK_BLOCK - reach, (acting + 1) * PEAK_BLOCK + reach)
 
 
 def _limited_true_peak(plan: Normalization, gain_db: float, window: int) -> float:
@@ -548,32 +650,46 @@ def _as_channels(samples: np.ndarray) -> np.ndarray:
     return data
 
 
-def _true_peaks(data: np.ndarray) -> np.ndarray:
-    """Per original sample: the largest |value| among its 4x-oversampled neighbours, across channels.
+def _true_peaks(data: np.ndarray, before: np.ndarray | None = None, after: np.ndarray | None = None) -> np.ndarray:
+    """Per sample of `data`: the largest |value| among its 4x-oversampled neighbours, across channels.
 
-    Oversampled in windows of PEAK_WINDOW samples, each with PEAK_PAD samples of its neighbours on
-    either side (more than the filter reaches), so the memory it takes is one window's, not the
-    film's times four, and every window's interior is what oversampling the whole signal gives.
+    `before` and `after` are the signal's samples just before and after `data` (none: data's ends are the
+    signal's), seen as its neighbours. Oversampled in windows of PEAK_WINDOW samples, each with PEAK_PAD
+    samples of its neighbours on either side (more than the filter reaches), so the memory it takes is one
+    window's, not the signal's times four, and every window's interior is what oversampling the whole
+    signal gives. Only the windows at data's ends are put together from two arrays.
     """
     import numpy as np
 
-    n = len(data)
-    if n == 0:
-        return np.zeros(0, dtype=np.float32)
-    rows = np.ascontiguousarray(np.asarray(data, dtype=np.float32).T)  # channels first: contiguous rows are fast
-    magnitude = np.abs(rows[0])
-    for row in rows[1:]:
-        np.maximum(magnitude, np.abs(row), out=magnitude)
-    if n < 8:
-        return magnitude
-    between = np.empty(n, dtype=np.float32)  # the loudest sub-sample between sample k and k+1
-    for start in range(0, n, PEAK_WINDOW):
-        stop = min(n, start + PEAK_WINDOW)
-        lo, hi = max(0, start - PEAK_PAD), min(n, stop + PEAK_PAD)
-        between[start:stop] = _between_peaks(rows[:, lo:hi])[start - lo : stop - lo]
-    peaks = np.maximum(magnitude, between)
-    peaks[1:] = np.maximum(peaks[1:], between[:-1])
-    return peaks
+    pieces = [piece for piece in (before, data, after) if piece is not None and len(piece)]
+    offsets = np.cumsum([0, *map(len, pieces)])
+    head, size = (len(before) if before is not None else 0), int(offsets[-1])
+
+    def span(lo: int, hi: int) -> np.ndarray:  # samples [lo, hi) of before + data + after, channels first
+        parts = [piece[max(0, lo - at) : max(0, hi - at)] for piece, at in zip(pieces, offsets)]
+        parts = [part for part in parts if len(part)]
+        joined = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        return np.ascontiguousarray(np.asarray(joined, dtype=np.float32).T)  # contiguous rows are fast
+
+    first = max(0, head - 1)  # from the sample before data, if any: data's first peak looks between the two
+    peaks = np.empty(head + len(data) - first, dtype=np.float32)
+    previous = np.float32(0.0)  # the loudest sub-sample between the last window's last sample and this one's first
+    for start in range(first, head + len(data), PEAK_WINDOW):
+        stop = min(head + len(data), start + PEAK_WINDOW)
+        lo, hi = max(0, start - PEAK_PAD), min(size, stop + PEAK_PAD)
+        rows = span(lo, hi)
+        magnitude = np.abs(rows[0, start - lo : stop - lo])
+        for row in rows[1:]:
+            np.maximum(magnitude, np.abs(row[start - lo : stop - lo]), out=magnitude)
+        if size < 8:
+            return magnitude[head - first :]
+        between = _between_peaks(rows)[start - lo : stop - lo]  # the loudest sub-sample between k and k+1
+        window = peaks[start - first : stop - first]
+        np.maximum(magnitude, between, out=window)
+        np.maximum(window[1:], between[:-1], out=window[1:])
+        window[0] = max(window[0], previous)
+        previous = between[-1]
+    return peaks[head - first :]
 
 
 def _between_peaks(rows: np.ndarray) -> np.ndarray:

@@ -429,33 +429,38 @@ class _Sources:
         self._slopes = np.diff(self._depth) / hop
 
     def parts(self, start: int, stop: int) -> dict[str, np.ndarray]:
-        """float32 (stop - start, 2) per stem kind: each source at its gains in the mix, ducking included."""
+        """float32 per stem kind: each source at its gains in the mix, ducking included; (stop - start, 2) for
+        the beds, (stop - start, 1) for the centred narration (the same on both channels)."""
         import numpy as np
 
-        voice = self.narration.read(start, stop) * np.float32(self._narration_gain)
-        depth = self._depth_between(start, stop)
-        music_curve = (self._music_gain * 10 ** (self._duck_db * depth / 20)).astype(np.float32)
-        effects_curve = (self._effects_gain * 10 ** (self._effects_duck_db * depth / 20)).astype(np.float32)
+        music_gains, effects_gains = self._ducked_gains(start, stop)
         return {
-            "narration": np.repeat(voice[:, None], 2, axis=1),
-            "music": self.music.read(start, stop) * music_curve[:, None],
-            "effects": self.effects.read(start, stop) * effects_curve[:, None],
+            "narration": (self.narration.read(start, stop) * np.float32(self._narration_gain))[:, None],
+            "music": self.music.read(start, stop) * music_gains[:, None],
+            "effects": self.effects.read(start, stop) * effects_gains[:, None],
         }
 
-    def _depth_between(self, start: int, stop: int) -> np.ndarray:
-        """float32 ducking depth per sample: np.interp between the steps' starts, with np.interp's own
-        arithmetic, done directly because the steps are evenly spaced (5x faster than its search)."""
+    def _ducked_gains(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        """float32 (stop - start,) gains of the music and of the effects: each bed's balance times its dip under
+        speech, 10 ** (dip_db * depth / 20). The depth is np.interp between the steps' starts, with np.interp's
+        own arithmetic, done directly because the steps are evenly spaced; a step whose depth holds (most of
+        them) has one gain, worked out once, and only the ramps are worked out sample by sample."""
         import numpy as np
 
         depth, hop, last = self._depth, self._hop, len(self._depth) - 1
-        if last < 1 or not depth[start // hop : stop // hop + 2].any():  # one step, or no speech near: flat
-            return np.full(stop - start, depth[min(start // hop, last)] if len(depth) else 0.0, dtype=np.float32)
         first = start // hop
         steps = np.arange(first, -(-stop // hop))  # a row per step: no per-sample gather
-        step = np.minimum(steps, last - 1)[:, None]
-        grid = self._slopes[step] * (steps[:, None] * hop + np.arange(hop) - step * hop) + depth[step]
-        grid[steps >= last] = depth[last]  # past the last step's start: its value holds
-        return grid.ravel()[start - first * hop : stop - first * hop].astype(np.float32)
+        holds = np.ones(len(steps), dtype=bool) if last < 1 else (steps >= last) | (self._slopes[np.minimum(steps, last - 1)] == 0)
+        ramps = steps[~holds]
+        ramped = (self._slopes[ramps][:, None] * (np.arange(hop) + 0.0) + depth[ramps][:, None]).astype(np.float32)
+        held = depth[np.minimum(steps[holds], last)].astype(np.float32)[:, None]
+        gains = []
+        for balance, dip_db in ((self._music_gain, self._duck_db), (self._effects_gain, self._effects_duck_db)):
+            rows = np.empty((len(steps), hop), dtype=np.float32)
+            rows[holds] = balance * 10 ** (dip_db * held / 20)
+            rows[~holds] = balance * 10 ** (dip_db * ramped / 20)
+            gains.append(rows.ravel()[start - first * hop : stop - first * hop])
+        return gains[0], gains[1]
 
     def balanced(self, start: int, stop: int) -> np.ndarray:
         """float32 (stop - start, 2): the three parts summed, before normalisation."""
@@ -463,18 +468,30 @@ class _Sources:
         return parts["narration"] + parts["music"] + parts["effects"]
 
     def write(self, plan: Normalization, paths: dict[str, Path], sample_rate: int, window: int) -> None:
-        """One pass: each stem and the mix times the plan's gains, written atomically (the mix's name appears last)."""
+        """One pass: each stem and the mix times the plan's gains, written atomically (the mix's name appears last).
+
+        The music and effects stems are written on a second thread beside the mix and the narration (the
+        products, the 16-bit conversion and the file writes release the GIL)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        import numpy as np
+
         from storyflow.media import wav_writer
 
-        with contextlib.ExitStack() as files:
+        def write(kinds: tuple[str, ...], parts: dict[str, np.ndarray], scale: np.ndarray) -> None:
+            for kind in kinds:
+                outs[kind].write(np.broadcast_to(parts[kind] * scale, (len(scale), 2)))
+
+        with contextlib.ExitStack() as files, ThreadPoolExecutor(1) as pool:
             outs = {kind: files.enter_context(wav_writer(paths[kind], 2, sample_rate)) for kind in ("mix", *STEM_KINDS)}
             for start in range(0, self.total, window):
                 stop = min(self.total, start + window)
                 parts = self.parts(start, stop)
                 scale = plan.gains(start, stop)[:, None]
-                for kind in STEM_KINDS:
-                    outs[kind].write(parts[kind] * scale)
+                beds = pool.submit(write, ("music", "effects"), parts, scale)
                 outs["mix"].write((parts["narration"] + parts["music"] + parts["effects"]) * scale)
+                write(("narration",), parts, scale)
+                beds.result()
 
 
 # ---------------------------------------------------------------- balance and ducking

@@ -144,8 +144,8 @@ def test_the_stream_meter_reads_what_pyloudnorm_reads_whatever_the_windows(chann
     for signal in (tone, bursts, gated, gated[: round(0.4 * RATE)]):
         data = signal.astype(np.float64)
         expected = pyloudnorm.Meter(RATE).integrated_loudness(data if channels > 1 else data[:, 0])
-        for window in (1000, 4799, 4800, 65536, len(signal)):
-            meter = LoudnessMeter(RATE, channels)
+        for window, keep_states in [(1000, False), (4799, True), (4800, False), (65536, True), (len(signal), False)]:
+            meter = LoudnessMeter(RATE, channels, keep_states=keep_states)
             for start in range(0, len(signal), window):
                 meter.feed(signal[start : start + window] if channels > 1 else signal[start : start + window, 0])
             assert meter.lufs() == pytest.approx(expected, abs=1e-6), (len(signal), window)
@@ -165,6 +165,32 @@ def test_the_stream_meter_at_another_rate_and_on_silence():
     quiet = LoudnessMeter(RATE, 2)
     quiet.feed(np.full((RATE, 2), 1e-5, np.float32))  # about -100 LUFS: under the absolute gate
     assert quiet.lufs() == float("-inf") and LoudnessMeter(RATE, 1).lufs() == float("-inf")
+
+
+def test_a_replayed_meter_reads_the_changed_signal_as_a_full_pass_would_and_reads_only_near_the_changes():
+    """A plan's limiter rounds measure the limited signal from pass 1's meter: segments the limiter leaves
+    alone are pass 1's times the gain; only the changed ones, and the filters' memory after them, are
+    filtered again."""
+    from storyflow.media.loudness import LoudnessMeter
+
+    x = speechy_noise(30.0, 0.05, seed=8)
+    meter = LoudnessMeter(RATE, 2, keep_states=True)
+    for start in range(0, len(x), 65536):
+        meter.feed(x[start : start + 65536])
+    gain = np.float32(1.6)
+    edges = meter._edges
+    last = int(np.searchsorted(edges, len(x))) - 1  # the last segment, cut short by the signal's end
+    for changed in ([], [0], [40, 41, 42, 150], [last - 1, last], list(range(last + 1))):
+        y = x * gain
+        for k in changed:
+            y[edges[k] : edges[k + 1]] *= np.float32(0.5)  # as a limiter would dip there
+        full = LoudnessMeter(RATE, 2)
+        full.feed(y)
+        read = []
+        replayed = meter.replayed(float(gain), np.array(changed, dtype=int), lambda a, b: read.append(b - a) or y[a:b])
+        assert replayed == pytest.approx(full.lufs(), abs=1e-6), changed
+        assert sum(read) <= (len(changed) + 4 * (len(changed) > 0)) * 4800  # the changes, and at most ~400 ms after
+        assert replayed != pytest.approx(meter.lufs() + 20 * np.log10(gain), abs=1e-4) or changed == []
 
 
 def test_the_limiter_computed_window_by_window_is_the_whole_signals():
