@@ -43,7 +43,9 @@ class WavOut:
             data = data[:, None]
         if data.shape[1] != self.channels:
             raise ValueError(f"this WAV has {self.channels} channels, got samples of shape {data.shape}")
-        self._wav.writeframes((np.clip(data, -1.0, 1.0) * 32767.0).round().astype("<i2").tobytes())
+        scaled = np.multiply(data, np.float32(32767.0), dtype=np.float32)  # clip(x, -1, 1) * 32767, in fewer passes
+        np.clip(scaled, -32767.0, 32767.0, out=scaled)
+        self._wav.writeframes(np.rint(scaled, out=scaled).astype("<i2").tobytes())
         self.frames += len(data)
 
 
