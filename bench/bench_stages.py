@@ -11,13 +11,18 @@ the clips are, on a lower CPU priority, so the audio stage is what is left once 
 last shots' effects, the score laid, the mix); on this CPU-only machine that work shares the cores with
 the animatic, so compare the films' whole wall times as well as the split.
 
-Usage: python -m bench stages
+Single runs on a shared machine differ by 10-20% (a stage of half a second by a tenth of one): BENCH_REPEAT=N
+makes each film N times, today's and the baseline's in turn, and reports each figure's median over the N runs,
+with the lowest and highest share of the N.
+
+Usage: python -m bench stages   (BENCH_REPEAT=5 python -m bench stages)
 """
 
 from __future__ import annotations
 
 import json
 import os
+import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -34,9 +39,25 @@ def make_film(code: Path, story: Path, home: Path, env: dict[str, str]) -> tuple
     return json.loads(next(home.glob("*/summary.json")).read_text())["timings"], wall, peak_mb
 
 
+def _row(story: str, label: str, runs: list[dict]) -> dict:
+    """One table row: each figure's median over the runs (the share's range too, when there are several)."""
+    def median(name: str) -> float:
+        return statistics.median(run.get(name, 0.0) for run in runs)
+
+    row = {"story": story, "code": label, "wall s": round(median("wall"), 1)}
+    row |= {f"{stage} s": round(median(stage), 2) for stage in STAGES}
+    row["sound / generate"] = f"{100 * median('share'):.0f}%"
+    if len(runs) > 1:
+        shares = sorted(run["share"] for run in runs)
+        row["share range"] = f"{100 * shares[0]:.0f}-{100 * shares[-1]:.0f}%"
+    row["peak MB"] = round(median("peak"))
+    return row
+
+
 def main() -> None:
     env = {**os.environ, "DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     baseline = baseline_commit()
+    repeat = max(1, int(os.environ.get("BENCH_REPEAT", "1")))
     rows = []
     with tempfile.TemporaryDirectory(prefix="storyflow-bench-stages-") as tmp:
         tmp_path = Path(tmp)
@@ -50,19 +71,21 @@ def main() -> None:
         env["PREFECT_API_URL"] = server["api_url"]
         try:
             for story in sorted((REPO / "stories").glob("*.md")):
-                for label, code in codes.items():
-                    timings, wall, peak_mb = make_film(code, story, tmp_path / f"home-{label[:6]}-{story.stem}", env)
-                    row = {"story": story.stem, "code": label, "wall s": round(wall, 1)}
-                    row |= {f"{stage} s": round(timings.get(stage, 0.0), 2) for stage in STAGES}
-                    row["sound / generate"] = f"{100 * timings['audio'] / timings['generate']:.0f}%"
-                    row["peak MB"] = round(peak_mb)
-                    rows.append(row)
+                runs: dict[str, list[dict]] = {label: [] for label in codes}
+                for run in range(repeat):  # the codes in turn, so a slow spell of the machine falls on both
+                    for label, code in codes.items():
+                        home = tmp_path / f"home-{label[:6]}-{story.stem}-{run}"
+                        timings, wall, peak_mb = make_film(code, story, home, env)
+                        runs[label].append({**timings, "wall": wall, "peak": peak_mb,
+                                            "share": timings["audio"] / timings["generate"]})  # fmt: skip
+                for label, made in runs.items():
+                    rows.append(_row(story.stem, label, made))
         finally:
             stop_server(tmp_path / "prefect")
     print_table("stage split of the sample films (embedded backends at each story's size, nothing cached, "
                 "a Prefect server running; sound = the audio stage: what is left of effects, music and mix "
-                "after the last clip)", rows)  # fmt: skip
-    save_results("stages", rows, {"cores": os.cpu_count(), "baseline": baseline})
+                f"after the last clip; medians of {repeat} run{'s' if repeat > 1 else ''})", rows)  # fmt: skip
+    save_results("stages", rows, {"cores": os.cpu_count(), "baseline": baseline, "repeat": repeat})
 
 
 if __name__ == "__main__":
