@@ -450,7 +450,9 @@ class _Sources:
         depth, hop, last = self._depth, self._hop, len(self._depth) - 1
         first = start // hop
         steps = np.arange(first, -(-stop // hop))  # a row per step: no per-sample gather
-        holds = np.ones(len(steps), dtype=bool) if last < 1 else (steps >= last) | (self._slopes[np.minimum(steps, last - 1)] == 0)
+        holds = np.ones(len(steps), dtype=bool)  # steps whose depth holds: flat, or past the last step's start
+        if last >= 1:
+            holds = (steps >= last) | (self._slopes[np.minimum(steps, last - 1)] == 0)
         ramps = steps[~holds]
         ramped = (self._slopes[ramps][:, None] * (np.arange(hop) + 0.0) + depth[ramps][:, None]).astype(np.float32)
         held = depth[np.minimum(steps[holds], last)].astype(np.float32)[:, None]
