@@ -531,6 +531,9 @@ def serve(
     with _prefect(settings, lasting=SCHEDULES_NEED):
         command = schedules.worker_command(pool, limit)
         sys.stderr.write(f"serving the work pool '{pool}' on {os.environ['PREFECT_API_URL']} (Ctrl-C stops)\n")
+        # Prefect's worker stops by sending itself SIGINT: one started with SIGINT ignored (as a script's
+        # background job is) would never stop. A handled signal is reset to its default in the worker.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         worker = subprocess.Popen(command, env={**os.environ, "STORYFLOW_HOME": str(settings.home.resolve())})
         # `kill PID` of this command stops its worker too (Ctrl-C reaches both through the terminal)
         signal.signal(signal.SIGTERM, lambda *_: worker.terminate())

@@ -137,14 +137,17 @@ def test_a_scheduled_night_renders_every_story_and_the_next_one_only_what_change
     assert run_cli(["catalog", "verify"], home=home, cwd=tmp_path).code == 0  # the reports are storyflow's own
 
 
-def test_stopping_storyflow_serve_by_its_process_id_stops_its_worker_too(tmp_path, prefect_server):
-    """`kill PID` (SIGTERM, what a service manager or a script sends) leaves no Prefect worker behind."""
+@pytest.mark.parametrize("sigint", ["default", "ignored"])
+def test_stopping_storyflow_serve_by_its_process_id_stops_its_worker_too(sigint, tmp_path, prefect_server):
+    """`kill PID` (SIGTERM, what a service manager or a script sends) leaves no Prefect worker behind, also when
+    serve was started with SIGINT ignored, as `storyflow serve &` in a script is (the worker stops on SIGINT)."""
     import psutil
 
     said = tmp_path / "serve.log"  # a file, not a pipe: a worker left behind would hold a pipe open
     serve = subprocess.Popen(
-        [sys.executable, "-m", "storyflow.cli", "serve", "--pool", f"stop-{os.getpid()}"], cwd=tmp_path,
+        [sys.executable, "-m", "storyflow.cli", "serve", "--pool", f"stop-{os.getpid()}-{sigint}"], cwd=tmp_path,
         stdout=subprocess.DEVNULL, stderr=said.open("w"),
+        preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint == "ignored" else None,
         env={**{k: v for k, v in os.environ.items() if not k.startswith(("STORYFLOW_", "PREFECT_"))},
              "STORYFLOW_HOME": str(tmp_path / "outputs"), "PREFECT_API_URL": prefect_server, "PYTHONPATH": str(REPO),
              "DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "HOME": str(tmp_path)},
