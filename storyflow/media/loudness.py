@@ -664,6 +664,8 @@ def _true_peaks(data: np.ndarray, before: np.ndarray | None = None, after: np.nd
     pieces = [piece for piece in (before, data, after) if piece is not None and len(piece)]
     offsets = np.cumsum([0, *map(len, pieces)])
     head, size = (len(before) if before is not None else 0), int(offsets[-1])
+    if size < 8:  # too short to oversample: the samples' own magnitudes
+        return np.abs(np.asarray(data, dtype=np.float32)).max(axis=1, initial=0.0)
 
     def span(lo: int, hi: int) -> np.ndarray:  # samples [lo, hi) of before + data + after, channels first
         parts = [piece[max(0, lo - at) : max(0, hi - at)] for piece, at in zip(pieces, offsets)]
@@ -681,8 +683,6 @@ def _true_peaks(data: np.ndarray, before: np.ndarray | None = None, after: np.nd
         magnitude = np.abs(rows[0, start - lo : stop - lo])
         for row in rows[1:]:
             np.maximum(magnitude, np.abs(row[start - lo : stop - lo]), out=magnitude)
-        if size < 8:
-            return magnitude[head - first :]
         between = _between_peaks(rows)[start - lo : stop - lo]  # the loudest sub-sample between k and k+1
         window = peaks[start - first : stop - first]
         np.maximum(magnitude, between, out=window)

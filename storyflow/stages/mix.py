@@ -454,7 +454,7 @@ class _Sources:
         if last >= 1:
             holds = (steps >= last) | (self._slopes[np.minimum(steps, last - 1)] == 0)
         ramps = steps[~holds]
-        ramped = (self._slopes[ramps][:, None] * (np.arange(hop) + 0.0) + depth[ramps][:, None]).astype(np.float32)
+        ramped = (self._slopes[ramps][:, None] * np.arange(hop) + depth[ramps][:, None]).astype(np.float32)
         held = depth[np.minimum(steps[holds], last)].astype(np.float32)[:, None]
         gains = []
         for balance, dip_db in ((self._music_gain, self._duck_db), (self._effects_gain, self._effects_duck_db)):
@@ -480,7 +480,7 @@ class _Sources:
 
         from storyflow.media import wav_writer
 
-        def write(kinds: tuple[str, ...], parts: dict[str, np.ndarray], scale: np.ndarray) -> None:
+        def write_stems(kinds: tuple[str, ...], parts: dict[str, np.ndarray], scale: np.ndarray) -> None:
             for kind in kinds:
                 outs[kind].write(np.broadcast_to(parts[kind] * scale, (len(scale), 2)))
 
@@ -490,9 +490,9 @@ class _Sources:
                 stop = min(self.total, start + window)
                 parts = self.parts(start, stop)
                 scale = plan.gains(start, stop)[:, None]
-                beds = pool.submit(write, ("music", "effects"), parts, scale)
+                beds = pool.submit(write_stems, ("music", "effects"), parts, scale)
                 outs["mix"].write((parts["narration"] + parts["music"] + parts["effects"]) * scale)
-                write(("narration",), parts, scale)
+                write_stems(("narration",), parts, scale)
                 beds.result()
 
 
