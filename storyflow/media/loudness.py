@@ -22,8 +22,8 @@ numpy, scipy and pyloudnorm are imported inside the functions.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -36,6 +36,9 @@ LIMITER_WINDOW_S = 0.012  # lookahead = release = this; the gain ramps over twic
 PEAK_WINDOW = 1 << 15  # samples oversampled at once (0.7 s at 48 kHz): bounded memory, and faster than larger
 PEAK_PAD = 64  # neighbours each window sees on either side; the 4x filter reaches 6 samples
 PEAK_BLOCK = 1024  # a plan keeps the loudest true peak per this many samples, to skip the limiter where it is idle
+PEAK_REACH = 8  # a sample's true peak depends on samples at most this far away (the 4x filter's 6, and the gap after)
+LEVEL_SLACK = 1e-6  # blocks this close under a level are made exact too: float32 rounding of the gain can't move them
+LOUDEST_BATCH = 16  # the loudest bounds, oversampled first while looking for the loudest peak
 GATE_BLOCK_S, GATE_OVERLAP = 0.4, 0.75  # BS.1770 gating blocks: 400 ms, 75 % overlap (as pyloudnorm)
 ABSOLUTE_GATE, RELATIVE_GATE = -70.0, -10.0  # LUFS, and LU under the absolutely-gated loudness
 CHANNEL_WEIGHTS = (1.0, 1.0, 1.0, 1.41, 1.41)  # BS.1770 G_i: L, R, C, Ls, Rs (pyloudnorm's values)
@@ -305,78 +308,227 @@ def limiter_reach(sample_rate: int) -> int:
 
 
 class _Recall:
-    """A plan's reader that keeps what it read, and its true peaks, while they fit in RECALL_BYTES.
+    """A plan's reader that keeps what it read while it fits in RECALL_BYTES.
 
-    Each pass of a plan (its limiter rounds, then writing) reads the same signal again, and asks
-    for its true peaks, which only scale with a round's gain. Both are kept on a grid of `window`
-    samples: a grid window's samples are read once, its true peaks oversampled once (with PEAK_PAD
-    neighbours, so they are exactly the whole signal's), and any range is put together from them.
-    A short film's windows all fit (12 bytes a stereo sample: about 50 s at 48 kHz). Past the budget
-    a range is read and oversampled again each time it is asked for, as before, so memory stays
-    bounded whatever the film's length. What it returns may be shared: callers must not write into it.
+    Each pass of a plan (its limiter rounds, then writing) reads the same signal again. The samples
+    are kept on a grid of `window` samples: a grid window is read once and any range is put together
+    from the grid. A short film's windows all fit (8 bytes a stereo sample: about 70 s at 48 kHz, less
+    what the plan's true peaks take of the same budget). Past the budget a range is read again each
+    time it is asked for, so memory stays bounded whatever the film's length. What it returns may be
+    shared: callers must not write into it.
     """
 
     def __init__(self, read: Reader, length: int, channels: int, window: int) -> None:
-        self._read, self._length, self._channels, self._window = read, length, channels, window
+        self._read, self.length, self._channels, self._window = read, length, channels, window
         self._room = RECALL_BYTES
         self._samples: dict[int, np.ndarray] = {}
-        self._peaks: dict[int, np.ndarray] = {}
         self._last = (0, 0, None)  # past the budget: the last range read, PEAK_PAD wider, for its peaks
 
     def __call__(self, start: int, stop: int) -> np.ndarray:
         """float32 (stop - start, channels): the signal's samples [start, stop)."""
-        return self._gathered(start, stop, self._samples, self._read_window, self._read_range, 4 * self._channels)
-
-    def true_peaks(self, start: int, stop: int) -> np.ndarray:
-        """The signal's true peak per sample [start, stop), as _true_peaks() of the whole signal has them."""
-        return self._gathered(start, stop, self._peaks, self._window_peaks, self._range_peaks, 4)
-
-    def keep_peaks(self, start: int, stop: int, peaks: np.ndarray) -> None:
-        """Keep the true peaks of grid window [start, stop), worked out by the caller, if they fit."""
-        k = start // self._window
-        if (start, stop) == self._bounds(k) and k not in self._peaks and peaks.nbytes <= self._room:
-            self._peaks[k] = peaks
-            self._room -= peaks.nbytes
-
-    def _gathered(self, start: int, stop: int, kept: dict, make: Callable, direct: Callable,
-                  bytes_per_sample: int) -> np.ndarray:  # fmt: skip
         import numpy as np
 
         first, last = start // self._window, max(start // self._window, -(-stop // self._window) - 1)
-        missing = [k for k in range(first, last + 1) if k not in kept]
-        if sum(stop - start for start, stop in map(self._bounds, missing)) * bytes_per_sample > self._room:  # past the budget: the range alone, computed again
-            return direct(start, stop)
+        missing = [k for k in range(first, last + 1) if k not in self._samples]
+        if sum(stop - start for start, stop in map(self._bounds, missing)) * 4 * self._channels > self._room:
+            return self._read_range(start, stop)  # past the budget: the range alone, read again
         for k in missing:
-            kept[k] = make(k)
-            self._room -= kept[k].nbytes
-        pieces = [kept[k] for k in range(first, last + 1)]
+            self._samples[k] = self._read(*self._bounds(k))
+            self._room -= self._samples[k].nbytes
+        pieces = [self._samples[k] for k in range(first, last + 1)]
         whole = pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
         return whole[start - first * self._window : stop - first * self._window]
 
+    def take_room(self, nbytes: int) -> bool:
+        """Take `nbytes` of the budget for something worked out from the signal (its true peaks), if they fit."""
+        if nbytes > self._room:
+            return False
+        self._room -= nbytes
+        return True
+
     def _read_range(self, start: int, stop: int) -> np.ndarray:
         """Read [start, stop) with PEAK_PAD more each side, kept until the next read: asking for the range's
-        true peaks next (the usual order) reads nothing again."""
+        neighbours next (its true peaks need them) reads nothing again."""
         lo, hi, data = self._last
         if data is None or not lo <= start <= stop <= hi:
-            lo, hi = max(0, start - PEAK_PAD), min(self._length, stop + PEAK_PAD)
+            lo, hi = max(0, start - PEAK_PAD), min(self.length, stop + PEAK_PAD)
             data = self._read(lo, hi)
             self._last = (lo, hi, data)
         return data[start - lo : stop - lo]
 
     def _bounds(self, k: int) -> tuple[int, int]:
         """Grid window k: samples [start, stop)."""
-        return k * self._window, min(self._length, (k + 1) * self._window)
+        return k * self._window, min(self.length, (k + 1) * self._window)
 
-    def _read_window(self, k: int) -> np.ndarray:
-        return self._read(*self._bounds(k))
 
-    def _window_peaks(self, k: int) -> np.ndarray:
-        return self._range_peaks(*self._bounds(k))
+class _BlockPeaks:
+    """The loudest true peak of each PEAK_BLOCK samples of a plan's signal, oversampled only where it matters.
 
-    def _range_peaks(self, start: int, stop: int) -> np.ndarray:
-        """True peaks of [start, stop), each seeing its PEAK_PAD neighbours as in the whole signal."""
-        lo, hi = max(0, start - PEAK_PAD), min(self._length, stop + PEAK_PAD)
-        return _true_peaks(self(lo, hi))[start - lo : stop - lo]
+    Oversampling is most of what measuring a film's peaks costs, and only the loud stretches can
+    make the limiter act or hold the loudest peak. So the first pass gives every block a bound: its
+    sample peak (with PEAK_REACH neighbours) times the 4x filter's largest gain over one phase, which
+    no true peak there can pass. A block is oversampled (made exact) only when a question needs it:
+    whether it passes a level (over), its per-sample peaks where the limiter may act (samples), the
+    loudest of them all (loudest). Everything these answer is what exact peaks everywhere would give.
+    Exact blocks keep their per-sample peaks while the reader's budget has room; past it they are
+    oversampled again when asked for.
+    """
+
+    def __init__(self, read: _Recall) -> None:
+        import numpy as np
+
+        self._read = read
+        count = -(-read.length // PEAK_BLOCK)
+        self.values = np.zeros(count, dtype=np.float32)  # exact where `exact`, else the bound (never under it)
+        self.exact = np.zeros(count, dtype=bool)
+        self._kept: dict[int, np.ndarray] = {}  # exact blocks' per-sample true peaks, while they fit
+        self._sample_peaks = np.zeros((3, count), dtype=np.float32)  # pass 1: each block's |x| max, first and last
+
+    def bound(self, start: int, samples: np.ndarray) -> None:
+        """Pass 1: take the sample peaks of the window starting at `start` (on a block's first sample)."""
+        import numpy as np
+
+        n, channels = samples.shape
+        blocks = -(-n // PEAK_BLOCK)
+        rows = np.zeros((blocks, PEAK_BLOCK * channels), dtype=np.float32)  # a block's samples, channels interleaved
+        np.abs(samples.reshape(-1), out=rows.reshape(-1)[: n * channels])
+        reach = PEAK_REACH * channels
+        first = start // PEAK_BLOCK
+        self._sample_peaks[:, first : first + blocks] = (rows.max(axis=1), rows[:, :reach].max(axis=1),
+                                                         rows[:, -reach:].max(axis=1))  # fmt: skip
+
+    def bounded(self) -> _BlockPeaks:
+        """Pass 1 is done: each block's bound, from its own sample peak and its neighbours' nearest samples."""
+        import numpy as np
+
+        whole, head, tail = self._sample_peaks
+        near = whole.copy()
+        np.maximum(near[1:], tail[:-1], out=near[1:])  # the previous block's last samples
+        np.maximum(near[:-1], head[1:], out=near[:-1])  # the next block's first samples
+        self.values = (near * np.float32(_bound_factor())).astype(np.float32)
+        del self._sample_peaks
+        return self
+
+    def silenced(self) -> _BlockPeaks:
+        """All zero and exact: a plan that leaves its signal alone never limits it."""
+        self.values[:] = 0.0
+        self.exact[:] = True
+        return self
+
+    def over(self, level: float, first: int = 0, last: int | None = None) -> np.ndarray:
+        """The block peaks first..last (all of them by default), exact wherever they pass `level`: every block
+        whose bound passes it is oversampled first. Blocks left at their bound are under the level."""
+        import numpy as np
+
+        last = len(self.values) if last is None else last
+        rough = np.flatnonzero(~self.exact[first:last] & (self.values[first:last] > level * (1 - LEVEL_SLACK)))
+        if len(rough):
+            self._oversample(rough + first)
+        return self.values[first:last]
+
+    def samples(self, lo: int, hi: int, level: float) -> np.ndarray:
+        """float32 (hi - lo,): each sample's true peak wherever its block's passes `level`, 0 elsewhere (where
+        the true peaks are all under the level: to a limiter at that level, the same)."""
+        import numpy as np
+
+        first, last = lo // PEAK_BLOCK, -(-hi // PEAK_BLOCK)
+        loud = np.flatnonzero(self.over(level, first, last) > level * (1 - LEVEL_SLACK)) + first
+        out = np.zeros(hi - lo, dtype=np.float32)
+        again = [block for block in loud.tolist() if block not in self._kept]
+        fresh = dict(self._oversampled(_runs(np.array(again, dtype=np.int64)))) if again else {}
+        for block in loud.tolist():
+            peaks = self._kept.get(block)
+            if peaks is None:
+                peaks = fresh[block]
+            b_lo, b_hi = block * PEAK_BLOCK, min(self._read.length, (block + 1) * PEAK_BLOCK)
+            out[max(b_lo, lo) - lo : min(b_hi, hi) - lo] = peaks[max(b_lo, lo) - b_lo : min(b_hi, hi) - b_lo]
+        return out
+
+    def loudest(self, scale: float, top: float = 0.0, skip: np.ndarray | None = None) -> float:
+        """The loudest true peak of the signal times `scale` over the blocks not in `skip`, or `top` if that
+        is louder: blocks are oversampled, loudest bound first, only while their bound could beat the top."""
+        import numpy as np
+
+        scale = np.float32(scale)
+        open_ = np.ones(len(self.values), dtype=bool) if skip is None else ~skip
+        while True:
+            scaled = self.values * scale
+            known = open_ & self.exact
+            if known.any():
+                top = max(top, float(scaled[known].max()))
+            rough = np.flatnonzero(open_ & ~self.exact & (scaled > 0) & (scaled * (1 + 1e-5) >= top))
+            if not len(rough):
+                return top
+            if not top:  # nothing to beat yet: the loudest bounds first, then every bound that could beat them
+                rough = rough[np.argsort(self.values[rough])[-LOUDEST_BATCH:]]
+            self._oversample(np.sort(rough))
+
+    def _oversample(self, blocks: np.ndarray) -> None:
+        """Make the given blocks exact (sorted indices), keeping their per-sample peaks if the budget allows."""
+        for block, peaks in self._oversampled(_runs(blocks)):
+            self.values[block] = peaks.max()
+            self.exact[block] = True
+            if self._read.take_room(peaks.nbytes):
+                self._kept[block] = peaks
+
+    def _oversampled(self, runs: list[tuple[int, int]]) -> Iterator[tuple[int, np.ndarray]]:
+        """(block, its per-sample true peaks) for every block of the runs [first, last), each run oversampled
+        with PEAK_PAD neighbours (so exactly as the whole signal would be), two runs at once (the filter
+        releases the GIL); the samples are read on this thread only, a batch of about PLAN_WINDOW at a time."""
+        length = self._read.length
+
+        def peaks_of(lo: int, start: int, stop: int, hi: int, data: np.ndarray) -> np.ndarray:
+            return _true_peaks(data[start - lo : stop - lo], data[: start - lo], data[stop - lo :])
+
+        with ThreadPoolExecutor(2) as pool:
+            for batch in _batches(runs, PLAN_WINDOW):
+                jobs = []
+                for first, last in batch:
+                    start, stop = first * PEAK_BLOCK, min(length, last * PEAK_BLOCK)
+                    lo, hi = max(0, start - PEAK_PAD), min(length, stop + PEAK_PAD)
+                    jobs.append((first, start, pool.submit(peaks_of, lo, start, stop, hi, self._read(lo, hi))))
+                for first, start, job in jobs:
+                    peaks = job.result()
+                    for at in range(0, len(peaks), PEAK_BLOCK):
+                        yield first + at // PEAK_BLOCK, peaks[at : at + PEAK_BLOCK]
+
+
+def _runs(blocks: np.ndarray) -> list[tuple[int, int]]:
+    """Sorted block indices as runs [first, last) of consecutive blocks."""
+    import numpy as np
+
+    if not len(blocks):
+        return []
+    breaks = np.flatnonzero(np.diff(blocks) > 1)
+    firsts = np.concatenate([[blocks[0]], blocks[breaks + 1]])
+    lasts = np.concatenate([blocks[breaks], [blocks[-1]]]) + 1
+    return list(zip(firsts.tolist(), lasts.tolist()))
+
+
+def _batches(runs: list[tuple[int, int]], samples: int) -> Iterator[list[tuple[int, int]]]:
+    """The runs in batches of about `samples` samples (a run longer than that is cut into pieces)."""
+    most = max(1, samples // PEAK_BLOCK)
+    batch, size = [], 0
+    for first, last in runs:
+        for piece in range(first, last, most):
+            batch.append((piece, min(last, piece + most)))
+            size += min(last, piece + most) - piece
+            if size >= most:
+                yield batch
+                batch, size = [], 0
+    if batch:
+        yield batch
+
+
+@functools.cache
+def _bound_factor() -> float:
+    """The most the 4x filter can make of samples no louder than 1: the largest L1 norm among its four
+    phases (about 1.856), with room for float rounding. A sample's true peak looks at most PEAK_REACH
+    samples away, so this times the sample peak within that reach bounds it."""
+    import numpy as np
+
+    taps = OVERSAMPLING * _oversampling_filter()  # resample_poly scales the filter by the factor
+    return float(max(np.abs(taps[phase::OVERSAMPLING]).sum() for phase in range(OVERSAMPLING)) * (1 + 1e-5))
 
 
 @dataclass(frozen=True)
@@ -400,7 +552,7 @@ class Normalization:
     length: int  # samples in the planned signal
     read: _Recall = field(repr=False, compare=False)  # the planned signal, window by window
     # its loudest true peak per PEAK_BLOCK samples: where the limiter may act (all 0 when the plan leaves it alone)
-    block_peaks: np.ndarray = field(repr=False, compare=False)
+    peaks: _BlockPeaks = field(repr=False, compare=False)
 
     def gains(self, start: int, stop: int) -> np.ndarray:
         """float32 (stop - start,): static gain x limiter x trim for samples [start, stop) of the planned signal."""
@@ -456,35 +608,28 @@ def plan_normalization_windowed(
     """
     import numpy as np
 
-    # 1. one pass: loudness and the loudest true peak per block; silence stays silence (no gain can make it loud)
+    # 1. one pass: loudness, and a bound on the true peaks of each block (oversampled later, where they matter);
+    #    silence stays silence (no gain can make it loud)
     meter = LoudnessMeter(sample_rate, channels, keep_states=True)  # the limiter rounds start from its states
-    block_peaks = np.zeros(-(-length // PEAK_BLOCK), dtype=np.float32)
     window = max(PEAK_BLOCK, window // PEAK_BLOCK * PEAK_BLOCK)  # windows start on a block's first sample
     read = _Recall(read, length, channels, window)
-
-    def kept(oversampling: Future, start: int, stop: int) -> None:
-        peaks = oversampling.result()
-        read.keep_peaks(start, stop, peaks)
-        block_peaks[start // PEAK_BLOCK : -(-stop // PEAK_BLOCK)] = _block_max(peaks)
-
-    # a window's true peaks are oversampled on a thread of their own while the next windows are read and metered
-    # (both release the GIL); only this thread reads the signal, the other is handed the samples it needs
-    with ThreadPoolExecutor(1) as pool:
-        pending = None
-        for start, stop, lo, hi in _windows(length, window, PEAK_PAD):
+    peaks = _BlockPeaks(read)
+    with ThreadPoolExecutor(1) as pool:  # a window is metered on a thread of its own while the next one is read
+        metering = None
+        for start, stop, _, _ in _windows(length, window, 0):
             samples = read(start, stop)
-            oversampling = pool.submit(_true_peaks, samples, read(lo, start), read(stop, hi))
-            meter.feed(samples)
-            if pending:
-                kept(*pending)
-            pending = (oversampling, start, stop)
-        if pending:
-            kept(*pending)
+            if metering:
+                metering.result()
+            metering = pool.submit(meter.feed, samples)  # the filters release the GIL
+            peaks.bound(start, samples)
+        if metering:
+            metering.result()
     plan = Normalization(0.0, 0.0, meter.lufs(), SILENCE, SILENCE, 0.0, sample_rate, channels, ceiling_dbfs, length,
-                         read, block_peaks)  # fmt: skip
+                         read, peaks.bounded())  # fmt: skip
     if plan.lufs_before == SILENCE:  # left as it is: no gain, and no limiter either
-        top = float(block_peaks.max()) if length else 0.0
-        return replace(plan, true_peak_after=float(20 * np.log10(top)) if top > 0 else SILENCE, block_peaks=0 * block_peaks)
+        top = peaks.loudest(1.0)
+        return replace(plan, true_peak_after=float(20 * np.log10(top)) if top > 0 else SILENCE,
+                       peaks=peaks.silenced())  # fmt: skip
 
     # 2. static gain to the target, then the limiter under the ceiling; repeat while limiting cost loudness
     gain_db, after = target_lufs - plan.lufs_before, plan.lufs_before
@@ -531,7 +676,8 @@ def _limited_segments(plan: Normalization, meter: LoudnessMeter, scale: np.float
     true peak would pass the ceiling (as _limiter_acts tells)."""
     import numpy as np
 
-    acting = np.flatnonzero(plan.block_peaks * scale > 10 ** (plan.ceiling_dbfs / 20))
+    level = _level(plan, scale)
+    acting = np.flatnonzero(plan.peaks.over(level) * scale > 10 ** (plan.ceiling_dbfs / 20))
     reach = limiter_reach(plan.sample_rate)
     return meter.segments_over(acting * PEAK_BLOCK - reach, (acting + 1) * PEAK_BLOCK + reach)
 
@@ -539,72 +685,75 @@ def _limited_segments(plan: Normalization, meter: LoudnessMeter, scale: np.float
 def _limited_true_peak(plan: Normalization, gain_db: float, window: int) -> float:
     """The true peak of signal * gain * limiter, in dBTP.
 
-    Where the limiter is idle, the limited signal is the scaled signal, whose true peaks are the gain
-    times the plan's (to float rounding): a window is oversampled again only if its block peaks could
-    be the loudest of the whole signal, and where the limiter acts, only the stretches it touches.
+    Where the limiter touches the signal, those stretches are oversampled again, limited. Elsewhere the
+    limited signal is the scaled signal, whose true peaks are the gain times the plan's: the loudest of
+    them is found oversampling only the blocks whose bound could beat the top.
     """
     import numpy as np
 
     scale = np.float32(10 ** (gain_db / 20))
-    top, idle = 0.0, []
+    top, touched = 0.0, np.zeros(len(plan.peaks.values), dtype=bool)
     for start, stop, lo, hi in _windows(plan.length, window, PEAK_PAD):
-        if not _limiter_acts(plan, start, stop, gain_db):
-            estimate = float(plan.block_peaks[start // PEAK_BLOCK : -(-stop // PEAK_BLOCK)].max() * scale)
-            idle.append((estimate, start, stop))
-            continue
-        signal, curve = _limiter_window(plan, lo, hi, gain_db)
-        top = max(top, _touched_peak(plan.read.true_peaks(start, stop) * scale, signal * scale, curve, start - lo))
-    for estimate, start, stop in sorted(idle, reverse=True):  # exact, where an estimate could beat the top
-        if estimate * (1 + 1e-5) < top or estimate == 0.0:
-            break
-        top = max(top, float((plan.read.true_peaks(start, stop) * scale).max()))
+        if _limiter_acts(plan, start, stop, gain_db):
+            signal, curve = _limiter_window(plan, lo, hi, gain_db)
+            window_top, blocks = _touched_peak(signal * scale, curve, start - lo, stop - start)
+            top = max(top, window_top)
+            touched[start // PEAK_BLOCK : start // PEAK_BLOCK + len(blocks)] = blocks
+    top = plan.peaks.loudest(scale, top, skip=touched)
     return float(20 * np.log10(top)) if top > 0 else SILENCE
 
 
-def _touched_peak(peaks: np.ndarray, scaled: np.ndarray, curve: np.ndarray, offset: int) -> float:
-    """The largest true peak of scaled * curve over the len(peaks) samples from `offset`, given `peaks`, the
-    true peaks of `scaled` there. A PEAK_BLOCK whose samples and PEAK_PAD neighbours the curve leaves at 1
-    has the scaled signal's peaks; the blocks it touches are oversampled again, limited, in runs."""
+def _touched_peak(scaled: np.ndarray, curve: np.ndarray, offset: int, n: int) -> tuple[float, np.ndarray]:
+    """The largest true peak of scaled * curve over the `n` samples from `offset` where the curve touches
+    them, and which PEAK_BLOCKs of those n it touches (a block whose samples and PEAK_PAD neighbours the
+    curve leaves at 1 has the scaled signal's peaks: not measured here). Touched blocks are oversampled
+    again, limited, in runs."""
     import numpy as np
 
-    n = len(peaks)
     edges = np.arange(0, n + PEAK_BLOCK, PEAK_BLOCK).clip(max=n)  # block b is [edges[b], edges[b + 1])
     below = np.concatenate([[0], np.cumsum(curve < 1.0)])  # below[i]: samples under 1 before curve[i]
     around = offset + edges - PEAK_PAD, offset + edges + PEAK_PAD
     touched = below[np.minimum(around[1][1:], len(curve))] > below[np.maximum(around[0][:-1], 0)]
-    top = max((float(peaks[lo:hi].max()) for lo, hi, t in zip(edges[:-1], edges[1:], touched) if not t and hi > lo),
-              default=0.0)  # fmt: skip
+    top = 0.0
     runs = np.flatnonzero(np.diff(np.concatenate([[0], touched.astype(np.int8), [0]])))
     for first, last in zip(runs[0::2], runs[1::2]):  # touched blocks [first, last)
         lo, hi = offset + edges[first], offset + edges[last]
         wide_lo, wide_hi = max(0, lo - PEAK_PAD), min(len(curve), hi + PEAK_PAD)
         limited = scaled[wide_lo:wide_hi] * curve[wide_lo:wide_hi, None]
         top = max(top, float(_true_peaks(limited)[lo - wide_lo : hi - wide_lo].max()))
-    return top
+    return top, touched
 
 
 def _limiter_window(plan: Normalization, start: int, stop: int, gain_db: float) -> tuple[np.ndarray, np.ndarray | None]:
     """The planned signal [start, stop) and the limiter curve there at `gain_db`, equal to the whole signal's
-    (None where the limiter is idle: all 1). The curve needs the signal limiter_reach() samples either side."""
+    (None where the limiter is idle: all 1). The curve needs the signal limiter_reach() samples either side,
+    and the true peaks only where they pass the ceiling (a peak under it leaves the curve at 1, whatever it is)."""
     import numpy as np
 
     if not _limiter_acts(plan, start, stop, gain_db):
         return plan.read(start, stop), None
     reach = limiter_reach(plan.sample_rate)
     lo, hi = max(0, start - reach), min(plan.length, stop + reach)
-    peaks = plan.read.true_peaks(lo, hi) * np.float32(10 ** (gain_db / 20))
+    scale = np.float32(10 ** (gain_db / 20))
+    peaks = plan.peaks.samples(lo, hi, _level(plan, scale)) * scale
     return plan.read(start, stop), _limiter_curve(peaks, plan.sample_rate, plan.ceiling_dbfs)[start - lo : stop - lo]
 
 
 def _limiter_acts(plan: Normalization, start: int, stop: int, gain_db: float) -> bool:
     """Whether some true peak within limiter_reach() of [start, stop) passes the ceiling at `gain_db`: the
-    block peaks tell, without reading the signal."""
+    block peaks tell, without reading the signal (but for blocks whose bound could pass it)."""
     import numpy as np
 
     reach = limiter_reach(plan.sample_rate)
     lo, hi = max(0, start - reach), min(plan.length, stop + reach)
-    nearby = plan.block_peaks[lo // PEAK_BLOCK : -(-hi // PEAK_BLOCK)]
-    return bool(len(nearby)) and float((nearby * np.float32(10 ** (gain_db / 20))).max()) > 10 ** (plan.ceiling_dbfs / 20)
+    scale = np.float32(10 ** (gain_db / 20))
+    nearby = plan.peaks.over(_level(plan, scale), lo // PEAK_BLOCK, -(-hi // PEAK_BLOCK))
+    return bool(len(nearby)) and float((nearby * scale).max()) > 10 ** (plan.ceiling_dbfs / 20)
+
+
+def _level(plan: Normalization, scale: np.float32) -> float:
+    """The true peak that passes the ceiling once scaled (before float32 rounding: see LEVEL_SLACK)."""
+    return 10 ** (plan.ceiling_dbfs / 20) / float(scale)
 
 
 def _windows(length: int, window: int, pad: int):
@@ -612,13 +761,6 @@ def _windows(length: int, window: int, pad: int):
     for start in range(0, length, window):
         stop = min(length, start + window)
         yield start, stop, max(0, start - pad), min(length, stop + pad)
-
-
-def _block_max(peaks: np.ndarray) -> np.ndarray:
-    """The largest value per PEAK_BLOCK samples (the last block may be short)."""
-    import numpy as np
-
-    return np.maximum.reduceat(peaks, np.arange(0, len(peaks), PEAK_BLOCK)) if len(peaks) else peaks
 
 
 def normalize_to_lufs(

@@ -235,3 +235,39 @@ def test_a_plan_made_in_small_windows_is_the_plan_made_in_one():
     assert small.limited_db == pytest.approx(whole.limited_db, abs=1e-6)
     gains = np.concatenate([small.gains(s, min(len(x), s + 3000)) for s in range(0, len(x), 3000)])
     assert np.abs(gains - whole.gains(0, len(x))).max() < 1e-6
+
+
+@pytest.mark.parametrize("clicks", [True, False], ids=["limiter acts", "limiter idle"])
+def test_a_plan_oversamples_only_the_blocks_that_can_matter_and_gets_what_oversampling_everything_gets(
+    clicks: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each block's true peak is bounded from its sample peaks first and oversampled only where the bound
+    could pass the ceiling or beat the loudest peak: the plan's gains and peak are those of a limiter fed
+    the exact true peaks of the whole signal, while most of a quiet signal is never oversampled."""
+    from storyflow.media import loudness
+
+    x = speechy_noise(6.0, 0.05, seed=9)
+    x[RATE * 2 + 17] = 0.35  # a lone loud sample: its block's bound is the loudest
+    if clicks:
+        x[RATE // 2 :: RATE] += 0.6  # a click a second: the limiter acts there
+        # and two samples just under the ceiling at the plan's gain, whose true peak between them passes it
+        gain = 10 ** (loudness.plan_normalization(x, RATE, -16.0, -1.0).gain_db / 20)
+        x[RATE * 4 + 300 : RATE * 4 + 302] = 0.97 * 10 ** (-1.0 / 20) / gain
+    oversampled = []
+
+    def counted(data, before=None, after=None):
+        oversampled.append(len(data))
+        return true_peaks(data, before, after)
+
+    true_peaks = loudness._true_peaks
+    monkeypatch.setattr(loudness, "_true_peaks", counted)
+    plan = loudness.plan_normalization(x, RATE, -16.0, -1.0)
+    gains = plan.gains(0, len(x))
+    monkeypatch.setattr(loudness, "_true_peaks", true_peaks)
+
+    scale = np.float32(10 ** (plan.gain_db / 20))
+    expected = scale * limiter_gain(x * scale, RATE, -1.0) * np.float32(10 ** (plan.trim_db / 20))
+    assert np.abs(gains - expected).max() < 1e-6
+    assert (plan.limited_db < -1.0) == clicks, plan
+    assert plan.true_peak_after == pytest.approx(true_peak_dbfs(x * expected[:, None]), abs=1e-4)
+    assert sum(oversampled) < 0.3 * len(x), f"{sum(oversampled)} of {len(x)} samples oversampled"
