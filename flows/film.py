@@ -182,8 +182,8 @@ def mix_task(board: Storyboard, chains: dict[str, ClipChain], lines: list[Narrat
     effects = audio.lay_effects(board, timeline, shot_effects, out_dir, door)
     spoken = narrate.line_times(board, lines, {k: c.num_frames for k, c in chains.items()})
     result = mix.mix_film(
-        seconds=timeline.seconds, sample_rate=AUDIO_SAMPLE_RATE, narration=[(t, line.path) for t, line in spoken],
-        music=music.path, effects=effects.path, out_dir=out_dir, door=door, target_lufs=target_lufs,
+        seconds=timeline.seconds, sample_rate=AUDIO_SAMPLE_RATE, narration=spoken, music=music, effects=effects,
+        out_dir=out_dir, door=door, target_lufs=target_lufs,
     )  # fmt: skip
     get_run_logger().info("mix: %.1f LUFS (target %.1f), music ducked %.1f dB under speech",
                           result.lufs, target_lufs, result.ducking.music_db)  # fmt: skip

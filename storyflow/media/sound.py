@@ -9,7 +9,7 @@ import contextlib
 import wave
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from storyflow.media.files import atomic_path
 
@@ -19,20 +19,22 @@ if TYPE_CHECKING:
 AUDIO_SAMPLE_RATE = 48_000  # every sound storyflow writes is at this rate
 
 
-def write_wav(path: Path, samples: np.ndarray, sample_rate: int = AUDIO_SAMPLE_RATE) -> None:
-    """Write float samples in [-1, 1], shape (n,) or (n, channels), as 16-bit PCM WAV."""
+def write_wav(path: Path, samples: np.ndarray, sample_rate: int = AUDIO_SAMPLE_RATE) -> str:
+    """Write float samples in [-1, 1], shape (n,) or (n, channels), as 16-bit PCM WAV; returns its sha256."""
     import numpy as np
 
     data = np.asarray(samples, dtype=np.float32)
-    with wav_writer(path, 1 if data.ndim == 1 else data.shape[1], sample_rate) as out:
+    with wav_writer(path, 1 if data.ndim == 1 else data.shape[1], sample_rate, frames=len(data)) as out:
         out.write(data)
+    return out.sha256
 
 
 class WavOut:
     """A 16-bit WAV being written window by window (see wav_writer)."""
 
-    def __init__(self, wav: wave.Wave_write, channels: int) -> None:
-        self._wav, self.channels, self.frames = wav, channels, 0
+    def __init__(self, wav: wave.Wave_write, channels: int, path: Path) -> None:
+        self._wav, self.channels, self.frames, self.path = wav, channels, 0, path
+        self._sha256: str | None = None  # the file's, when worked out while it was written
 
     def write(self, samples: np.ndarray) -> None:
         """Append float samples in [-1, 1], shape (n,) or (n, channels); clipped, rounded to 16 bits."""
@@ -45,19 +47,60 @@ class WavOut:
             raise ValueError(f"this WAV has {self.channels} channels, got samples of shape {data.shape}")
         scaled = np.multiply(data, np.float32(32767.0), dtype=np.float32)  # clip(x, -1, 1) * 32767, in fewer passes
         np.clip(scaled, -32767.0, 32767.0, out=scaled)
-        self._wav.writeframes(np.rint(scaled, out=scaled).astype("<i2").tobytes())
+        self._wav.writeframesraw(np.rint(scaled, out=scaled).astype("<i2").tobytes())  # the header is set on close
         self.frames += len(data)
+
+    @property
+    def sha256(self) -> str:
+        """The finished file's sha256 (once the writer is closed): hashed as it was written where it could be."""
+        from storyflow.media.files import sha256_file
+
+        return self._sha256 or sha256_file(self.path)
+
+
+class _HashingFile:
+    """A file being written whose bytes are hashed on their way to it, as long as they are written in order."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        import hashlib
+
+        self._raw, self._digest, self.in_order = raw, hashlib.sha256(), True
+
+    def write(self, data: bytes) -> int:
+        self._digest.update(data)
+        return self._raw.write(data)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        self.in_order = False  # wave patches the header: what was hashed is not the file
+        return self._raw.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._raw.tell()
+
+    def flush(self) -> None:
+        self._raw.flush()
+
+    def hexdigest(self) -> str | None:
+        return self._digest.hexdigest() if self.in_order else None
 
 
 @contextlib.contextmanager
-def wav_writer(path: Path, channels: int, sample_rate: int = AUDIO_SAMPLE_RATE) -> Iterator[WavOut]:
+def wav_writer(path: Path, channels: int, sample_rate: int = AUDIO_SAMPLE_RATE, frames: int = 0) -> Iterator[WavOut]:
     """Write a 16-bit WAV in windows, atomically: the final name appears only once every window is written,
-    so a film-length track never has to be held in memory and a killed run never leaves half of one."""
-    with atomic_path(path) as tmp, wave.open(str(tmp), "wb") as out:
-        out.setnchannels(channels)
-        out.setsampwidth(2)
-        out.setframerate(sample_rate)
-        yield WavOut(out, channels)
+    so a film-length track never has to be held in memory and a killed run never leaves half of one.
+
+    Given `frames`, how many the file will hold, its header is written once, first, and the file is hashed
+    as it is written (WavOut.sha256): nothing reads it back to hash it. Otherwise the header is set on close."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as raw:
+        hashing = _HashingFile(raw)
+        with wave.open(hashing, "wb") as out:  # type: ignore[call-overload]
+            out.setnchannels(channels)
+            out.setsampwidth(2)
+            out.setframerate(sample_rate)
+            out.setnframes(frames)
+            written = WavOut(out, channels, path)
+            yield written
+        written._sha256 = hashing.hexdigest()
 
 
 def read_wav(path: Path) -> tuple[np.ndarray, int]:

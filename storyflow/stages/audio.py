@@ -79,8 +79,8 @@ def score_film(
                 yield part.start, samples[: part.stop - part.start] * part.envelope()[:, None]
 
         path = track_path("music", key, out_dir)
-        lay_down(path, laid(), round(timeline.seconds * sample_rate), sample_rate)
-        return track_of("music", path, key, backend, started)
+        digest = lay_down(path, laid(), round(timeline.seconds * sample_rate), sample_rate)
+        return track_of("music", path, key, backend, started, sha256=digest)
 
     track = door.reuse_or_make(AUDIO, key, make, tally="music")
     progress.report("audio", kind="music", reused=track.reused)
@@ -158,19 +158,19 @@ def lay_effects(
                                                                                    rate)[:, None]  # fmt: skip
 
         path = track_path("effects", key, out_dir)
-        lay_down(path, laid(), round(timeline.seconds * rate), rate)
-        return track_of("effects", path, key, TIMELINE, started)
+        digest = lay_down(path, laid(), round(timeline.seconds * rate), rate)
+        return track_of("effects", path, key, TIMELINE, started, sha256=digest)
 
     return (door or Generations.in_memory()).reuse_or_make(AUDIO, key, make, tally="effects bed")
 
 
-def lay_down(path: Path, parts: Iterable[tuple[int, np.ndarray]], total: int, sample_rate: int) -> None:
+def lay_down(path: Path, parts: Iterable[tuple[int, np.ndarray]], total: int, sample_rate: int) -> str:
     """Write a stereo WAV of `total` samples: each (start sample, samples) part added at its place, silence
-    between. Parts come in order of start; only the parts still overlapping the one being laid are held,
-    so a film-length bed costs a shot's memory, not the film's."""
+    between; returns the file's sha256. Parts come in order of start; only the parts still overlapping the
+    one being laid are held, so a film-length bed costs a shot's memory, not the film's."""
     import numpy as np
 
-    with wav_writer(path, 2, sample_rate) as out:
+    with wav_writer(path, 2, sample_rate, frames=total) as out:
         held = np.zeros((0, 2), dtype=np.float32)  # samples [out.frames, out.frames + len(held)), not final yet
 
         def flush(until: int) -> np.ndarray:
@@ -192,6 +192,7 @@ def lay_down(path: Path, parts: Iterable[tuple[int, np.ndarray]], total: int, sa
                 held = np.concatenate([held, np.zeros((offset + len(samples) - len(held), 2), dtype=np.float32)])
             held[offset : offset + len(samples)] += samples
         flush(total)
+    return out.sha256
 
 
 def _envelope(n: int, place, fps: int, rate: int):
@@ -235,8 +236,7 @@ def save_track(
 ) -> AudioTrack:
     """Write samples as out_dir/audio/<kind>[-<name>]-<key12>.wav and describe the file as an AudioTrack."""
     path = track_path(kind, key, out_dir, name)
-    write_wav(path, samples, sample_rate)
-    return track_of(kind, path, key, maker, started)
+    return track_of(kind, path, key, maker, started, sha256=write_wav(path, samples, sample_rate))
 
 
 def track_path(kind: str, key: str, out_dir: Path, name: str = "") -> Path:
@@ -244,8 +244,10 @@ def track_path(kind: str, key: str, out_dir: Path, name: str = "") -> Path:
     return out_dir / "audio" / f"{kind}{'-' + name if name else ''}-{key[:12]}.wav"
 
 
-def track_of(kind: str, path: Path, key: str, maker: Backend | Maker, started: float) -> AudioTrack:
-    """Describe a finished WAV (written whole or window by window) as an AudioTrack."""
+def track_of(kind: str, path: Path, key: str, maker: Backend | Maker, started: float,
+             sha256: str | None = None) -> AudioTrack:  # fmt: skip
+    """Describe a finished WAV (written whole or window by window) as an AudioTrack (`sha256`: the file's,
+    if its writer hashed it)."""
     from storyflow.media import open_wav
 
     with open_wav(path) as wav:
@@ -253,7 +255,7 @@ def track_of(kind: str, path: Path, key: str, maker: Backend | Maker, started: f
     return AudioTrack(
         kind=kind,
         path=path.resolve(),
-        sha256=sha256_file(path),
+        sha256=sha256 or sha256_file(path),
         cache_key=key,
         seconds=frames / sample_rate,
         sample_rate=sample_rate,

@@ -30,11 +30,12 @@ numpy/scipy are imported inside the functions.
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from storyflow.catalog import AUDIO, Generations
 from storyflow.core import progress
@@ -105,9 +106,9 @@ def mix_film(
     *,
     seconds: float,
     sample_rate: int,
-    narration: list[tuple[float, Path]],
-    music: Path | None,
-    effects: Path | None,
+    narration: list[tuple[float, Source]],
+    music: Source | None,
+    effects: Source | None,
     out_dir: Path,
     door: Generations | None = None,
     target_lufs: float = -16.0,
@@ -123,7 +124,8 @@ def mix_film(
     """Mix narration lines, music and effects into the film's sound, plus its three stems.
 
     `narration` holds (start second in the film, WAV of one spoken line). `music` and
-    `effects` are film-length WAVs (or None: that stem is then silent). Writes
+    `effects` are film-length WAVs (or None: that stem is then silent). Each WAV is a path,
+    or a track that knows its file's sha256 (not hashed again). Writes
     out_dir/audio/<kind>-<key12>.wav for the mix and each stem, atomically.
 
     What holds between the files (all 16-bit stereo WAVs, exactly round(seconds * rate)
@@ -138,11 +140,12 @@ def mix_film(
     Memory does not grow with the film: a few windows of WINDOW samples and control-rate
     arrays (10 ms steps), read and computed again in each pass rather than kept.
     """
-    from storyflow.media import sha256_file
     from storyflow.media.loudness import plan_normalization_windowed
 
     # 1. check inputs; the cache key is made of the inputs' contents and every setting
-    _check_inputs(seconds, sample_rate, narration, music, effects)
+    lines = [(start, _path(line)) for start, line in narration]
+    music_path, effects_path = (_path(source) if source else None for source in (music, effects))
+    _check_inputs(seconds, sample_rate, lines, music_path, effects_path)
     settings = {
         "target_lufs": target_lufs,
         "duck_db": duck_db,
@@ -157,14 +160,15 @@ def mix_film(
     key = cache_key(
         "mix",
         recipe=MIX_VERSION,
-        narration=[(round(start, 6), sha256_file(path)) for start, path in narration],
-        music=sha256_file(music) if music else None,
-        effects=sha256_file(effects) if effects else None,
+        narration=[(round(start, 6), _sha256(line)) for start, line in narration],
+        music=_sha256(music) if music else None,
+        effects=_sha256(effects) if effects else None,
         seconds=round(seconds, 6),
         sample_rate=sample_rate,
         settings=settings,
     )
     stem_keys = {kind: cache_key("mix-stem", stem=kind, mix=key) for kind in STEM_KINDS}
+    narration, music, effects = lines, music_path, effects_path  # the files from here on
 
     # 2. reuse a finished mix only when the mix and all three stems are there (the stems are parts of the
     #    mix: the run's tally counts the mix alone)
@@ -207,7 +211,7 @@ def mix_film(
         # 7. one pass writing the stems and the mix, each window times the plan's gains
         paths = {kind: track_path(kind, stem_keys[kind], out_dir) for kind in STEM_KINDS}
         paths["mix"] = track_path("mix", key, out_dir)
-        sources.write(plan, paths, sample_rate, window)
+        digests = sources.write(plan, paths, sample_rate, window)
 
     # 8. record the stems, then the mix: a recorded mix implies its stems
     measured = {
@@ -220,10 +224,10 @@ def mix_film(
     stem_tracks = {}
     for kind in STEM_KINDS:
         track = track_of(kind, paths[kind], stem_keys[kind], Maker(MIX_VERSION, options={"stem_of": key, **settings}),
-                         started)  # fmt: skip
+                         started, sha256=digests[kind])  # fmt: skip
         stem_tracks[kind] = door.keep(AUDIO, track, tally=None)
     mix_track = track_of("mix", paths["mix"], key, Maker(MIX_VERSION, options={**settings, "measured": measured}),
-                         started)  # fmt: skip
+                         started, sha256=digests["mix"])  # fmt: skip
     door.keep(AUDIO, mix_track, tally="mix")
     progress.report("audio", kind="mix", reused=False, lufs=plan.lufs_after)
     return MixResult(
@@ -239,6 +243,26 @@ def mix_film(
 
 
 # ---------------------------------------------------------------- inputs
+
+
+class HashedFile(Protocol):
+    """A file that knows its sha256 (an AudioTrack, a NarrationLine): mixing it does not hash it again."""
+
+    path: Path
+    sha256: str
+
+
+Source = Path | HashedFile  # a WAV to mix: its path, or a track that knows its file's sha256
+
+
+def _path(source: Source) -> Path:
+    return Path(source) if isinstance(source, (str, os.PathLike)) else Path(source.path)
+
+
+def _sha256(source: Source) -> str:
+    from storyflow.media import sha256_file
+
+    return sha256_file(Path(source)) if isinstance(source, (str, os.PathLike)) else source.sha256
 
 
 def _check_inputs(
@@ -469,8 +493,9 @@ class _Sources:
         parts = self.parts(start, stop)
         return parts["narration"] + parts["music"] + parts["effects"]
 
-    def write(self, plan: Normalization, paths: dict[str, Path], sample_rate: int, window: int) -> None:
-        """One pass: each stem and the mix times the plan's gains, written atomically (the mix's name appears last).
+    def write(self, plan: Normalization, paths: dict[str, Path], sample_rate: int, window: int) -> dict[str, str]:
+        """One pass: each stem and the mix times the plan's gains, written atomically (the mix's name appears last);
+        returns each file's sha256, hashed as it was written.
 
         The music and effects stems are written on a second thread beside the mix and the narration (the
         products, the 16-bit conversion and the file writes release the GIL)."""
@@ -485,7 +510,8 @@ class _Sources:
                 outs[kind].write(np.broadcast_to(parts[kind] * scale, (len(scale), 2)))
 
         with contextlib.ExitStack() as files, ThreadPoolExecutor(1) as pool:
-            outs = {kind: files.enter_context(wav_writer(paths[kind], 2, sample_rate)) for kind in ("mix", *STEM_KINDS)}
+            outs = {kind: files.enter_context(wav_writer(paths[kind], 2, sample_rate, frames=self.total))
+                    for kind in ("mix", *STEM_KINDS)}  # fmt: skip
             for start in range(0, self.total, window):
                 stop = min(self.total, start + window)
                 parts = self.parts(start, stop)
@@ -494,6 +520,7 @@ class _Sources:
                 outs["mix"].write((parts["narration"] + parts["music"] + parts["effects"]) * scale)
                 write_stems(("narration",), parts, scale)
                 beds.result()
+        return {kind: out.sha256 for kind, out in outs.items()}
 
 
 # ---------------------------------------------------------------- balance and ducking

@@ -109,3 +109,23 @@ def test_wav_written_in_windows_reads_back_whole_and_in_windows(tmp_path):
     with media.open_wav(tmp_path / "a.wav") as wav:
         assert (wav.frames, wav.channels) == (10_000, 2)
         assert np.array_equal(wav.read(9_000, 5_000), whole[9_000:])  # cut short at the end
+
+
+@pytest.mark.parametrize("frames", [10_000, 0, 10_001], ids=["told the length", "not told", "told wrong"])
+def test_a_wav_written_in_windows_knows_its_sha256_and_it_is_the_files(tmp_path, monkeypatch, frames):
+    """Told how long it will be, a WAV writer hashes the file as it writes it, so nothing reads it back to hash
+    it; otherwise (the header is set on close) the finished file is hashed. Either way the same bytes."""
+    from storyflow.media import sound
+
+    samples = (np.random.default_rng(1).standard_normal((10_000, 2)) * 0.2).astype(np.float32)
+    with media.wav_writer(tmp_path / "a.wav", 2, 8_000, frames=frames) as out:
+        for start in range(0, len(samples), 3_001):
+            out.write(samples[start : start + 3_001])
+    read_back = []
+    monkeypatch.setattr("storyflow.media.files.sha256_file", lambda path: read_back.append(path) or "read back")
+    digest = out.sha256
+    monkeypatch.undo()
+    assert (digest == media.sha256_file(tmp_path / "a.wav")) == (frames == 10_000)
+    assert read_back == ([] if frames == 10_000 else [tmp_path / "a.wav"])
+    assert media.read_wav(tmp_path / "a.wav")[0].shape == (10_000, 2)
+    assert sound.write_wav(tmp_path / "b.wav", samples, 8_000) == media.sha256_file(tmp_path / "b.wav")
