@@ -257,8 +257,10 @@ def beds_for(sound_cue: str, prompt: str) -> dict[str, float]:
     """
     cue_words = set(re.findall(r"[a-z]+", sound_cue.lower()))
     prompt_words = set(re.findall(r"[a-z]+", prompt.lower()))
-    named = {bed for bed, words in BED_WORDS.items() if cue_words & set(words)}
-    seen = {bed for bed, words in BED_WORDS.items() if prompt_words & set(words)} - named
+    # lists in BED_WORDS' order, not sets: the beds are added in this order, and floats added in another
+    # order round differently (a set's order changes with each process's string hashing)
+    named = [bed for bed, words in BED_WORDS.items() if cue_words & set(words)]
+    seen = [bed for bed, words in BED_WORDS.items() if prompt_words & set(words) and bed not in named]
     if not named and cue_words & set(SILENCE_WORDS):
         return {}
     if not named and not seen and prompt_words & set(SILENCE_WORDS):
