@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import re
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -61,6 +62,7 @@ MOTION_FULL = 0.15  # mean luminance change per second that counts as "a lot of 
 CAMERA_FULL = 0.15  # frame widths per second that count as a fast camera move
 FLASH_JUMP = 0.12  # a rise in mean luminance over the recent median that counts as a flash
 ANALYSIS_WIDTH = 96  # frames are measured at most this wide
+DECODERS = 4  # an extended shot's clips decoded at once
 
 
 class ProceduralFoleyOptions(BackendOptions):
@@ -144,26 +146,29 @@ def analyze_picture(clips: tuple[Path, ...] | list[Path], fps: int, num_frames: 
 
 
 def _small_grey_frames(clips: tuple[Path, ...] | list[Path]) -> np.ndarray:
-    """All frames of the clips as luminance 0..1, downscaled to <= ANALYSIS_WIDTH wide: float32 (n, h, w)."""
+    """All frames of the clips as luminance 0..1, downscaled to <= ANALYSIS_WIDTH wide: float32 (n, h, w).
+    An extended shot's clips are decoded side by side, a thread each (the decoder releases the GIL)."""
     import numpy as np
     from PIL import Image
 
     from storyflow.media import read_luma
 
-    frames: list[np.ndarray] = []
+    def decoded(clip: Path) -> list[np.ndarray]:
+        return list(read_luma(clip, ANALYSIS_WIDTH, deblock=False))  # the deblocking would be averaged away
+
     for clip in clips:
         if not Path(clip).is_file():
             raise MediaError(f"clip {clip} does not exist", fix="render the shot's clips before its effects")
-        for luma in read_luma(clip, ANALYSIS_WIDTH, deblock=False):  # the deblocking would be averaged away
-            if frames and luma.shape != frames[0].shape:  # a clip of another size: measured at the first's
-                luma = np.asarray(Image.fromarray(luma).resize(frames[0].shape[::-1], Image.Resampling.BOX))
-            frames.append(luma)
-    if not frames:
+    with ThreadPoolExecutor(max(1, min(len(clips), DECODERS))) as pool:
+        pictures = [luma for clip_frames in pool.map(decoded, clips) for luma in clip_frames]
+    if not pictures:
         raise MediaError(
             f"no video frames in {', '.join(str(c) for c in clips) or 'the request'}",
             fix="pass the shot's rendered clips (mp4 files with frames)",
         )
-    return np.stack(frames)
+    size = pictures[0].shape  # a clip of another size: measured at the first's
+    return np.stack([luma if luma.shape == size else
+                     np.asarray(Image.fromarray(luma).resize(size[::-1], Image.Resampling.BOX)) for luma in pictures])  # fmt: skip
 
 
 PHASE_PIXELS = 1 << 17  # frames transformed together, in pixels: a batch that stays in the core's cache (2x faster)
