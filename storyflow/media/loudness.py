@@ -281,18 +281,30 @@ def limiter_gain(samples: np.ndarray, sample_rate: int, ceiling_dbfs: float = -1
 
 
 def _limiter_curve(peaks: np.ndarray, sample_rate: int, ceiling_dbfs: float) -> np.ndarray:
-    """limiter_gain() from precomputed per-sample true peaks (they scale with any static gain)."""
+    """limiter_gain() from precomputed per-sample true peaks (they scale with any static gain).
+
+    The curve is 1 but within 2W + 1 samples of a peak over the ceiling, so the two window operations
+    run only on the stretches around those peaks (each stretch reaching 1s on both sides, so it gets
+    what the whole signal would); a film's few loud moments cost their own length, not the film's."""
     import numpy as np
     from scipy.ndimage import minimum_filter1d, uniform_filter1d
 
     ceiling = 10 ** (ceiling_dbfs / 20)
-    if len(peaks) == 0 or peaks.max() <= ceiling:
-        return np.ones(len(peaks), dtype=np.float32)
-    needed = np.minimum(1.0, ceiling / np.maximum(peaks, 1e-12))
-    width = 2 * max(1, round(LIMITER_WINDOW_S * sample_rate)) + 1
-    held = minimum_filter1d(needed, size=width, mode="nearest")
-    smooth = uniform_filter1d(held, size=width, mode="nearest")
-    return np.minimum(smooth, needed).astype(np.float32)  # min() only mops up float rounding
+    curve = np.ones(len(peaks), dtype=np.float32)
+    loud = np.flatnonzero(peaks > ceiling)
+    if not len(loud):
+        return curve
+    half = max(1, round(LIMITER_WINDOW_S * sample_rate))
+    width, reach = 2 * half + 1, 2 * half + 1  # each operation spreads a dip `half` samples either side
+    gaps = np.flatnonzero(np.diff(loud) > 2 * reach + 2)  # stretches that do not touch each other
+    for first, last in zip(loud[np.concatenate([[0], gaps + 1])], loud[np.concatenate([gaps, [len(loud) - 1]])]):
+        lo, hi = max(0, first - 2 * reach), min(len(peaks), last + 1 + 2 * reach)  # the stretch, and 1s around it
+        needed = np.minimum(1.0, ceiling / np.maximum(peaks[lo:hi], 1e-12))
+        held = minimum_filter1d(needed, size=width, mode="nearest")
+        smooth = np.minimum(uniform_filter1d(held, size=width, mode="nearest"), needed)  # min(): float rounding
+        keep_lo, keep_hi = max(0, first - reach), min(len(peaks), last + 1 + reach)  # all the stretch dips
+        curve[keep_lo:keep_hi] = smooth[keep_lo - lo : keep_hi - lo]
+    return curve
 
 
 def limiter_reach(sample_rate: int) -> int:
@@ -694,49 +706,55 @@ def _limited_true_peak(plan: Normalization, gain_db: float, window: int) -> floa
     scale = np.float32(10 ** (gain_db / 20))
     top, touched = 0.0, np.zeros(len(plan.peaks.values), dtype=bool)
     for start, stop, lo, hi in _windows(plan.length, window, PEAK_PAD):
-        if _limiter_acts(plan, start, stop, gain_db):
-            signal, curve = _limiter_window(plan, lo, hi, gain_db)
-            window_top, blocks = _touched_peak(signal * scale, curve, start - lo, stop - start)
+        curve = _limiter_gains(plan, lo, hi, gain_db)
+        if curve is not None:
+            window_top, blocks = _touched_peak(plan, scale, curve, lo, start, stop)
             top = max(top, window_top)
             touched[start // PEAK_BLOCK : start // PEAK_BLOCK + len(blocks)] = blocks
     top = plan.peaks.loudest(scale, top, skip=touched)
     return float(20 * np.log10(top)) if top > 0 else SILENCE
 
 
-def _touched_peak(scaled: np.ndarray, curve: np.ndarray, offset: int, n: int) -> tuple[float, np.ndarray]:
-    """The largest true peak of scaled * curve over the `n` samples from `offset` where the curve touches
-    them, and which PEAK_BLOCKs of those n it touches (a block whose samples and PEAK_PAD neighbours the
-    curve leaves at 1 has the scaled signal's peaks: not measured here). Touched blocks are oversampled
-    again, limited, in runs."""
+def _touched_peak(plan: Normalization, scale: np.float32, curve: np.ndarray, lo: int, start: int,
+                  stop: int) -> tuple[float, np.ndarray]:  # fmt: skip
+    """The largest true peak of signal * scale * curve (the curve given over [lo, lo + len(curve))) where the
+    curve touches [start, stop), and which PEAK_BLOCKs of [start, stop) it touches (a block whose samples and
+    PEAK_PAD neighbours the curve leaves at 1 has the scaled signal's peaks: not measured here). Touched
+    blocks are read and oversampled again, limited, in runs."""
     import numpy as np
 
-    edges = np.arange(0, n + PEAK_BLOCK, PEAK_BLOCK).clip(max=n)  # block b is [edges[b], edges[b + 1])
-    below = np.concatenate([[0], np.cumsum(curve < 1.0)])  # below[i]: samples under 1 before curve[i]
-    around = offset + edges - PEAK_PAD, offset + edges + PEAK_PAD
-    touched = below[np.minimum(around[1][1:], len(curve))] > below[np.maximum(around[0][:-1], 0)]
+    hi = lo + len(curve)
+    edges = np.arange(start, stop + PEAK_BLOCK, PEAK_BLOCK).clip(max=stop)  # block b is [edges[b], edges[b + 1])
+    dips = np.flatnonzero(curve < 1.0) + lo
+    touched = np.searchsorted(dips, edges[1:] + PEAK_PAD) > np.searchsorted(dips, edges[:-1] - PEAK_PAD)
     top = 0.0
     runs = np.flatnonzero(np.diff(np.concatenate([[0], touched.astype(np.int8), [0]])))
     for first, last in zip(runs[0::2], runs[1::2]):  # touched blocks [first, last)
-        lo, hi = offset + edges[first], offset + edges[last]
-        wide_lo, wide_hi = max(0, lo - PEAK_PAD), min(len(curve), hi + PEAK_PAD)
-        limited = scaled[wide_lo:wide_hi] * curve[wide_lo:wide_hi, None]
-        top = max(top, float(_true_peaks(limited)[lo - wide_lo : hi - wide_lo].max()))
+        run_lo, run_hi = int(edges[first]), int(edges[last])
+        wide_lo, wide_hi = max(lo, run_lo - PEAK_PAD), min(hi, run_hi + PEAK_PAD)
+        limited = (plan.read(wide_lo, wide_hi) * scale) * curve[wide_lo - lo : wide_hi - lo, None]
+        top = max(top, float(_true_peaks(limited)[run_lo - wide_lo : run_hi - wide_lo].max()))
     return top, touched
 
 
 def _limiter_window(plan: Normalization, start: int, stop: int, gain_db: float) -> tuple[np.ndarray, np.ndarray | None]:
-    """The planned signal [start, stop) and the limiter curve there at `gain_db`, equal to the whole signal's
-    (None where the limiter is idle: all 1). The curve needs the signal limiter_reach() samples either side,
-    and the true peaks only where they pass the ceiling (a peak under it leaves the curve at 1, whatever it is)."""
+    """The planned signal [start, stop) and the limiter curve there at `gain_db` (see _limiter_gains)."""
+    return plan.read(start, stop), _limiter_gains(plan, start, stop, gain_db)
+
+
+def _limiter_gains(plan: Normalization, start: int, stop: int, gain_db: float) -> np.ndarray | None:
+    """The limiter curve over [start, stop) at `gain_db`, equal to the whole signal's (None where the limiter
+    is idle: all 1). The curve needs the signal limiter_reach() samples either side, and the true peaks only
+    where they pass the ceiling (a peak under it leaves the curve at 1, whatever it is)."""
     import numpy as np
 
     if not _limiter_acts(plan, start, stop, gain_db):
-        return plan.read(start, stop), None
+        return None
     reach = limiter_reach(plan.sample_rate)
     lo, hi = max(0, start - reach), min(plan.length, stop + reach)
     scale = np.float32(10 ** (gain_db / 20))
     peaks = plan.peaks.samples(lo, hi, _level(plan, scale)) * scale
-    return plan.read(start, stop), _limiter_curve(peaks, plan.sample_rate, plan.ceiling_dbfs)[start - lo : stop - lo]
+    return _limiter_curve(peaks, plan.sample_rate, plan.ceiling_dbfs)[start - lo : stop - lo]
 
 
 def _limiter_acts(plan: Normalization, start: int, stop: int, gain_db: float) -> bool:

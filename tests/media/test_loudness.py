@@ -271,3 +271,27 @@ def test_a_plan_oversamples_only_the_blocks_that_can_matter_and_gets_what_oversa
     assert (plan.limited_db < -1.0) == clicks, plan
     assert plan.true_peak_after == pytest.approx(true_peak_dbfs(x * expected[:, None]), abs=1e-4)
     assert sum(oversampled) < 0.3 * len(x), f"{sum(oversampled)} of {len(x)} samples oversampled"
+
+
+def test_the_limiter_curve_worked_out_around_its_loud_stretches_is_the_one_worked_out_everywhere():
+    """The curve is computed only within reach of the peaks over the ceiling; loud peaks closer together than
+    that, and just further apart, get what the two window operations over the whole signal give."""
+    from scipy.ndimage import minimum_filter1d, uniform_filter1d
+
+    from storyflow.media import loudness
+
+    rng = np.random.default_rng(11)
+    half = round(loudness.LIMITER_WINDOW_S * RATE)
+    peaks = rng.uniform(0.0, 0.85, 40 * half).astype(np.float32)
+    at = 3 * half
+    for gap in (1, half, 2 * half, 4 * half + 3, 4 * half + 4, 4 * half + 6, 5 * half):  # around the stretches' reach
+        peaks[at] = 1.5
+        at += gap
+    peaks[-2] = 1.2  # one at the very end
+    width = 2 * half + 1
+    needed = np.minimum(1.0, 0.891 / np.maximum(peaks, 1e-12))
+    whole = np.minimum(uniform_filter1d(minimum_filter1d(needed, width, mode="nearest"), width, mode="nearest"),
+                       needed).astype(np.float32)  # fmt: skip
+    curve = loudness._limiter_curve(peaks, RATE, 20 * np.log10(0.891))
+    assert whole.min() < 0.7 and np.abs(curve - whole).max() < 1e-7
+    assert (curve == 1.0).sum() == (whole == 1.0).sum()
