@@ -123,7 +123,8 @@ class WavIn:
         start = min(max(0, start), self.frames)
         self._wav.setpos(start)
         raw = self._wav.readframes(max(0, min(count, self.frames - start)))
-        return (np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32767.0).reshape(-1, self.channels)
+        samples = np.divide(np.frombuffer(raw, dtype="<i2"), np.float32(32767.0), dtype=np.float32)  # one pass
+        return samples.reshape(-1, self.channels)
 
 
 @contextlib.contextmanager

@@ -378,10 +378,12 @@ class _FilmSource:
         """float32 (stop - start, 2) of the film's samples [start, stop)."""
         import numpy as np
 
-        out = np.zeros((stop - start, 2), dtype=np.float32)
         if self.wav is None:
-            return out
+            return np.zeros((stop - start, 2), dtype=np.float32)
         data = self._at_mix_rate(start, stop)
+        if data.shape == (stop - start, 2) and data.dtype == np.float32:
+            return data  # a stereo window read whole: already what is asked for
+        out = np.zeros((stop - start, 2), dtype=np.float32)
         out[: len(data)] = data  # mono fills both channels by broadcasting
         return out
 
