@@ -15,8 +15,9 @@ generate, effects) take plain data too (flows/work.py: a FilmRun of ids and choi
 task runner runs them: threads here, a Dask cluster (--task-runner dask), or the workers of a
 work pool for the shots themselves (--shot-pool: flows/shots.py).
 
-Narration is spoken right after planning because it can stretch shots; effects and music
-wait for the clips (their real lengths and pictures). Every generation goes through the
+Narration is spoken right after planning because it can stretch shots; a shot's effects wait
+for its clips (their real lengths and pictures). The score, the effects and the measuring of the
+narration and score for the mix run in a sound lane beside the shots (flows/lanes.py). Every generation goes through the
 catalog's door (storyflow.catalog.Generations): a run makes only what no earlier run made
 with the same inputs, and --force / --force-shot are decided there.
 """
@@ -173,17 +174,34 @@ def music_task(board: Storyboard, shot_frames: dict[str, int] | None, run: FilmR
         return Done(track, door.receipt())
 
 
+@task(name="listen", cache_policy=NONE)
+def listen_task(board: Storyboard, lines: list[NarrationLine], music: Done[AudioTrack]) -> list[mix.Heard]:
+    """The narration on the planned timeline and the score, measured as the mix measures them, while the clips
+    are made: the mix then skips them. What the mix is finally given that differs (clips of other lengths, a
+    score made again) it measures itself, and what fails here (a line too long, say) it finds and reports."""
+    timeline = film_timeline(board)
+    try:
+        return [mix.hear_narration(narrate.line_times(board, lines), timeline.seconds, AUDIO_SAMPLE_RATE),
+                mix.hear_bed(music.value, timeline.seconds, AUDIO_SAMPLE_RATE)]  # fmt: skip
+    except (StoryflowError, OSError) as exc:
+        get_run_logger().info("measuring the narration and music ahead of the mix: %s (the mix measures them)", exc)
+        return []
+
+
 @task(name="mix", cache_policy=NONE)
 def mix_task(board: Storyboard, chains: dict[str, ClipChain], lines: list[NarrationLine], music: AudioTrack,
-             shot_effects: dict[str, AudioTrack], out_dir: Path, door: Generations,
-             target_lufs: float) -> tuple[MixResult, AudioTrack]:  # fmt: skip
-    """Lay the effects on the timeline, then mix narration over ducked music over effects."""
+             shot_effects: dict[str, AudioTrack], out_dir: Path, door: Generations, target_lufs: float,
+             heard: list[mix.Heard]) -> tuple[MixResult, AudioTrack]:  # fmt: skip
+    """Lay the effects on the timeline (measured as they are written), then mix narration over ducked music over
+    effects (what was heard ahead is not measured again)."""
     timeline = _timeline(board, chains)
-    effects = audio.lay_effects(board, timeline, shot_effects, out_dir, door)
+    with mix.BedMeter(timeline.seconds, AUDIO_SAMPLE_RATE) as metering:
+        effects = audio.lay_effects(board, timeline, shot_effects, out_dir, door, tap=metering.feed)
+        bed = metering.heard(effects)
     spoken = narrate.line_times(board, lines, {k: c.num_frames for k, c in chains.items()})
     result = mix.mix_film(
         seconds=timeline.seconds, sample_rate=AUDIO_SAMPLE_RATE, narration=spoken, music=music, effects=effects,
-        out_dir=out_dir, door=door, target_lufs=target_lufs,
+        out_dir=out_dir, door=door, target_lufs=target_lufs, heard=[*heard, *([bed] if bed else [])],
     )  # fmt: skip
     get_run_logger().info("mix: %.1f LUFS (target %.1f), music ducked %.1f dB under speech",
                           result.lufs, target_lufs, result.ducking.music_db)  # fmt: skip
@@ -337,6 +355,7 @@ def _make_film(story: Story, choices: FilmChoices, settings: Settings, out_dir: 
         #    Sound work runs in its lane beside the shots: the score on the planned timeline at once (conformed
         #    clips hold the planned frames), and a shot's effects as soon as that shot is made.
         scoring = lane.submit(music_task, {"board": board, "shot_frames": None, "run": run})
+        listening = lane.submit(listen_task, {"board": board, "lines": lines, "music": scoring})
         chains_of_shots = board.chains()
         for level in range(max(len(chain) for chain in chains_of_shots)):
             for chain in chains_of_shots:
@@ -368,7 +387,7 @@ def _make_film(story: Story, choices: FilmChoices, settings: Settings, out_dir: 
         music_track = taken(door, scoring)
         shot_effects = {shot_id: taken(door, future) for shot_id, future in effecting.items()}
         sound, effects_bed = mix_task(board, chains, lines, music_track, shot_effects, out_dir, door,
-                                      choices.target_lufs)  # fmt: skip
+                                      choices.target_lufs, listening.result())  # fmt: skip
         timed("audio", t)
         release_freed_memory()
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import wave
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 AUDIO_SAMPLE_RATE = 48_000  # every sound storyflow writes is at this rate
+Tap = Callable[["np.ndarray"], None]  # sees each window of 16-bit samples a WAV writer writes
 
 
 def write_wav(path: Path, samples: np.ndarray, sample_rate: int = AUDIO_SAMPLE_RATE) -> str:
@@ -32,8 +33,8 @@ def write_wav(path: Path, samples: np.ndarray, sample_rate: int = AUDIO_SAMPLE_R
 class WavOut:
     """A 16-bit WAV being written window by window (see wav_writer)."""
 
-    def __init__(self, wav: wave.Wave_write, channels: int, path: Path) -> None:
-        self._wav, self.channels, self.frames, self.path = wav, channels, 0, path
+    def __init__(self, wav: wave.Wave_write, channels: int, path: Path, tap: Tap | None = None) -> None:
+        self._wav, self.channels, self.frames, self.path, self._tap = wav, channels, 0, path, tap
         self._sha256: str | None = None  # the file's, when worked out while it was written
 
     def write(self, samples: np.ndarray) -> None:
@@ -47,8 +48,11 @@ class WavOut:
             raise ValueError(f"this WAV has {self.channels} channels, got samples of shape {data.shape}")
         scaled = np.multiply(data, np.float32(32767.0), dtype=np.float32)  # clip(x, -1, 1) * 32767, in fewer passes
         np.clip(scaled, -32767.0, 32767.0, out=scaled)
-        self._wav.writeframesraw(np.rint(scaled, out=scaled).astype("<i2").tobytes())  # the header is set on close
+        pcm = np.rint(scaled, out=scaled).astype("<i2")
+        self._wav.writeframesraw(pcm.tobytes())  # the header is set on close
         self.frames += len(data)
+        if self._tap is not None:
+            self._tap(pcm)
 
     @property
     def sha256(self) -> str:
@@ -85,12 +89,14 @@ class _HashingFile:
 
 
 @contextlib.contextmanager
-def wav_writer(path: Path, channels: int, sample_rate: int = AUDIO_SAMPLE_RATE, frames: int = 0) -> Iterator[WavOut]:
+def wav_writer(path: Path, channels: int, sample_rate: int = AUDIO_SAMPLE_RATE, frames: int = 0,
+               tap: Tap | None = None) -> Iterator[WavOut]:  # fmt: skip
     """Write a 16-bit WAV in windows, atomically: the final name appears only once every window is written,
     so a film-length track never has to be held in memory and a killed run never leaves half of one.
 
     Given `frames`, how many the file will hold, its header is written once, first, and the file is hashed
-    as it is written (WavOut.sha256): nothing reads it back to hash it. Otherwise the header is set on close."""
+    as it is written (WavOut.sha256): nothing reads it back to hash it. Otherwise the header is set on close.
+    `tap` is handed each window's 16-bit samples as written (int16, shape (n, channels)): what the file holds."""
     with atomic_path(path) as tmp, open(tmp, "wb") as raw:
         hashing = _HashingFile(raw)
         with wave.open(hashing, "wb") as out:  # type: ignore[call-overload]
@@ -98,7 +104,7 @@ def wav_writer(path: Path, channels: int, sample_rate: int = AUDIO_SAMPLE_RATE, 
             out.setsampwidth(2)
             out.setframerate(sample_rate)
             out.setnframes(frames)
-            written = WavOut(out, channels, path)
+            written = WavOut(out, channels, path, tap)
             yield written
         written._sha256 = hashing.hexdigest()
 

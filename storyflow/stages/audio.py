@@ -32,6 +32,7 @@ from storyflow.core.hashing import cache_key
 from storyflow.core.models import AudioTrack, ClipChain, Shot, Storyboard, Transition
 from storyflow.core.timeline import Timeline
 from storyflow.media import AUDIO_SAMPLE_RATE, read_wav, sha256_file, wav_writer, write_wav
+from storyflow.media.sound import Tap
 
 if TYPE_CHECKING:
     import numpy as np
@@ -137,10 +138,11 @@ def shot_effects(
 
 
 def lay_effects(
-    board: Storyboard, timeline: Timeline, shots: dict[str, AudioTrack], out_dir: Path, door: Generations | None = None
+    board: Storyboard, timeline: Timeline, shots: dict[str, AudioTrack], out_dir: Path, door: Generations | None = None,
+    tap: Tap | None = None,
 ) -> AudioTrack:
     """The shots' effects on the film's timeline: equal-power crossfades where pictures overlap,
-    fades where the picture dips to black, silence under the title card."""
+    fades where the picture dips to black, silence under the title card (`tap`: see lay_down)."""
     key = cache_key(
         "effects-bed", shots=[shots[s.id].sha256 for s in board.shots],
         placements=[(p.start, p.frames, p.overlap_in, p.overlap_out, p.fade_in, p.fade_out) for p in timeline.placements],
@@ -158,19 +160,21 @@ def lay_effects(
                                                                                    rate)[:, None]  # fmt: skip
 
         path = track_path("effects", key, out_dir)
-        digest = lay_down(path, laid(), round(timeline.seconds * rate), rate)
+        digest = lay_down(path, laid(), round(timeline.seconds * rate), rate, tap)
         return track_of("effects", path, key, TIMELINE, started, sha256=digest)
 
     return (door or Generations.in_memory()).reuse_or_make(AUDIO, key, make, tally="effects bed")
 
 
-def lay_down(path: Path, parts: Iterable[tuple[int, np.ndarray]], total: int, sample_rate: int) -> str:
+def lay_down(path: Path, parts: Iterable[tuple[int, np.ndarray]], total: int, sample_rate: int,
+             tap: Tap | None = None) -> str:  # fmt: skip
     """Write a stereo WAV of `total` samples: each (start sample, samples) part added at its place, silence
     between; returns the file's sha256. Parts come in order of start; only the parts still overlapping the
-    one being laid are held, so a film-length bed costs a shot's memory, not the film's."""
+    one being laid are held, so a film-length bed costs a shot's memory, not the film's. `tap` sees the
+    file's 16-bit samples as they are written (wav_writer)."""
     import numpy as np
 
-    with wav_writer(path, 2, sample_rate, frames=total) as out:
+    with wav_writer(path, 2, sample_rate, frames=total, tap=tap) as out:
         held = np.zeros((0, 2), dtype=np.float32)  # samples [out.frames, out.frames + len(held)), not final yet
 
         def flush(until: int) -> np.ndarray:

@@ -19,7 +19,8 @@ back and a user can remix from them.
 
 Nothing film-length is held in memory: the sources are read WINDOW samples at a time (the
 narration lines placed, music and effects read from their WAVs and resampled on the fly),
-in a few passes: (1) each source's loudness and the voice's 10 ms levels for the sidechain;
+in a few passes: (1) each source's loudness and the voice's 10 ms levels for the sidechain
+(skipped for the sources measured ahead: see Heard);
 (2..) the balanced sum's loudness, true peaks and limiter rounds (storyflow.media.loudness);
 (last) the three stems and the mix written together. What persists between passes is
 control-rate: the ducking envelope (one value per 10 ms) and a peak per 1024 samples.
@@ -32,8 +33,8 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -120,6 +121,7 @@ def mix_film(
     attack_s: float = 0.05,
     release_s: float = 0.4,
     lookahead_s: float = 0.1,
+    heard: Iterable[Heard] = (),
 ) -> MixResult:
     """Mix narration lines, music and effects into the film's sound, plus its three stems.
 
@@ -139,6 +141,9 @@ def mix_film(
 
     Memory does not grow with the film: a few windows of WINDOW samples and control-rate
     arrays (10 ms steps), read and computed again in each pass rather than kept.
+
+    `heard`: sources already measured as this mix measures them (hear_narration, hear_bed,
+    BedMeter), so its first pass skips them; one that does not match an input exactly is unused.
     """
     from storyflow.media.loudness import plan_normalization_windowed
 
@@ -157,12 +162,14 @@ def mix_film(
         "release_s": release_s,
         "lookahead_s": lookahead_s,
     }
+    line_digests = [_sha256(line) for _, line in narration]
+    music_digest, effects_digest = (_sha256(source) if source else None for source in (music, effects))
     key = cache_key(
         "mix",
         recipe=MIX_VERSION,
-        narration=[(round(start, 6), _sha256(line)) for start, line in narration],
-        music=_sha256(music) if music else None,
-        effects=_sha256(effects) if effects else None,
+        narration=[(round(start, 6), digest) for (start, _), digest in zip(narration, line_digests)],
+        music=music_digest,
+        effects=effects_digest,
         seconds=round(seconds, 6),
         sample_rate=sample_rate,
         settings=settings,
@@ -181,8 +188,7 @@ def mix_film(
 
     started = time.perf_counter()
     total = round(seconds * sample_rate)
-    hop = max(1, round(CONTROL_HOP_S * sample_rate))
-    window = max(hop, WINDOW // hop * hop)  # whole 10 ms steps per window: the voice's levels come out as one pass would
+    hop, window = _steps(sample_rate)
     with contextlib.ExitStack() as stack:
         # 3. the sources, each read window by window as film-length stereo at the mix's rate (checked here, before
         #    anything is written: a narration line running past the end, music or effects of the wrong length)
@@ -194,7 +200,10 @@ def mix_film(
 
         # 4. one pass: balance by loudness (narration at the reference, music and effects below it), and the
         #    voice's 10 ms levels for the sidechain
-        speech_lufs, music_lufs, effects_lufs, levels = sources.measure(window, hop)
+        known = {measured.of: measured for measured in heard}
+        ahead = [known.get(_narration_of(narration, line_digests, total, sample_rate)),
+                 *(known.get(_bed_of(digest, total, sample_rate)) for digest in (music_digest, effects_digest))]  # fmt: skip
+        speech_lufs, music_lufs, effects_lufs, levels = sources.measure(window, hop, ahead)
         narration_gain = _gain_to(speech_lufs, REFERENCE_LUFS)
         music_gain = _gain_to(music_lufs, REFERENCE_LUFS + music_db)
         effects_gain = _gain_to(effects_lufs, REFERENCE_LUFS + music_db + effects_db)
@@ -296,7 +305,7 @@ class _Narration:
 
         from storyflow.media import open_wav
 
-        self.sample_rate = sample_rate
+        self.sample_rate, self.total = sample_rate, total
         self.lines: list[tuple[int, int, Path]] = []  # (first sample, end sample in the film, WAV)
         self._held: dict[int, np.ndarray] = {}
         for start, path in lines:
@@ -327,6 +336,21 @@ class _Narration:
         for i in [i for i in self._held if self.lines[i][1] <= start]:  # passed: windows only move forward
             del self._held[i]
         return out
+
+    def measure(self, window: int, hop: int) -> tuple[float, np.ndarray]:
+        """The voice's loudness (centred: once, weighed as both channels) and its RMS per 10 ms step."""
+        import numpy as np
+
+        from storyflow.media.loudness import LoudnessMeter
+
+        meter = LoudnessMeter(self.sample_rate, 1, weights=(2.0,))
+        levels = np.zeros(-(-self.total // hop), dtype=np.float32)
+        for start in range(0, self.total, window):
+            stop = min(self.total, start + window)
+            voice = self.read(start, stop)
+            levels[start // hop : -(-stop // hop)] = _voice_levels(voice, hop)
+            meter.feed(voice)
+        return meter.lufs(), levels
 
     def _voice(self, path: Path) -> np.ndarray:
         from storyflow.media import read_wav, resample
@@ -414,33 +438,21 @@ class _Sources:
         self.narration, self.music, self.effects = narration, music, effects
         self.total, self.sample_rate = music.total, music.sample_rate
 
-    def measure(self, window: int, hop: int) -> tuple[float, float, float, np.ndarray]:
-        """One pass: the loudness of the narration (centred stereo), music and effects, and the voice's 10 ms RMS.
+    def measure(self, window: int, hop: int, heard: list[Heard | None]) -> tuple[float, float, float, np.ndarray]:
+        """One pass: the loudness of the narration (centred stereo), music and effects, and the voice's 10 ms RMS,
+        but for what was heard ahead (`heard`: narration, music, effects, each a Heard or None).
 
         The beds are measured each on a thread of its own beside the voice (the filters release the GIL),
         each source read by one thread only."""
         from concurrent.futures import ThreadPoolExecutor
 
-        import numpy as np
-
-        from storyflow.media.loudness import LoudnessMeter
-
-        def bed(source: _FilmSource) -> float:
-            meter = LoudnessMeter(self.sample_rate, 2)
-            for start in range(0, self.total if source.wav is not None else 0, window):
-                meter.feed(source.read(start, min(self.total, start + window)))
-            return meter.lufs()  # a silent source: -inf
-
+        voice, *beds = heard
         with ThreadPoolExecutor(2) as pool:
-            measuring = [pool.submit(bed, source) for source in (self.music, self.effects)]
-            voice_meter = LoudnessMeter(self.sample_rate, 1, weights=(2.0,))  # centred: once, weighed as both channels
-            levels = np.zeros(-(-self.total // hop), dtype=np.float32)
-            for start in range(0, self.total, window):
-                stop = min(self.total, start + window)
-                voice = self.narration.read(start, stop)
-                levels[start // hop : -(-stop // hop)] = _voice_levels(voice, hop)
-                voice_meter.feed(voice)
-            return voice_meter.lufs(), measuring[0].result(), measuring[1].result(), levels
+            measuring = [None if known else pool.submit(_bed_lufs, source, window)
+                         for source, known in zip((self.music, self.effects), beds)]  # fmt: skip
+            speech_lufs, levels = (voice.lufs, voice.levels) if voice else self.narration.measure(window, hop)
+            music_lufs, effects_lufs = (known.lufs if known else job.result() for known, job in zip(beds, measuring))
+        return speech_lufs, music_lufs, effects_lufs, levels
 
     def set_gains(
         self, narration: float, music: float, effects: float, duck_db: float, effects_duck_db: float,
@@ -523,6 +535,118 @@ class _Sources:
                 write_stems(("narration",), parts, scale)
                 beds.result()
         return {kind: out.sha256 for kind, out in outs.items()}
+
+
+# ---------------------------------------------------------------- measuring ahead
+
+
+@dataclass(frozen=True)
+class Heard:
+    """A source as a mix's first pass measures it: its loudness and, for the narration, its 10 ms levels.
+
+    Measured ahead of the mix (the narration and the score while the clips are made, the effects bed
+    as it is laid), it spares the mix that pass over it. `of` names exactly what was measured: the
+    files' sha256, where they sit, the film's length and rate; a mix of anything else ignores it.
+    """
+
+    of: tuple
+    lufs: float
+    levels: np.ndarray | None = field(default=None, compare=False)
+
+
+def hear_narration(narration: list[tuple[float, Source]], seconds: float, sample_rate: int) -> Heard:
+    """The narration lines on the film's timeline, measured as mix_film measures them."""
+    total = round(seconds * sample_rate)
+    hop, window = _steps(sample_rate)
+    lufs, levels = _Narration([(start, _path(line)) for start, line in narration], total, sample_rate).measure(window,
+                                                                                                               hop)  # fmt: skip
+    return Heard(_narration_of(narration, [_sha256(line) for _, line in narration], total, sample_rate), lufs, levels)
+
+
+def hear_bed(source: Source, seconds: float, sample_rate: int, what: str = "music") -> Heard:
+    """A film-length music or effects WAV, measured as mix_film measures it."""
+    total = round(seconds * sample_rate)
+    with _FilmSource.opened(_path(source), total, sample_rate, what) as bed:
+        return Heard(_bed_of(_sha256(source), total, sample_rate), _bed_lufs(bed, _steps(sample_rate)[1]))
+
+
+class BedMeter:
+    """Measures a film-length stereo WAV at the mix's rate while it is written (a tap for audio.lay_down), on
+    a thread of its own: fed what the file holds (16-bit samples, in order), it reads what mix_film would
+    read from the file, to the last bit, because it meters the same windows of the same values. A context
+    manager: its thread ends with the block."""
+
+    def __init__(self, seconds: float, sample_rate: int) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        from storyflow.media.loudness import LoudnessMeter
+
+        self.total, self.sample_rate, self.frames = round(seconds * sample_rate), sample_rate, 0
+        self._window = _steps(sample_rate)[1]
+        self._meter = LoudnessMeter(sample_rate, 2)
+        self._held: list[np.ndarray] = []  # 16-bit samples not metered yet (less than a window)
+        self._pool = ThreadPoolExecutor(1)
+        self._metering: list = []
+
+    def feed(self, pcm: np.ndarray) -> None:
+        """The next int16 (n, 2) samples written to the file."""
+        import numpy as np
+
+        self._held.append(pcm)
+        self.frames += len(pcm)
+        held = sum(map(len, self._held))
+        if held >= self._window or self.frames >= self.total:
+            joined = np.concatenate(self._held)
+            cut = len(joined) if self.frames >= self.total else len(joined) // self._window * self._window
+            self._held = [joined[cut:]] if cut < len(joined) else []
+            for start in range(0, cut, self._window):
+                self._metering.append(self._pool.submit(self._feed, joined[start : start + self._window]))
+
+    def __enter__(self) -> BedMeter:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._pool.shutdown(cancel_futures=True)
+
+    def heard(self, bed: AudioTrack) -> Heard | None:
+        """The measurement of the written file (None unless it was fed, at the mix's rate, exactly the film's
+        length: a bed found in the catalog instead, say)."""
+        for metering in self._metering:
+            metering.result()
+        if self.frames != self.total or self._held or bed.sample_rate != self.sample_rate or bed.reused:
+            return None
+        return Heard(_bed_of(bed.sha256, self.total, self.sample_rate), self._meter.lufs())
+
+    def _feed(self, pcm: np.ndarray) -> None:
+        import numpy as np
+
+        self._meter.feed(np.divide(pcm, np.float32(32767.0), dtype=np.float32))  # as WavIn.read makes them
+
+
+def _narration_of(narration: list, digests: list[str], total: int, sample_rate: int) -> tuple:
+    return ("narration", tuple((round(start * sample_rate), digest) for (start, _), digest in zip(narration, digests)),
+            total, sample_rate)  # fmt: skip
+
+
+def _bed_of(digest: str | None, total: int, sample_rate: int) -> tuple:
+    return ("bed", digest, total, sample_rate)
+
+
+def _bed_lufs(source: _FilmSource, window: int) -> float:
+    """A music or effects source's loudness, read window by window (a silent source: -inf)."""
+    from storyflow.media.loudness import LoudnessMeter
+
+    meter = LoudnessMeter(source.sample_rate, 2)
+    for start in range(0, source.total if source.wav is not None else 0, window):
+        meter.feed(source.read(start, min(source.total, start + window)))
+    return meter.lufs()
+
+
+def _steps(sample_rate: int) -> tuple[int, int]:
+    """(hop, window): the 10 ms control step in samples, and the window sources are read in (whole steps, so
+    the voice's levels come out as one pass would)."""
+    hop = max(1, round(CONTROL_HOP_S * sample_rate))
+    return hop, max(hop, WINDOW // hop * hop)
 
 
 # ---------------------------------------------------------------- balance and ducking

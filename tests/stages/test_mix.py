@@ -299,3 +299,39 @@ def test_a_long_film_is_mixed_in_memory_that_does_not_grow_with_it(tmp_path: Pat
     # not even one film-length array, with the true peaks a plan keeps for its next rounds (a short film's)
     assert peak < 30e6 + loudness.RECALL_BYTES < film_length_array / 1.5, f"peak {peak / 1e6:.0f} MB"
     assert result.mix.seconds == seconds and abs(result.lufs - -16.0) < 0.5
+
+
+def test_sources_measured_ahead_make_the_same_mix_and_are_not_measured_again(sources, mixed, tmp_path, monkeypatch):
+    """What the flow measures ahead (the narration and the score while the clips are made, the effects bed as it
+    is written) gives the mix it would have made itself, byte for byte, without its first pass reading them; a
+    measurement of something else (the same lines in a longer film) is not used."""
+    from storyflow.stages import mix
+
+    result, _, _ = mixed
+    samples, _ = media.read_wav(sources["effects"])
+    with mix.BedMeter(SECONDS, RATE) as metering:
+        with media.wav_writer(tmp_path / "bed.wav", 2, RATE, frames=len(samples), tap=metering.feed) as out:
+            for start in range(0, len(samples), 100_000):  # in windows of another size than the mix reads
+                out.write(samples[start : start + 100_000])
+        bed = AudioTrack(kind="effects", path=tmp_path / "bed.wav", sha256=out.sha256, cache_key="bed",
+                         seconds=SECONDS, sample_rate=RATE, backend="test")  # fmt: skip
+        heard = [mix.hear_narration(sources["narration"], SECONDS, RATE),
+                 mix.hear_bed(sources["music"], SECONDS, RATE), metering.heard(bed)]  # fmt: skip
+    assert all(heard) and bed.sha256 == media.sha256_file(sources["effects"])  # the same file, written again
+    assert heard[2].lufs == mix.hear_bed(bed, SECONDS, RATE, "effects").lufs  # to the last bit
+
+    measured = []
+    bed_lufs, voice = mix._bed_lufs, mix._Narration.measure
+    monkeypatch.setattr(mix, "_bed_lufs", lambda *args: measured.append("bed") or bed_lufs(*args))
+    monkeypatch.setattr(mix._Narration, "measure", lambda self, *args: measured.append("voice") or voice(self, *args))
+    again = mix_film(seconds=SECONDS, sample_rate=RATE, narration=sources["narration"], music=sources["music"],
+                     effects=bed, out_dir=tmp_path / "again", door=Generations.in_memory(), heard=heard)  # fmt: skip
+    assert measured == []
+    assert again.mix.sha256 == result.mix.sha256
+    assert {k: t.sha256 for k, t in again.stems.items()} == {k: t.sha256 for k, t in result.stems.items()}
+
+    longer = mix.hear_narration(sources["narration"], SECONDS + 1, RATE)
+    measured.clear()
+    mix_film(seconds=SECONDS, sample_rate=RATE, narration=sources["narration"], music=sources["music"], effects=bed,
+             out_dir=tmp_path / "stale", door=Generations.in_memory(), heard=[longer, *heard[1:]])  # fmt: skip
+    assert measured == ["voice"]
