@@ -17,8 +17,8 @@ work pool for the shots themselves (--shot-pool: flows/shots.py).
 
 Narration is spoken right after planning because it can stretch shots; a shot's effects wait
 for its clips (their real lengths and pictures). The score, the effects and the measuring of the
-narration and score for the mix run in a sound lane beside the shots (flows/lanes.py). Every generation goes through the
-catalog's door (storyflow.catalog.Generations): a run makes only what no earlier run made
+narration and score for the mix run in a sound lane beside the shots (flows/lanes.py). Every
+generation goes through the catalog's door (storyflow.catalog.Generations): a run makes only what no earlier run made
 with the same inputs, and --force / --force-shot are decided there.
 """
 

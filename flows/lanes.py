@@ -2,11 +2,12 @@
 
 A shot's effects need that shot's clips alone, and the score needs only the storyboard, so
 neither has to wait for the last shot: a task runner of its own takes them while the flow's
-runner makes the shots, and measures the narration and the score for the mix (listen_task). A video model on a GPU or a hosted one leaves the CPU idle; the
-embedded animatic does not, so the lane's threads run at a lower CPU priority (nice +10 on
-Linux): they take what the shots leave instead of slowing them. Two threads, so the last
-shots' effects, which are left when the picture is done, are made side by side. The lane's
-tasks are ordinary Prefect task runs (retries, states, the UI), submitted as task.submit() would.
+runner makes the shots, and measures the narration and the score for the mix (listen_task).
+A video model on a GPU or a hosted one leaves the CPU idle; the embedded animatic does not,
+so the lane's threads run at a lower CPU priority (nice +10 on Linux): they take what the
+shots leave instead of slowing them. Two threads, so the last shots' effects, which are left
+when the picture is done, are made side by side. The lane's tasks are ordinary Prefect task
+runs (retries, states, the UI), submitted as task.submit() would.
 """
 
 from __future__ import annotations

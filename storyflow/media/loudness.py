@@ -294,15 +294,15 @@ def _limiter_curve(peaks: np.ndarray, sample_rate: int, ceiling_dbfs: float) -> 
     loud = np.flatnonzero(peaks > ceiling)
     if not len(loud):
         return curve
-    half = max(1, round(LIMITER_WINDOW_S * sample_rate))
-    width, reach = 2 * half + 1, 2 * half + 1  # each operation spreads a dip `half` samples either side
-    gaps = np.flatnonzero(np.diff(loud) > 2 * reach + 2)  # stretches that do not touch each other
+    # each of the two operations spreads a dip `half` samples either side: together under `width`
+    width = 2 * max(1, round(LIMITER_WINDOW_S * sample_rate)) + 1
+    gaps = np.flatnonzero(np.diff(loud) > 2 * width + 2)  # stretches that do not touch each other
     for first, last in zip(loud[np.concatenate([[0], gaps + 1])], loud[np.concatenate([gaps, [len(loud) - 1]])]):
-        lo, hi = max(0, first - 2 * reach), min(len(peaks), last + 1 + 2 * reach)  # the stretch, and 1s around it
+        lo, hi = max(0, first - 2 * width), min(len(peaks), last + 1 + 2 * width)  # the stretch, and 1s around it
         needed = np.minimum(1.0, ceiling / np.maximum(peaks[lo:hi], 1e-12))
         held = minimum_filter1d(needed, size=width, mode="nearest")
         smooth = np.minimum(uniform_filter1d(held, size=width, mode="nearest"), needed)  # min(): float rounding
-        keep_lo, keep_hi = max(0, first - reach), min(len(peaks), last + 1 + reach)  # all the stretch dips
+        keep_lo, keep_hi = max(0, first - width), min(len(peaks), last + 1 + width)  # all the stretch dips
         curve[keep_lo:keep_hi] = smooth[keep_lo - lo : keep_hi - lo]
     return curve
 

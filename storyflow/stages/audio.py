@@ -31,7 +31,7 @@ from storyflow.core import progress
 from storyflow.core.hashing import cache_key
 from storyflow.core.models import AudioTrack, ClipChain, Shot, Storyboard, Transition
 from storyflow.core.timeline import Timeline
-from storyflow.media import AUDIO_SAMPLE_RATE, read_wav, sha256_file, wav_writer, write_wav
+from storyflow.media import AUDIO_SAMPLE_RATE, read_wav, wav_writer, write_wav
 from storyflow.media.sound import Tap
 
 if TYPE_CHECKING:
@@ -138,7 +138,11 @@ def shot_effects(
 
 
 def lay_effects(
-    board: Storyboard, timeline: Timeline, shots: dict[str, AudioTrack], out_dir: Path, door: Generations | None = None,
+    board: Storyboard,
+    timeline: Timeline,
+    shots: dict[str, AudioTrack],
+    out_dir: Path,
+    door: Generations | None = None,
     tap: Tap | None = None,
 ) -> AudioTrack:
     """The shots' effects on the film's timeline: equal-power crossfades where pictures overlap,
@@ -248,10 +252,9 @@ def track_path(kind: str, key: str, out_dir: Path, name: str = "") -> Path:
     return out_dir / "audio" / f"{kind}{'-' + name if name else ''}-{key[:12]}.wav"
 
 
-def track_of(kind: str, path: Path, key: str, maker: Backend | Maker, started: float,
-             sha256: str | None = None) -> AudioTrack:  # fmt: skip
-    """Describe a finished WAV (written whole or window by window) as an AudioTrack (`sha256`: the file's,
-    if its writer hashed it)."""
+def track_of(kind: str, path: Path, key: str, maker: Backend | Maker, started: float, sha256: str) -> AudioTrack:
+    """Describe a finished WAV (written whole or window by window) as an AudioTrack; `sha256` is the file's,
+    as its writer gives it (WavOut.sha256)."""
     from storyflow.media import open_wav
 
     with open_wav(path) as wav:
@@ -259,7 +262,7 @@ def track_of(kind: str, path: Path, key: str, maker: Backend | Maker, started: f
     return AudioTrack(
         kind=kind,
         path=path.resolve(),
-        sha256=sha256 or sha256_file(path),
+        sha256=sha256,
         cache_key=key,
         seconds=frames / sample_rate,
         sample_rate=sample_rate,

@@ -201,8 +201,8 @@ def mix_film(
         # 4. one pass: balance by loudness (narration at the reference, music and effects below it), and the
         #    voice's 10 ms levels for the sidechain
         known = {measured.of: measured for measured in heard}
-        ahead = [known.get(_narration_of(narration, line_digests, total, sample_rate)),
-                 *(known.get(_bed_of(digest, total, sample_rate)) for digest in (music_digest, effects_digest))]  # fmt: skip
+        beds = (known.get(_bed_of(digest, total, sample_rate)) for digest in (music_digest, effects_digest))
+        ahead = [known.get(_narration_of(narration, line_digests, total, sample_rate)), *beds]
         speech_lufs, music_lufs, effects_lufs, levels = sources.measure(window, hop, ahead)
         narration_gain = _gain_to(speech_lufs, REFERENCE_LUFS)
         music_gain = _gain_to(music_lufs, REFERENCE_LUFS + music_db)
@@ -558,8 +558,8 @@ def hear_narration(narration: list[tuple[float, Source]], seconds: float, sample
     """The narration lines on the film's timeline, measured as mix_film measures them."""
     total = round(seconds * sample_rate)
     hop, window = _steps(sample_rate)
-    lufs, levels = _Narration([(start, _path(line)) for start, line in narration], total, sample_rate).measure(window,
-                                                                                                               hop)  # fmt: skip
+    voice = _Narration([(start, _path(line)) for start, line in narration], total, sample_rate)
+    lufs, levels = voice.measure(window, hop)
     return Heard(_narration_of(narration, [_sha256(line) for _, line in narration], total, sample_rate), lufs, levels)
 
 

@@ -32,7 +32,7 @@ from storyflow.core.durations import fit_to_target, not_over_target, with_frames
 from storyflow.core.hashing import cache_key
 from storyflow.core.models import NarrationLine, Shot, Storyboard
 from storyflow.core.timeline import Timeline, film_timeline
-from storyflow.media import AUDIO_SAMPLE_RATE, sha256_file, write_wav
+from storyflow.media import AUDIO_SAMPLE_RATE, write_wav
 
 log = logging.getLogger("storyflow.stages.narrate")
 
@@ -183,12 +183,12 @@ def speak_line(shot: Shot, speech: SpeechBackend, rate: float, out_dir: Path, do
         spoken = speech.speak(text, rate=rate)
         samples = media.resample(spoken.samples, spoken.sample_rate, AUDIO_SAMPLE_RATE)
         path = out_dir / "audio" / "narration" / f"{shot.id}-{key[:12]}.wav"
-        write_wav(path, samples, AUDIO_SAMPLE_RATE)
+        digest = write_wav(path, samples, AUDIO_SAMPLE_RATE)  # hashed as it is written
         return NarrationLine(
             shot_id=shot.id,
             text=text,
             path=path.resolve(),
-            sha256=sha256_file(path),
+            sha256=digest,
             cache_key=key,
             seconds=len(samples) / AUDIO_SAMPLE_RATE,
             offset=LEAD_IN_S,
