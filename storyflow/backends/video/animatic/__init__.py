@@ -393,6 +393,12 @@ class LayerGroup:
     boxes: list[tuple[float, float, float, float]] = field(default_factory=list)  # world boxes holding all of it
     solid_from: float | None = None  # world y below which the canvas is opaque everywhere
     cover: LayerGroup | None = None  # the foreground drawn into this group, kept apart to lay over the figures
+    # per frame of the span, worked out once for all of them (ShotRenderer._place), not again every frame:
+    to_canvas: np.ndarray | None = None  # (n, 3, 3) screen -> canvas pixels
+    pure_move: np.ndarray | None = None  # (n,) bool: the picture only moves (no scaling, no turning)
+    whole_pixels: np.ndarray | None = None  # (n,) bool: ... and by whole pixels
+    solid_rows: list[int | None] = field(default_factory=list)  # the screen row from which it is opaque (None: turned)
+    screen_bounds: np.ndarray | None = None  # (n, boxes, 4) int: where `boxes` land on the screen (bottoms unclipped)
 
 
 class ShotRenderer:
@@ -428,6 +434,8 @@ class ShotRenderer:
         self.to_work = np.array([[1.0, 0, mx], [0, 1.0, my], [0, 0, 1.0]])
         self.unrolled = replace(self.poses, roll=np.zeros_like(self.roll))
         self.figure_work_matrices = self.to_work @ layer_matrices(self.unrolled, 1.0, self.width, self.height)
+        self.figure_scales = np.sqrt(np.abs(np.linalg.det(self.figure_work_matrices[:, :2, :2]))).tolist()
+        self.tracks = self.blocking.tracks(self.span)  # every figure's place, pose and rhythm over the span
 
         # 2. the layers, grouped by identical motion, each group drawn once on a canvas. Without parallax
         # (static, pan, tilt, zoom) still layers move with the backdrop: they are drawn into its picture, so a
@@ -552,11 +560,13 @@ class ShotRenderer:
             group.cover = LayerGroup(group.layers[-1:], group.matrices, base=False, canvas=group.canvas,
                                      picture=pictures[-1])  # fmt: skip
             self._coverage(group.cover)
+            self._place(group.cover)
         if group.base:
             group.content = (x0, y0, x1, y1)
             group.solid_from = y0
-            return
-        self._coverage(group)
+        else:
+            self._coverage(group)
+        self._place(group)
 
     @staticmethod
     def _coverage(group: LayerGroup) -> None:
@@ -573,6 +583,23 @@ class ShotRenderer:
         if boxes:
             l, t, r, b = np.array(group.boxes).T
             group.content = (float(l.min()), float(t.min()), float(r.max()), float(b.max()))
+
+    def _place(self, group: LayerGroup) -> None:
+        """Work out at once, for every frame of the span, what compositing needs of the group's matrix: the
+        screen -> canvas map, whether it only moves the picture, the first opaque row, where its boxes land."""
+        cv, m = group.canvas, group.matrices
+        assert cv is not None
+        to_pixels = np.array([[cv.r, 0, -cv.x0 * cv.r], [0, cv.r, -cv.y0 * cv.r], [0, 0, 1]])
+        a = group.to_canvas = to_pixels @ np.linalg.inv(m)
+        group.pure_move = (np.abs(a[:, 0, 1]) < 1e-12) & (np.abs(a[:, 1, 0]) < 1e-12) & (np.abs(a[:, 0, 0] - 1) < 1e-9) & (np.abs(a[:, 1, 1] - 1) < 1e-9)
+        group.whole_pixels = (np.abs(a[:, :2, 2] - np.round(a[:, :2, 2])) < SUBPIXEL).all(axis=1)
+        if group.solid_from is not None:  # below it, an unturned frame's rows are all opaque
+            rows = np.ceil(m[:, 1, 1] * group.solid_from + m[:, 1, 2]) + 1
+            group.solid_rows = [int(row) if turn == 0 else None for row, turn in zip(rows.tolist(), m[:, 1, 0].tolist())]
+        else:
+            group.solid_rows = [None] * len(m)
+        if group.boxes:
+            group.screen_bounds = _screen_bounds(group.boxes, m, self.work_size[0])
 
     def _phase(self, group: LayerGroup, phase_x: int, phase_y: int) -> np.ndarray | None:
         """The group's picture, its content moved left / up by `phase_x` / `phase_y` PHASES of a pixel (made
@@ -608,9 +635,9 @@ class ShotRenderer:
         limit = self.work_size[1]
         for group in reversed(self.back):
             hidden_below.append(limit)
-            m = group.matrices[i]
-            if group.solid_from is not None and m[1, 0] == 0:
-                limit = min(limit, max(0, math.ceil(m[1, 1] * group.solid_from + m[1, 2]) + 1))
+            solid = group.solid_rows[i]
+            if solid is not None:
+                limit = min(limit, max(0, solid))
         image = np.empty((self.work_size[1], self.work_size[0], 3), np.uint8)
         image[limit:] = 0  # under the backdrop's hidden rows (a nearer flat covers them)
         view = self._view(float(self.roll[i]))
@@ -671,15 +698,13 @@ class ShotRenderer:
         h = h if bottom is None else min(h, bottom)
         if group.content is None or h <= 0:
             return
-        m = group.matrices[i]
-        cv = group.canvas
-        assert cv is not None and group.picture is not None
+        assert group.picture is not None and group.to_canvas is not None
         # screen -> canvas pixels, then per box the cheapest resampling that is exact
-        to_canvas = np.array([[cv.r, 0, -cv.x0 * cv.r], [0, cv.r, -cv.y0 * cv.r], [0, 0, 1]]) @ np.linalg.inv(m)
-        move = _is_move(to_canvas)
-        whole = all(abs(v - round(v)) < SUBPIXEL for v in to_canvas[:2, 2])
-        solid = h if group.solid_from is None or m[1, 0] != 0 else math.ceil(m[1, 1] * group.solid_from + m[1, 2]) + 1
-        for sx0, sy0, sx1, sy1 in [(0, 0, w, h)] if group.base else _screen_boxes(group.boxes, m, w, h):
+        to_canvas, move, whole = group.to_canvas[i], group.pure_move[i], group.whole_pixels[i]
+        solid = group.solid_rows[i]
+        solid = h if solid is None else solid
+        boxes = [(0, 0, w, h)] if group.base else _disjoint(group.screen_bounds[i].tolist(), h) if group.boxes else []
+        for sx0, sy0, sx1, sy1 in boxes:
             if within is not None:
                 sx0, sy0, sx1, sy1 = _meet((sx0, sy0, sx1, sy1), within)
             if sx1 <= sx0 or sy1 <= sy0:
@@ -708,21 +733,22 @@ class ShotRenderer:
         """Draw every figure at frame `k`; return where each one's label goes, and the screen box it was drawn in."""
         if not self.scene.figures:
             return [], []
-        m = self.figure_work_matrices[self._index(k)]
+        i = self._index(k)
+        m = self.figure_work_matrices[i]
         ww, wh = self.work_size
-        scale = math.sqrt(abs(np.linalg.det(m[:2, :2])))
+        scale = self.figure_scales[i]
         roll = math.atan2(m[1, 0], m[0, 0])
         anchors = []
         drawn = [math.inf, math.inf, -math.inf, -math.inf]
         for index, (spec, palette) in enumerate(zip(self.scene.figures, self.palettes)):
-            track = self.blocking.track(index, np.array([k]))
-            feet = m @ np.array([track.x[0], self.ctx.ground_line - track.lift[0], 1.0])
+            track = self.tracks[index]
+            feet = m @ np.array([track.x[i], self.ctx.ground_line - track.lift[i], 1.0])
             size = PERSON_HEIGHT * self.height * spec.height * scale
             if not (-size < feet[0] < ww + size and -size < feet[1] < wh + 2 * size):
                 anchors.append((math.nan, math.nan))
                 continue
             shade = None
-            if track.lift[0] < 1.0 and spec.kind != "bird":  # a shadow on the ground beneath
+            if track.lift[i] < 1.0 and spec.kind != "bird":  # a shadow on the ground beneath
                 x, y = int(np.clip(feet[0], 0, ww - 1)), int(np.clip(feet[1] + 1, 0, wh - 1))
                 shade = tuple(int(v * 0.6) for v in image[y, x].tolist())
             # drawn on a copy of the part of the frame it reached last frame (and a little more); if it reaches
@@ -737,8 +763,8 @@ class ShotRenderer:
                 fx, fy = feet[0] - left, feet[1] - top
                 if shade is not None:
                     draw.ellipse((fx - 0.16 * size, fy - 0.025 * size, fx + 0.16 * size, fy + 0.025 * size), fill=shade)
-                pose = Pose(x=float(fx), y=float(fy), size=size, roll=roll, facing=float(track.facing[0]),
-                            phase=float(track.phase[0]), t=float(track.t[0]), action=self.blocking.actions[index])  # fmt: skip
+                pose = Pose(x=float(fx), y=float(fy), size=size, roll=roll, facing=float(track.facing[i]),
+                            phase=float(track.phase[i]), t=float(track.t[i]), action=self.blocking.actions[index])  # fmt: skip
                 top_x, top_y = draw_figure(draw, spec, palette, pose)  # type: ignore[arg-type]
                 x0, y0, x1, y1 = draw.box[0] + left, draw.box[1] + top, draw.box[2] + left, draw.box[3] + top
                 inside = (x0 >= left or left == 0) and (y0 >= top or top == 0) and (x1 <= right or right == ww) and (y1 <= bottom or bottom == wh)
@@ -786,11 +812,6 @@ def _warped(pixels: np.ndarray, a: np.ndarray, origin: tuple[int, int], size: tu
     m[:2, 2] -= 0.5
     return cv2.warpAffine(pixels, m[:2], size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                           borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
-
-
-def _is_move(a: np.ndarray) -> bool:
-    """Whether affine `a` only moves (no scaling, no turning)."""
-    return abs(a[0, 1]) < 1e-12 and abs(a[1, 0]) < 1e-12 and abs(a[0, 0] - 1) < 1e-9 and abs(a[1, 1] - 1) < 1e-9
 
 
 def _crop(picture: np.ndarray, x: int, y: int, size: tuple[int, int]) -> np.ndarray | None:
@@ -856,19 +877,25 @@ def _column_runs(columns: np.ndarray) -> list[tuple[int, int]]:
     return [(int(l), int(r)) for l, r in zip(lefts, rights)]
 
 
-def _screen_boxes(boxes: list[tuple[float, float, float, float]], m: np.ndarray, w: int, h: int) -> list[tuple[int, int, int, int]]:
-    """Disjoint whole-pixel screen boxes, within (0, 0, w, h), covering what world `boxes` cover under `m` (a pixel
-    laid twice would be laid darker: where two overlap, the later one keeps only what the earlier ones leave)."""
-    if not boxes:
-        return []
+def _screen_bounds(boxes: list[tuple[float, float, float, float]], m: np.ndarray, w: int) -> np.ndarray:
+    """Where world `boxes` land on a screen `w` wide under each of matrices `m` (n, 3, 3): (n, boxes, 4) whole-pixel
+    (left, top, right, bottom), the bottoms not yet cut at the screen's (or the hidden rows') edge."""
     b = np.array(boxes)
     xs, ys = b[:, [0, 2, 0, 2]], b[:, [1, 1, 3, 3]]
-    sx, sy = m[0, 0] * xs + m[0, 1] * ys + m[0, 2], m[1, 0] * xs + m[1, 1] * ys + m[1, 2]
+    row = m[:, :2, :, None, None]  # (n, 2, 3, 1, 1): each row's terms, to meet every corner of every box
+    sx, sy = row[:, 0, 0] * xs + row[:, 0, 1] * ys + row[:, 0, 2], row[:, 1, 0] * xs + row[:, 1, 1] * ys + row[:, 1, 2]
     # a bilinear sample reaches a pixel past the content (a little more on a shrinking flat)
-    left, top = np.maximum(np.floor(sx.min(axis=1)) - 2, 0), np.maximum(np.floor(sy.min(axis=1)) - 2, 0)
-    right, bottom = np.minimum(np.ceil(sx.max(axis=1)) + 2, w), np.minimum(np.ceil(sy.max(axis=1)) + 2, h)
+    left, top = np.maximum(np.floor(sx.min(axis=2)) - 2, 0), np.maximum(np.floor(sy.min(axis=2)) - 2, 0)
+    right, bottom = np.minimum(np.ceil(sx.max(axis=2)) + 2, w), np.ceil(sy.max(axis=2)) + 2
+    return np.stack([left, top, right, bottom], axis=-1).astype(int)
+
+
+def _disjoint(bounds: list[list[int]], h: int) -> list[tuple[int, int, int, int]]:
+    """Disjoint screen boxes covering `bounds` (one frame's _screen_bounds) above row `h` (a pixel laid twice would
+    be laid darker: where two overlap, the later one keeps only what the earlier ones leave)."""
     out: list[tuple[int, int, int, int]] = []
-    for box in zip(left.astype(int).tolist(), top.astype(int).tolist(), right.astype(int).tolist(), bottom.astype(int).tolist()):
+    for left, top, right, bottom in bounds:
+        box = (left, top, right, min(bottom, h))
         pieces = [box] if box[0] < box[2] and box[1] < box[3] else []
         for taken in out:
             pieces = [part for piece in pieces for part in _without(piece, taken)]
