@@ -421,6 +421,7 @@ class ShotRenderer:
 
         # 1. the camera over the whole shot (and a frame either side, where seams anchor)
         self.span = np.arange(-2, total + 2)
+        self.first = int(self.span[0])  # the span's first shot frame (frame k is self.span[k - self.first])
         self.poses = camera_poses(self.move, self.clock, self.span, self.blocking)
         self.figure_matrices = layer_matrices(self.poses, 1.0, self.width, self.height)
         # A rolling camera rotates everything alike: compose a larger frame without the roll (still flats are
@@ -621,7 +622,7 @@ class ShotRenderer:
     # -- per frame
 
     def _index(self, k: int) -> int:
-        return int(np.clip(k - self.span[0], 0, len(self.span) - 1))
+        return min(max(k - self.first, 0), len(self.span) - 1)
 
     def figure_matrix(self, k: int) -> np.ndarray:
         """World -> screen for the figures' plane (depth 1) at shot frame `k`."""
@@ -749,7 +750,7 @@ class ShotRenderer:
                 continue
             shade = None
             if track.lift[i] < 1.0 and spec.kind != "bird":  # a shadow on the ground beneath
-                x, y = int(np.clip(feet[0], 0, ww - 1)), int(np.clip(feet[1] + 1, 0, wh - 1))
+                x, y = int(min(max(feet[0], 0), ww - 1)), int(min(max(feet[1] + 1, 0), wh - 1))
                 shade = tuple(int(v * 0.6) for v in image[y, x].tolist())
             # drawn on a copy of the part of the frame it reached last frame (and a little more); if it reaches
             # past that, it is drawn again on what it did reach

@@ -225,11 +225,15 @@ class Weather:
                         if self.kind == "rain":
                             length = (0.03 + 0.06 * n) * h
                             y -= 0.5 * length
-                            pen.line([(x, y), (x + self.slant * length, y + length)], fill=int(70 + 130 * n),
-                                     width=max(1, round(n * 1.6 * u)))  # fmt: skip
+                            reach = (x, y, x + self.slant * length, y + length)
+                            if _off_sheet(reach, span_x, span_y, margin=2 + 2 * u):  # most wrapped copies: nothing to draw
+                                continue
+                            pen.line([reach[:2], reach[2:]], fill=int(70 + 130 * n), width=max(1, round(n * 1.6 * u)))
                         else:
                             radius = max(0.7, (0.6 + 1.8 * n) * u)
-                            pen.ellipse((x - radius, y - radius, x + radius, y + radius), fill=int(120 + 135 * n))
+                            reach = (x - radius, y - radius, x + radius, y + radius)
+                            if not _off_sheet(reach, span_x, span_y, margin=2):
+                                pen.ellipse(reach, fill=int(120 + 135 * n))
                 sheets.append((np.tile(np.asarray(sheet), (2, 2)), depth, (r + 0.5) / rhythms * 2 * math.pi))
         return sheets
 
@@ -269,6 +273,13 @@ class Weather:
         lit += self.paint[cover]
         lit //= 255
         pixels[where] = lit.astype(np.uint8).view(PIXEL).reshape(-1)
+
+
+def _off_sheet(reach: tuple[float, float, float, float], width: int, height: int, margin: float) -> bool:
+    """Whether a stroke from (x0, y0) to (x1, y1) (or an ellipse in that box) lies wholly off a width x height sheet,
+    farther than `margin` (more than the pen's width) from its edges."""
+    x0, y0, x1, y1 = reach
+    return max(x0, x1) < -margin or min(x0, x1) > width + margin or max(y0, y1) < -margin or min(y0, y1) > height + margin
 
 
 # ---------------------------------------------------------------- birds
@@ -477,9 +488,15 @@ def space_width(face: ImageFont.FreeTypeFont | ImageFont.ImageFont) -> float:
     return max(face.getlength(" "), 0.3 * getattr(face, "size", 10))
 
 
-def text_length(face: ImageFont.FreeTypeFont | ImageFont.ImageFont, text: str) -> float:
+def text_length(face: ImageFont.FreeTypeFont | ImageFont.ImageFont, text: str, known: dict[str, float] | None = None) -> float:
+    """The width of `text` drawn by `draw_words`; `known`: widths of words measured before (wrapping measures each
+    line again every time it grows a word), filled in as it goes."""
     words = text.split(" ")
-    return sum(face.getlength(word) for word in words) + space_width(face) * (len(words) - 1)
+    known = {} if known is None else known
+    for word in words:
+        if word not in known:
+            known[word] = face.getlength(word)
+    return sum(known[word] for word in words) + space_width(face) * (len(words) - 1)
 
 
 def draw_words(pen: ImageDraw.ImageDraw, xy: tuple[float, float], text: str,
@@ -495,9 +512,10 @@ def wrap(text: str, face: ImageFont.FreeTypeFont | ImageFont.ImageFont, width: f
     """Greedy word wrap to `width` pixels; an ellipsis marks text that did not fit."""
     lines: list[str] = []
     current = ""
+    known: dict[str, float] = {}
     for word in text.split():
         trial = f"{current} {word}".strip()
-        if text_length(face, trial) <= width or not current:
+        if text_length(face, trial, known) <= width or not current:
             current = trial
         else:
             lines.append(current)
@@ -507,7 +525,7 @@ def wrap(text: str, face: ImageFont.FreeTypeFont | ImageFont.ImageFont, width: f
     if len(lines) > max_lines:
         lines = lines[:max_lines]
         last = lines[-1]
-        while last and text_length(face, last + "…") > width:
+        while last and text_length(face, last + "…", known) > width:
             last = last[:-1]
         lines[-1] = last.rstrip() + "…"
     return lines
