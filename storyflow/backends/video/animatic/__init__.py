@@ -592,11 +592,13 @@ class ShotRenderer:
         assert cv is not None
         to_pixels = np.array([[cv.r, 0, -cv.x0 * cv.r], [0, cv.r, -cv.y0 * cv.r], [0, 0, 1]])
         a = group.to_canvas = to_pixels @ np.linalg.inv(m)
-        group.pure_move = (np.abs(a[:, 0, 1]) < 1e-12) & (np.abs(a[:, 1, 0]) < 1e-12) & (np.abs(a[:, 0, 0] - 1) < 1e-9) & (np.abs(a[:, 1, 1] - 1) < 1e-9)
+        unturned = (np.abs(a[:, 0, 1]) < 1e-12) & (np.abs(a[:, 1, 0]) < 1e-12)
+        group.pure_move = unturned & (np.abs(a[:, 0, 0] - 1) < 1e-9) & (np.abs(a[:, 1, 1] - 1) < 1e-9)
         group.whole_pixels = (np.abs(a[:, :2, 2] - np.round(a[:, :2, 2])) < SUBPIXEL).all(axis=1)
         if group.solid_from is not None:  # below it, an unturned frame's rows are all opaque
             rows = np.ceil(m[:, 1, 1] * group.solid_from + m[:, 1, 2]) + 1
-            group.solid_rows = [int(row) if turn == 0 else None for row, turn in zip(rows.tolist(), m[:, 1, 0].tolist())]
+            turns = m[:, 1, 0].tolist()
+            group.solid_rows = [int(row) if turn == 0 else None for row, turn in zip(rows.tolist(), turns)]
         else:
             group.solid_rows = [None] * len(m)
         if group.boxes:

@@ -226,7 +226,7 @@ class Weather:
                             length = (0.03 + 0.06 * n) * h
                             y -= 0.5 * length
                             reach = (x, y, x + self.slant * length, y + length)
-                            if _off_sheet(reach, span_x, span_y, margin=2 + 2 * u):  # most wrapped copies: nothing to draw
+                            if _off_sheet(reach, span_x, span_y, margin=2 + 2 * u):  # most wrapped copies
                                 continue
                             pen.line([reach[:2], reach[2:]], fill=int(70 + 130 * n), width=max(1, round(n * 1.6 * u)))
                         else:
@@ -279,7 +279,8 @@ def _off_sheet(reach: tuple[float, float, float, float], width: int, height: int
     """Whether a stroke from (x0, y0) to (x1, y1) (or an ellipse in that box) lies wholly off a width x height sheet,
     farther than `margin` (more than the pen's width) from its edges."""
     x0, y0, x1, y1 = reach
-    return max(x0, x1) < -margin or min(x0, x1) > width + margin or max(y0, y1) < -margin or min(y0, y1) > height + margin
+    off_x = max(x0, x1) < -margin or min(x0, x1) > width + margin
+    return off_x or max(y0, y1) < -margin or min(y0, y1) > height + margin
 
 
 # ---------------------------------------------------------------- birds
@@ -488,7 +489,8 @@ def space_width(face: ImageFont.FreeTypeFont | ImageFont.ImageFont) -> float:
     return max(face.getlength(" "), 0.3 * getattr(face, "size", 10))
 
 
-def text_length(face: ImageFont.FreeTypeFont | ImageFont.ImageFont, text: str, known: dict[str, float] | None = None) -> float:
+def text_length(face: ImageFont.FreeTypeFont | ImageFont.ImageFont, text: str,
+                known: dict[str, float] | None = None) -> float:  # fmt: skip
     """The width of `text` drawn by `draw_words`; `known`: widths of words measured before (wrapping measures each
     line again every time it grows a word), filled in as it goes."""
     words = text.split(" ")
