@@ -65,18 +65,33 @@ def start_film(story: Path, home: Path, cwd: Path, seed: int, api_url: str) -> s
     )  # fmt: skip
 
 
+def timed_film(story: Path, home: Path, cwd: Path, seed: int, api_url: str) -> tuple[float, float]:
+    """Make a film to the end: (seconds it took, seconds until it reported its first clip made)."""
+    started = time.perf_counter()
+    first_clip_at, lines = None, []
+    with start_film(story, home, cwd, seed=seed, api_url=api_url) as run:
+        assert run.stderr is not None
+        for line in run.stderr:  # the progress lines as they come (its --json summary is small: stdout waits)
+            lines.append(line)
+            if first_clip_at is None and (found := CLIP_LINE.match(line)) and found.group(3) == "generated":
+                first_clip_at = time.perf_counter() - started
+        assert run.wait(timeout=300) == 0, "".join(lines)
+    seconds = time.perf_counter() - started
+    assert first_clip_at is not None, "".join(lines)
+    return seconds, first_clip_at
+
+
 def test_runs_killed_at_random_points_finish_on_rerun_without_redoing_finished_work(prefect_server, tmp_path):
     story = tmp_path / "kill-test.md"
     story.write_text(STORY)
     home = tmp_path / "outputs"
     rng = random.Random(20261121)
 
-    # one full run first: how long a run takes, so kills land anywhere inside one
-    started = time.perf_counter()
-    full = start_film(story, home, tmp_path, seed=1000, api_url=prefect_server)
-    _, err = full.communicate(timeout=300)
-    assert full.returncode == 0, err
-    run_seconds = time.perf_counter() - started
+    # Two full runs first: the first also speaks the narration that every later seed reuses; the second is timed
+    # as each killed run will go, so that kills land anywhere inside one, and half of them once clips are being made
+    # (they take a small part of a run at this size, and a kill there must not lose a finished one).
+    for seed in (1000, 1001):
+        run_seconds, first_clip_at = timed_film(story, home, tmp_path, seed=seed, api_url=prefect_server)
 
     killed_mid_generation = 0
     left_running = 0  # runs whose process died before it could record how the run ended
@@ -84,7 +99,7 @@ def test_runs_killed_at_random_points_finish_on_rerun_without_redoing_finished_w
     for attempt in range(KILLS):
         seed = attempt  # a new seed each time: there is always work left to kill
         run = start_film(story, home, tmp_path, seed=seed, api_url=prefect_server)
-        time.sleep(rng.uniform(0.2, run_seconds))
+        time.sleep(rng.uniform(0.2 if attempt % 2 else first_clip_at, run_seconds))
         if run.poll() is None:
             os.killpg(run.pid, signal.SIGKILL)
         _, killed_err = run.communicate(timeout=60)
