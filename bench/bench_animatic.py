@@ -12,7 +12,10 @@ seam / median step inside the clips, measured on decoded mp4s as the pipeline re
 
 It pins itself to the first CPU it may use, and numpy's thread pools to one thread (when
 it is the first module to import numpy; otherwise run it under `taskset -c 0` with
-OMP_NUM_THREADS=OPENBLAS_NUM_THREADS=MKL_NUM_THREADS=1).
+OMP_NUM_THREADS=OPENBLAS_NUM_THREADS=MKL_NUM_THREADS=1). A shared machine's speed drifts
+(by a quarter within a day on the 2-core one this was built on), so the table ends with a
+machine reference, one fixed OpenCV zoom timed before and after the clips: compare two runs'
+figures only where their references are alike.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import json  # noqa: E402
 import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from bench.common import RESULTS, print_table, save_results, timer  # noqa: E402
@@ -178,11 +182,27 @@ def main() -> None:
         os.sched_setaffinity(0, allowed)
 
 
+def machine_reference() -> float:
+    """Microseconds for one fixed piece of the renderer's own kind of work (a 640x360 RGBA picture zoomed by
+    OpenCV), the best of three batches: this machine's speed at the moment, which drifts by a quarter within a
+    day here. Clips measured while it is slow are slow for the machine, not for the renderer."""
+    picture = np.random.default_rng(0).integers(0, 256, (HEIGHT + 40, WIDTH + 40, 4), dtype=np.uint8)
+    zoom = np.array([[0.97, 0.0, 12.3], [0.0, 0.97, 9.7]])
+    batches = []
+    for _ in range(3):
+        with timer() as t:
+            for _ in range(50):
+                cv2.warpAffine(picture, zoom, (WIDTH, HEIGHT), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+        batches.append(t["s"] / 50 * 1e6)
+    return min(batches)
+
+
 def speed_table() -> Path:
     """Render fps per scene kind and camera move, beside the recorded figures from before."""
     backend = AnimaticBackend()
     meta, before = before_fps()
     render_only(backend, clip_request(MOVES[0]))  # warm up once (imports, fonts); each clip's set-up is timed
+    reference_before = machine_reference()
     rows = []
     for kind, request in clips():
         now = render_fps(backend, request)
@@ -209,11 +229,14 @@ def speed_table() -> Path:
                 f"included; target {TARGET_X_REAL_TIME:g}x real time = {TARGET_X_REAL_TIME * FPS:g} fps); {where}", rows)  # fmt: skip
     slowest = min(rows, key=lambda row: row["now fps"])
     meeting = sum(row["now x real time"] >= TARGET_X_REAL_TIME for row in rows)
+    reference = (reference_before, machine_reference())
     print(f"\n{meeting} of {len(rows)} clips render at {TARGET_X_REAL_TIME:g}x real time or faster")
     print(f"slowest: {slowest['scene']}, {slowest['camera']}: {slowest['now x real time']:.1f}x real time "
           f"({'meets' if slowest['now x real time'] >= TARGET_X_REAL_TIME else 'misses'} the {TARGET_X_REAL_TIME:g}x target)")  # fmt: skip
+    print(f"machine reference (one {WIDTH}x{HEIGHT} RGBA zoom by OpenCV, before / after the clips): "
+          f"{reference[0]:.0f} / {reference[1]:.0f} us; compare runs at like references")  # fmt: skip
     return save_results("animatic", rows, {"width": WIDTH, "height": HEIGHT, "fps": FPS, "frames": FRAMES, "cpus": 1,
-                                           "before": meta})  # fmt: skip
+                                           "before": meta, "reference_us": reference})  # fmt: skip
 
 
 def joining() -> Path:
