@@ -250,3 +250,13 @@ def s3_endpoint(tmp_path_factory: pytest.TempPathFactory):
         yield endpoint
     finally:
         stop(server)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Stop the temporary Prefect servers that films run in this process started, while pytest still holds its
+    streams. Prefect would stop them at exit, and log its goodbye to a stream pytest has closed by then (a
+    '--- Logging error ---' traceback at the end of every run). Prefect keeps them in a private registry only."""
+    server_module = sys.modules.get("prefect.server.api.server")
+    if server_module is not None:
+        for server in list(server_module.SubprocessASGIServer._instances.values()):
+            server.stop()
