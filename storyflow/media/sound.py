@@ -129,8 +129,15 @@ class WavIn:
         start = min(max(0, start), self.frames)
         self._wav.setpos(start)
         raw = self._wav.readframes(max(0, min(count, self.frames - start)))
-        samples = np.divide(np.frombuffer(raw, dtype="<i2"), np.float32(32767.0), dtype=np.float32)  # one pass
-        return samples.reshape(-1, self.channels)
+        return pcm_samples(np.frombuffer(raw, dtype="<i2")).reshape(-1, self.channels)
+
+
+def pcm_samples(pcm: np.ndarray) -> np.ndarray:
+    """16-bit samples as the float32 ones a WAV is read as (WavIn.read), in one pass: whatever meters a WAV while
+    it is written (a wav_writer tap) reads the very values a later reader of the file would."""
+    import numpy as np
+
+    return np.divide(pcm, np.float32(32767.0), dtype=np.float32)
 
 
 @contextlib.contextmanager

@@ -618,9 +618,9 @@ class BedMeter:
         return Heard(_bed_of(bed.sha256, self.total, self.sample_rate), self._meter.lufs())
 
     def _feed(self, pcm: np.ndarray) -> None:
-        import numpy as np
+        from storyflow.media import pcm_samples
 
-        self._meter.feed(np.divide(pcm, np.float32(32767.0), dtype=np.float32))  # as WavIn.read makes them
+        self._meter.feed(pcm_samples(pcm))
 
 
 def _narration_of(narration: list, digests: list[str], total: int, sample_rate: int) -> tuple:
