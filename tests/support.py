@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -9,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,6 +70,73 @@ def run_cli(args: list[str], *, home: Path, cwd: Path, env: dict[str, str] | Non
         cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout,
     )  # fmt: skip
     return CliResult(done.returncode, done.stdout, done.stderr)
+
+
+@contextlib.contextmanager
+def reporting_to(api_url: str) -> Iterator[None]:
+    """Prefect in this process reports to the server at `api_url`, from every thread.
+
+    `temporary_settings` alone reaches only the calling thread's context: a thread a run starts itself (the
+    watcher of flows/cancel.py) would find no server and start a temporary one of its own. So the settings
+    are this process's global ones too, meanwhile, as in a process started with PREFECT_API_URL set.
+    """
+    import prefect.context
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: api_url}):
+        saved = prefect.context.GLOBAL_SETTINGS_CONTEXT
+        prefect.context.GLOBAL_SETTINGS_CONTEXT = prefect.context.SettingsContext.get()
+        try:
+            yield
+        finally:
+            prefect.context.GLOBAL_SETTINGS_CONTEXT = saved
+
+
+def run_cli_in_process(args: list[str], *, home: Path, cwd: Path, api_url: str, env: dict[str, str] | None = None
+                       ) -> CliResult:  # fmt: skip
+    """Run `storyflow ARGS` in this process: the same command code as `run_cli`, without a process's start.
+
+    For a command whose process is not what a test checks (a rerun after a crash, say). The environment is
+    the one `run_cli` gives a subprocess (this process's STORYFLOW_ and PREFECT_ variables left out,
+    STORYFLOW_HOME, HOME under `cwd`, PREFECT_API_URL, `env`), and Prefect in this process reports to
+    `api_url` (a server: a command here must not start a temporary one). What the command changes in this
+    process (variables, logging switches, the working folder) is put back afterwards. An exception that the
+    command line's `main` would have turned into an error line fails with code 1 and its traceback on stderr.
+    """
+    import logging
+    import traceback
+
+    from prefect.logging.handlers import APILogWorker
+    from typer.testing import CliRunner
+
+    from storyflow.cli import app
+
+    fake_home = cwd / "home"
+    fake_home.mkdir(exist_ok=True)
+    saved_env = dict(os.environ)
+    loggers = {name: logging.getLogger(name).propagate for name in ("prefect.flow_runs", "prefect.task_runs")}
+    raise_exceptions, saved_cwd = logging.raiseExceptions, os.getcwd()
+    try:
+        for name in [k for k in os.environ if k.startswith(("STORYFLOW_", "PREFECT_"))]:
+            del os.environ[name]
+        os.environ.update({"STORYFLOW_HOME": str(home), "HOME": str(fake_home), "PREFECT_API_URL": api_url,
+                           "DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"})  # fmt: skip
+        os.environ.update(env or {})
+        os.chdir(cwd)
+        with reporting_to(api_url):
+            done = CliRunner().invoke(app, [str(arg) for arg in args])
+            APILogWorker.drain_all(timeout=30)  # its logs delivered, as a process delivers them when it exits
+    finally:
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+        for name, propagate in loggers.items():
+            logging.getLogger(name).propagate = propagate
+        logging.raiseExceptions = raise_exceptions
+    stderr = done.stderr
+    if done.exception is not None and not isinstance(done.exception, SystemExit):
+        stderr += "".join(traceback.format_exception(*done.exc_info))
+    return CliResult(done.exit_code, done.stdout, stderr)
 
 
 def files_under(folder: Path) -> set[str]:

@@ -14,6 +14,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from contextlib import closing
 from pathlib import Path
@@ -21,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from storyflow.catalog import Catalog
-from tests.support import REPO, run_cli
+from tests.support import REPO, run_cli, run_cli_in_process
 
 pytestmark = pytest.mark.slow
 
@@ -65,20 +66,41 @@ def start_film(story: Path, home: Path, cwd: Path, seed: int, api_url: str) -> s
     )  # fmt: skip
 
 
-def timed_film(story: Path, home: Path, cwd: Path, seed: int, api_url: str) -> tuple[float, float]:
-    """Make a film to the end: (seconds it took, seconds until it reported its first clip made)."""
+def timed_film(story: Path, home: Path, cwd: Path, seed: int, api_url: str) -> tuple[float, int]:
+    """Make a film to the end: (seconds it took, how many clips it reported made)."""
     started = time.perf_counter()
-    first_clip_at, lines = None, []
     with start_film(story, home, cwd, seed=seed, api_url=api_url) as run:
-        assert run.stderr is not None
-        for line in run.stderr:  # the progress lines as they come (its --json summary is small: stdout waits)
-            lines.append(line)
-            if first_clip_at is None and (found := CLIP_LINE.match(line)) and found.group(3) == "generated":
-                first_clip_at = time.perf_counter() - started
-        assert run.wait(timeout=300) == 0, "".join(lines)
+        _, err = run.communicate(timeout=300)
+        assert run.returncode == 0, err
     seconds = time.perf_counter() - started
-    assert first_clip_at is not None, "".join(lines)
-    return seconds, first_clip_at
+    made = sum(what == "generated" for what in clip_events(err).values())
+    assert made > 0, err
+    return seconds, made
+
+
+def kill_after_clip(run: subprocess.Popen, clips: int, delay: float) -> str:
+    """Kill a run `delay` seconds after it reported its `clips`-th clip made (unless it ended first); what it printed.
+
+    The moment comes from the run's own progress lines, so the kill lands while its work goes on however
+    fast or slow this machine is at the moment."""
+    assert run.stderr is not None and run.stdout is not None
+    watchdog = threading.Timer(300, lambda: run.poll() is None and os.killpg(run.pid, signal.SIGKILL))
+    watchdog.start()
+    try:
+        lines = []
+        for line in run.stderr:  # the progress lines as they come, to its end (the small --json summary waits)
+            lines.append(line)
+            if (found := CLIP_LINE.match(line)) and found.group(3) == "generated":
+                clips -= 1
+                if clips == 0:
+                    time.sleep(delay)
+                    if run.poll() is None:
+                        os.killpg(run.pid, signal.SIGKILL)
+        run.stdout.read()
+        run.wait(timeout=60)
+    finally:
+        watchdog.cancel()
+    return "".join(lines)
 
 
 def test_runs_killed_at_random_points_finish_on_rerun_without_redoing_finished_work(prefect_server, tmp_path):
@@ -87,11 +109,11 @@ def test_runs_killed_at_random_points_finish_on_rerun_without_redoing_finished_w
     home = tmp_path / "outputs"
     rng = random.Random(20261121)
 
-    # Two full runs first: the first also speaks the narration that every later seed reuses; the second is timed
-    # as each killed run will go, so that kills land anywhere inside one, and half of them once clips are being made
-    # (they take a small part of a run at this size, and a kill there must not lose a finished one).
-    for seed in (1000, 1001):
-        run_seconds, first_clip_at = timed_film(story, home, tmp_path, seed=seed, api_url=prefect_server)
+    # One full run first: it speaks the narration that every later seed reuses, and says how long a run takes and
+    # how many clips it makes. Even attempts kill anywhere inside a run (from its start); odd ones a moment after
+    # the run reported one of its clips made, so that kills land while clips are being made (they take a small
+    # part of a run at this size, and a kill there must not lose a finished one).
+    run_seconds, clips_per_run = timed_film(story, home, tmp_path, seed=1000, api_url=prefect_server)
 
     killed_mid_generation = 0
     left_running = 0  # runs whose process died before it could record how the run ended
@@ -99,10 +121,13 @@ def test_runs_killed_at_random_points_finish_on_rerun_without_redoing_finished_w
     for attempt in range(KILLS):
         seed = attempt  # a new seed each time: there is always work left to kill
         run = start_film(story, home, tmp_path, seed=seed, api_url=prefect_server)
-        time.sleep(rng.uniform(0.2 if attempt % 2 else first_clip_at, run_seconds))
-        if run.poll() is None:
-            os.killpg(run.pid, signal.SIGKILL)
-        _, killed_err = run.communicate(timeout=60)
+        if attempt % 2:
+            killed_err = kill_after_clip(run, rng.randint(1, clips_per_run), delay=rng.uniform(0, 0.5))
+        else:
+            time.sleep(rng.uniform(0.2, run_seconds))
+            if run.poll() is None:
+                os.killpg(run.pid, signal.SIGKILL)
+            _, killed_err = run.communicate(timeout=60)
         finished_before = {key for key, what in clip_events(killed_err).items() if what == "generated"}
         killed_mid_generation += bool(finished_before) and run.returncode != 0
         # a kill can land after the run recorded 'completed' (while the process shuts down),
@@ -111,8 +136,9 @@ def test_runs_killed_at_random_points_finish_on_rerun_without_redoing_finished_w
         left_running += stranded
         stranded_with_clips += bool(stranded and finished_before)
 
-        rerun = run_cli(["film", str(story), "--seed", str(seed), "--json"], home=home, cwd=tmp_path,
-                        env={"PREFECT_API_URL": prefect_server})  # fmt: skip
+        # the rerun runs the same command in this process: its own start is not what is tested here
+        rerun = run_cli_in_process(["film", story, "--seed", seed, "--json"], home=home, cwd=tmp_path,
+                                   api_url=prefect_server)  # fmt: skip
         assert rerun.code == 0, f"attempt {attempt}: the rerun failed:\n{rerun.stderr[-2000:]}"
         again = clip_events(rerun.stderr)
         if "no flow was needed" in rerun.stderr:  # the killed run had finished: the catalog answered the rerun
