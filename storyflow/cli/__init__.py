@@ -202,7 +202,9 @@ def film(
     with _prefect(settings, lasting="a shot pool's workers take shots from a Prefect server" if choices.shot_pool else ""):
         from flows.film import run_film
         from storyflow.core import progress
+        from storyflow.core.memory import exempt_loaded_objects
 
+        exempt_loaded_objects()  # Prefect and the flows are in: the collector leaves them be
         _quiet_prefect_run_logs()
         progress.set_reporter(text.TerminalProgress(sys.stderr))
         try:
@@ -251,7 +253,9 @@ def pick(
     with _prefect(settings):
         from flows.film import run_film
         from storyflow.core import progress
+        from storyflow.core.memory import exempt_loaded_objects
 
+        exempt_loaded_objects()  # Prefect and the flows are in: the collector leaves them be
         _quiet_prefect_run_logs()
         progress.set_reporter(text.TerminalProgress(sys.stderr))
         try:
@@ -686,9 +690,10 @@ def main() -> None:
     """Entry point: run the app; turn StoryflowError into a message and an exit code."""
     import signal
 
-    from storyflow.core.memory import limit_malloc_arenas
+    from storyflow.core.memory import limit_malloc_arenas, no_collection_at_exit
 
     limit_malloc_arenas()  # before any thread starts (see storyflow/core/memory.py)
+    no_collection_at_exit()  # first registered: the last atexit handler to run
     for stream in (sys.stdout, sys.stderr):  # a terminal or pipe that cannot show a title's characters gets escapes
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
