@@ -17,7 +17,7 @@ import pytest
 
 from storyflow.backends.registry import load_backend
 from tests.fake_gemini import FakeGemini
-from tests.support import REPO
+from tests.support import REPO, reporting_to
 
 pytestmark = [pytest.mark.prefect, pytest.mark.slow]
 
@@ -82,8 +82,6 @@ def test_an_open_model_holds_its_device_and_a_hosted_one_its_endpoints_limits():
 def test_an_open_voice_or_music_model_takes_its_devices_slot_as_a_video_model_does(prefect_server):
     """Narration and music on an open model hold the device's one slot too: two runs never load two pipelines
     onto one GPU, whichever stage each is in."""
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
     from flows import limits
 
     music = load_backend("music", "musicgen", {"model": "facebook/musicgen-small", "device": "cpu"})
@@ -91,7 +89,7 @@ def test_an_open_voice_or_music_model_takes_its_devices_slot_as_a_video_model_do
     video = load_backend("video", "wan", {"model": "Wan-AI/Wan2.1-T2V-1.3B-Diffusers", "device": "cpu"})
     assert music.shared_limits() == voice.shared_limits() == video.shared_limits()  # one device: one slot
     events: list[str] = []
-    with temporary_settings(updates={PREFECT_API_URL: prefect_server}):
+    with reporting_to(prefect_server):  # the voice's thread reports there too
         def speak() -> None:
             with limits.holding(voice):
                 events.append("voice holds the device")

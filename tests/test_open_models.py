@@ -19,6 +19,7 @@ import pytest
 from storyflow import media
 from storyflow.core.timeline import film_timeline
 from storyflow.stages.plan import load_storyboard
+from tests.support import reporting_to
 from tests.tiny_ltx import build_tiny_ltx
 from tests.tiny_sound import build_tiny_musicgen, build_tiny_vits, one_torch_thread
 from tests.tiny_wan import build_tiny_wan_i2v, build_tiny_wan_t2v
@@ -57,8 +58,6 @@ def models(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def films(models, prefect_server, tmp_path_factory):
     """The story made into a film through Wan, then through LTX, in this process."""
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
     from flows.film import run_film
     from storyflow.backends.torch_models import WARM
     from storyflow.core.config import FilmChoices
@@ -79,7 +78,7 @@ def films(models, prefect_server, tmp_path_factory):
     before = dict(WARM.loads)  # other tests in this process loaded their own models
     made = {}
     with one_torch_thread(), pytest.MonkeyPatch.context() as env, \
-            temporary_settings(updates={PREFECT_API_URL: prefect_server}):  # fmt: skip
+            reporting_to(prefect_server):  # fmt: skip
         env.setenv("STORYFLOW_HOME", str(folder / "outputs"))
         for backend, options in video.items():
             choices = FilmChoices(video_backend=backend, video_options=options, credentials=False, **sound)

@@ -18,7 +18,7 @@ import pytest
 from storyflow.core.errors import InputError, StoryflowError
 from storyflow.media import sha256_file
 from storyflow.media.storage import Storage
-from tests.support import aws_env, new_bucket, run_cli
+from tests.support import aws_env, new_bucket, reporting_to, run_cli
 
 pytestmark = pytest.mark.prefect
 
@@ -163,8 +163,6 @@ class Shared:
 def render(story: Path, home: Path, catalog_url: str, storage_url: str, prefect_server: str,
            env: pytest.MonkeyPatch) -> dict:  # fmt: skip
     """Run the film flow in this process as the machine of `home` would: its settings from the environment."""
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
     from flows.film import run_film
     from storyflow.core.config import FilmChoices
 
@@ -172,7 +170,7 @@ def render(story: Path, home: Path, catalog_url: str, storage_url: str, prefect_
     env.setenv("STORYFLOW_HOME", str(home))
     env.setenv("STORYFLOW_CATALOG_URL", catalog_url)
     env.setenv("STORYFLOW_STORAGE_URL", storage_url)
-    with temporary_settings(updates={PREFECT_API_URL: prefect_server}):
+    with reporting_to(prefect_server):
         return run_film(story, FilmChoices(credentials=False, max_concurrency=2))
 
 

@@ -13,7 +13,7 @@ import re
 
 import pytest
 
-from tests.support import TINY_STORY
+from tests.support import TINY_STORY, reporting_to
 
 pytestmark = pytest.mark.prefect
 
@@ -21,7 +21,6 @@ pytestmark = pytest.mark.prefect
 def test_a_dask_cluster_of_processes_makes_the_shots(prefect_server, tmp_path, monkeypatch):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, LogFilter, LogFilterTaskRunId
-    from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from flows.film import run_film
     from storyflow.core.config import FilmChoices
@@ -31,7 +30,7 @@ def test_a_dask_cluster_of_processes_makes_the_shots(prefect_server, tmp_path, m
     story.write_text(TINY_STORY)
     monkeypatch.setenv("STORYFLOW_HOME", str(tmp_path / "outputs"))  # the workers inherit this machine's settings
     monkeypatch.setenv("PREFECT_API_URL", prefect_server)
-    with temporary_settings(updates={PREFECT_API_URL: prefect_server}):
+    with reporting_to(prefect_server):
         summary = run_film(story, FilmChoices(task_runner="dask", max_concurrency=2))
 
         async def generate_logs():

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from storyflow.core.models import Storyboard
-from tests.support import REPO, TINY_STORY
+from tests.support import REPO, TINY_STORY, reporting_to
 
 pytestmark = pytest.mark.prefect
 
@@ -34,7 +34,6 @@ def flow_run(prefect_server, tmp_path_factory):
     """Run the film flow once on the tiny story; return its summary and its task runs."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-    from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from flows.film import run_film
     from storyflow.core.config import FilmChoices
@@ -42,7 +41,7 @@ def flow_run(prefect_server, tmp_path_factory):
     folder = tmp_path_factory.mktemp("flow")
     story = folder / "tiny.md"
     story.write_text(TINY_STORY)
-    with pytest.MonkeyPatch.context() as env, temporary_settings(updates={PREFECT_API_URL: prefect_server}):
+    with pytest.MonkeyPatch.context() as env, reporting_to(prefect_server):
         env.setenv("STORYFLOW_HOME", str(folder / "outputs"))  # where this machine's settings put films
         summary = run_film(story, FilmChoices(max_concurrency=2))
 
