@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import signal
@@ -250,6 +251,35 @@ def s3_endpoint(tmp_path_factory: pytest.TempPathFactory):
         yield endpoint
     finally:
         stop(server)
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """Under -n, the tests of a module that defines a module-scoped fixture run on one worker; the others are
+    dealt one by one to whichever worker is free.
+
+    xdist's default distribution ("load") deals a module's tests to both workers, and a module-scoped fixture
+    (a film made once for a module's checks, tiny models built once) is then made again in each worker that
+    got one of them. (`--dist loadgroup` with xdist_group marks would say so per module, but pytest-xdist 3.8
+    cannot rename pytest 9's test ids, so it groups nothing.) An explicit --dist other than load is kept."""
+    if config.getvalue("dist") != "load":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleFixturesMadeOnce(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return module if _defines_a_module_fixture(config.rootpath / module) else nodeid
+
+    return ModuleFixturesMadeOnce(config, log)
+
+
+@functools.cache
+def _defines_a_module_fixture(module: Path) -> bool:
+    try:
+        return 'scope="module"' in module.read_text(encoding="utf-8")
+    except OSError:
+        return False
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
