@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 from pathlib import Path
 
 import pytest
@@ -117,28 +116,6 @@ def test_provenance_of_the_film_and_of_a_clip(sample_film):
     tree = json.loads(as_json.stdout)
     assert as_json.code == 0 and "animatic" in as_json.stdout and summary["title"] in as_json.stdout
     assert tree["kind"] == "clip"
-
-
-@pytest.mark.slow
-def test_rerun_generates_nothing(prefect_server, tmp_path, write_story):
-    story = write_story(TINY_STORY)
-    home = tmp_path / "outputs"
-    env = {"PREFECT_API_URL": prefect_server}
-    first = run_cli(["film", str(story), "--json"], home=home, cwd=tmp_path, env=env)
-    assert first.code == 0, first.stderr
-    assert first.json["clips_generated"] > 0
-    film = Path(first.json["film"])
-    made_at = film.stat().st_mtime_ns
-    time.sleep(0.01)
-    second = run_cli(["film", str(story), "--json"], home=home, cwd=tmp_path, env=env)
-    assert second.code == 0, second.stderr
-    assert second.json["clips_generated"] == 0
-    assert second.json["clips_reused"] == first.json["clips_generated"]
-    assert media.probe(film).num_frames == media.probe(Path(first.json["film"])).num_frames
-    assert made_at <= film.stat().st_mtime_ns
-    # the terminal shows progress per shot
-    assert "s01" in first.stderr and "generated" in first.stderr
-    assert "reused" in second.stderr
 
 
 @pytest.mark.slow
