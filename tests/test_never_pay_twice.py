@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import run_cli
+from tests.support import run_cli, run_cli_in_process
 
 pytestmark = pytest.mark.slow
 
@@ -57,13 +57,18 @@ def first(prefect_server, tmp_path_factory):
 
 
 @pytest.fixture
-def copy(first, tmp_path):
-    """(story, home, run): a private copy of the first film's folder and a way to run storyflow in it."""
+def copy(first, tmp_path, prefect_server):
+    """(story, home, run): a private copy of the first film's folder and a way to run storyflow in it: in a
+    subprocess, or with here=True in this process reporting to the session's Prefect server (for a film that
+    must go to the flow and succeed: the first film was made by a subprocess, a process's start is not what the
+    reruns check)."""
     folder, _ = first
     shutil.copytree(folder, tmp_path, dirs_exist_ok=True, ignore=shutil.ignore_patterns("home"))
     story, home = tmp_path / "tide.md", tmp_path / "outputs"
 
-    def run(*args: str, api: str | None = None):
+    def run(*args: str, api: str | None = None, here: bool = False):
+        if here:
+            return run_cli_in_process(list(args), home=home, cwd=tmp_path, api_url=prefect_server)
         env = {"PREFECT_API_URL": api} if api else None
         return run_cli(list(args), home=home, cwd=tmp_path, env=env)
 
@@ -87,7 +92,7 @@ def test_editing_one_shot_regenerates_only_its_chain(first, copy, prefect_server
     # a word changed, not added: with two free shots a word more moves the target's scale a
     # whole grid step (storyflow.core.durations), which re-times both
     story.write_text(STORY.replace("A gull circles over the boats", "A gull circles over the ships"))
-    edited = run("film", str(story), "--json", api=prefect_server)
+    edited = run("film", str(story), "--json", here=True)
     assert edited.code == 0, edited.stderr
     counts = made(edited.json)
     remade_shots = {s["id"] for s in edited.json["shots"] if s["clips_generated"]}
@@ -101,10 +106,10 @@ def test_editing_one_shot_regenerates_only_its_chain(first, copy, prefect_server
 
 def test_force_shot_and_force_override_the_cache(copy, prefect_server):
     story, _, run = copy
-    one = run("film", str(story), "--json", "--force-shot", "2", api=prefect_server)
+    one = run("film", str(story), "--json", "--force-shot", "2", here=True)
     assert one.code == 0, one.stderr
     assert {s["id"] for s in one.json["shots"] if s["clips_generated"]} == {"s02"}
-    everything = run("film", str(story), "--json", "--force", api=prefect_server)
+    everything = run("film", str(story), "--json", "--force", here=True)
     assert everything.code == 0, everything.stderr
     assert everything.json["clips_reused"] == 0 and made(everything.json)["film"] == 1
     bad = run("film", str(story), "--force-shot", "9", api=prefect_server)
@@ -124,7 +129,7 @@ def test_a_tampered_clip_is_detected_and_regenerated(first, copy, prefect_server
     problems = json.loads(report.stdout)["hash_mismatches"]
     assert [Path(p["path"]).name for p in problems] == [clip.name]
 
-    again = run("film", str(story), "--json", api=prefect_server)
+    again = run("film", str(story), "--json", here=True)
     assert again.code == 0, again.stderr
     counts = made(again.json)
     assert counts["clip"] >= 1 and again.json["shots"][0]["segments"][1]["reused"] is False
