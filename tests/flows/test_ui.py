@@ -51,16 +51,14 @@ def test_the_ui_on_any_port_shows_the_films_run_its_shots_and_artifacts(tmp_path
         return run_cli(list(args), home=home, cwd=tmp_path)
 
     def page(path: str, screenshot: str | None = None) -> str:
-        """The page's DOM once its scripts have run (and a screenshot of it, when named)."""
+        """The page's DOM once its scripts have run (and a screenshot of it, when named, from the same load)."""
         flags = [chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                  f"--user-data-dir={tmp_path / 'chromium'}", "--virtual-time-budget=15000", "--window-size=1400,1000"]  # fmt: skip
         url = f"http://127.0.0.1:{port}{path}"
         env = {**os.environ, "HOME": str(tmp_path)}
-        if screenshot:
-            subprocess.run([*flags, f"--screenshot={shots / screenshot}", url], env=env, capture_output=True,
-                           timeout=120, check=True)  # fmt: skip
-        return subprocess.run([*flags, "--dump-dom", url], env=env, capture_output=True, text=True, timeout=120,
-                              check=True).stdout  # fmt: skip
+        also = [f"--screenshot={shots / screenshot}"] if screenshot else []
+        return subprocess.run([*flags, *also, "--dump-dom", url], env=env, capture_output=True, text=True,
+                              timeout=120, check=True).stdout  # fmt: skip
 
     started = storyflow("ui", "start", "--port", str(port))
     assert started.code == 0, started.stderr
