@@ -22,7 +22,7 @@ import pytest
 
 from storyflow import media
 from tests.fake_gemini import FakeGemini, Filtered
-from tests.support import REPO, run_cli
+from tests.support import REPO, run_cli, run_cli_in_process
 
 pytestmark = [pytest.mark.prefect, pytest.mark.slow]
 
@@ -109,7 +109,9 @@ def test_a_kill_while_a_job_is_in_flight_resumes_it_without_a_second_create(stor
         assert len(in_flight) == paid_before and [job["status"] for job in jobs(story)] == ["running"] * paid_before
 
         server.release()
-        rerun = film(story, server, prefect_server)
+        # the rerun runs the same command in this process (the killed run was a process of its own)
+        rerun = run_cli_in_process(["film", str(story), "--json", *veo_args(server)], home=story.parent / "outputs",
+                                   cwd=story.parent, api_url=prefect_server, env={"GEMINI_API_KEY": KEY})  # fmt: skip
         assert rerun.code == 0, rerun.stderr
         after = jobs(story)
         # the jobs in flight were resumed (polled again and finished), and no clip was paid for twice

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import REPO, TINY_STORY, run_cli
+from tests.support import REPO, TINY_STORY, run_cli, run_cli_in_process
 
 
 @pytest.fixture
@@ -47,7 +47,8 @@ def test_a_full_disk_ends_in_an_error_line_and_a_clean_catalog(small_disk, tmp_p
     subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)
     verify = run_cli(["catalog", "verify"], home=home, cwd=tmp_path)
     assert verify.code == 0, verify.stdout + verify.stderr
-    rerun = run_cli(["film", str(story), "--json"], home=home, cwd=tmp_path, env=env)
+    # the rerun runs the same command in this process (the failed run was a process of its own)
+    rerun = run_cli_in_process(["film", str(story), "--json"], home=home, cwd=tmp_path, api_url=prefect_server)
     assert rerun.code == 0, rerun.stderr
     segments = [segment for shot in rerun.json["shots"] for segment in shot["segments"]]
     reused = {Path(segment["path"]).resolve() for segment in segments if segment["reused"]}
@@ -129,7 +130,8 @@ def test_cancel_in_the_prefect_ui_stops_a_command_line_run(tmp_path, write_story
     verify = run_cli(["catalog", "verify"], home=home, cwd=tmp_path)
     assert verify.code == 0, verify.stdout + verify.stderr
     clips_before = {path.resolve() for path in home.rglob("clips/**/*.mp4")}
-    rerun = run_cli(["film", str(story), "--json"], home=home, cwd=tmp_path, env={"PREFECT_API_URL": prefect_server})
+    # the rerun runs the same command in this process (the cancelled run was a process of its own)
+    rerun = run_cli_in_process(["film", str(story), "--json"], home=home, cwd=tmp_path, api_url=prefect_server)
     assert rerun.code == 0, rerun.stderr
     reused = {Path(segment["path"]).resolve() for shot in rerun.json["shots"] for segment in shot["segments"]
               if segment["reused"]}  # fmt: skip

@@ -16,7 +16,7 @@ import pytest
 
 from storyflow import media
 from tests.fake_openai import FakeOpenAI
-from tests.support import TINY_STORY, run_cli
+from tests.support import TINY_STORY, run_cli, run_cli_in_process
 
 pytestmark = pytest.mark.prefect
 
@@ -105,8 +105,10 @@ def test_film_with_openai_then_an_unchanged_rerun_makes_no_llm_call(tmp_path, st
         assert planned.code == 0 and len(server.requests) == asked
         board = tmp_path / "board.yaml"
         board.write_text(board.read_text().replace("mood: calm", "mood: eerie", 1))
-        edited = run_cli(["film", str(story_file), "--json", "--storyboard", str(board), *llm_args(server)],
-                         home=tmp_path / "outputs", cwd=tmp_path, env=env)  # fmt: skip
+        # (run in this process: the command's own process is checked by the first film)
+        edited = run_cli_in_process(["film", str(story_file), "--json", "--storyboard", str(board),
+                                     *llm_args(server)], home=tmp_path / "outputs", cwd=tmp_path,
+                                    api_url=prefect_server)  # fmt: skip
         assert edited.code == 0, edited.stderr
         tree = json.loads(run_cli(["provenance", edited.json["film"], "--json"], home=tmp_path / "outputs",
                                   cwd=tmp_path).stdout)  # fmt: skip

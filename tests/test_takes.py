@@ -18,7 +18,7 @@ import pytest
 
 from storyflow import media
 from tests.fake_gemini import FakeGemini
-from tests.support import run_cli
+from tests.support import run_cli, run_cli_in_process
 
 pytestmark = [pytest.mark.prefect, pytest.mark.slow]
 
@@ -88,7 +88,9 @@ def test_candidates_make_paid_takes_the_scorer_chooses_and_a_pick_restitches_wit
 
         # 4. the next run keeps the person's pick and pays for nothing
         paid = len(server.creates)
-        rerun = storyflow("film", str(story), "--json", "--candidates", "2", *veo)
+        # (run in this process: the command's own process is checked by the first run)
+        rerun = run_cli_in_process(["film", str(story), "--json", "--candidates", "2", *veo], home=home,
+                                   cwd=tmp_path, api_url=prefect_server, env={"GEMINI_API_KEY": KEY})  # fmt: skip
         assert rerun.code == 0, rerun.stderr
         assert len(server.creates) == paid and rerun.json["clips_generated"] == 0
         assert (rerun.json["shots"][1]["take"], rerun.json["shots"][1]["picked_by"]) == (other, "person")
