@@ -50,6 +50,16 @@ def write_story(tmp_path: Path):
     return write
 
 
+@pytest.fixture
+def torch_on_one_thread():
+    """Tiny models run on one torch thread during the test (tests.tiny_sound.one_torch_thread: their operations
+    are so small that a pool of threads only waits, and two test workers share two cores)."""
+    from tests.tiny_sound import one_torch_thread
+
+    with one_torch_thread():
+        yield
+
+
 @pytest.fixture(scope="session")
 def prefect_server_state(tmp_path_factory: pytest.TempPathFactory):
     """A real `prefect server start` on a free loopback port for the whole session.

@@ -18,6 +18,9 @@ from storyflow.core.models import PromptAnswer
 from storyflow.core.templates import PromptFolder
 from tests.tiny_models import build_tiny_chat_model
 
+# tiny models: one torch thread (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("torch_on_one_thread")
+
 @pytest.fixture(scope="module")
 def model_folder(tmp_path_factory) -> Path:
     """A tiny random causal LM and its tokenizer, saved with save_pretrained (about 100 KB)."""

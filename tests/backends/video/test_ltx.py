@@ -20,6 +20,9 @@ from storyflow.core.models import ClipRequest
 from storyflow.stages.conform import conform
 from tests.tiny_ltx import build_tiny_ltx
 
+# tiny models: one torch thread (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("torch_on_one_thread")
+
 REPO = Path(__file__).resolve().parents[3]
 W, H = 96, 64  # multiples of 32, not square: the size is not swapped anywhere
 

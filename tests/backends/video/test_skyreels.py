@@ -18,6 +18,9 @@ from storyflow.core.models import ClipRequest
 from storyflow.stages.extend import plan_segments
 from tests.tiny_ltx import build_tiny_skyreels
 
+# tiny models: one torch thread (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("torch_on_one_thread")
+
 REPO = Path(__file__).resolve().parents[3]
 W, H = 48, 32  # multiples of 16, not square
 WINDOW = {"base_num_frames": 9, "overlap_history": 5}  # tiny windows: a 24-frame clip takes several

@@ -16,6 +16,9 @@ from storyflow.core.errors import BackendOptionError, BackendUnavailableError, G
 from storyflow.core.models import ClipRequest
 from storyflow.stages.conform import Conformed, conform
 
+# tiny models: one torch thread (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("torch_on_one_thread")
+
 FAST = {"steps": 2, "device": "cpu", "dtype": "float32"}
 GREY, DARK = np.full((1, 32, 32, 3), 200, np.uint8), np.zeros((1, 32, 32, 3), np.uint8)
 
