@@ -52,22 +52,27 @@ class CliResult:
         return json.loads(text[text.index("\n{") + 1 :] if not text.startswith("{") else text)
 
 
-def run_cli(args: list[str], *, home: Path, cwd: Path, env: dict[str, str] | None = None, timeout: float = 600) -> CliResult:
-    """Run `storyflow ARGS` in a subprocess with its own STORYFLOW_HOME and HOME."""
+def cli_env(home: Path, cwd: Path, env: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment a `storyflow` command runs in here: this process's STORYFLOW_ and PREFECT_ variables left
+    out, its own STORYFLOW_HOME, and a HOME under `cwd` (made here: anything written to ~ would show up there)."""
     fake_home = cwd / "home"
     fake_home.mkdir(exist_ok=True)
-    full_env = {
+    return {
         **{k: v for k, v in os.environ.items() if not k.startswith(("STORYFLOW_", "PREFECT_"))},
         "STORYFLOW_HOME": str(home),
-        "HOME": str(fake_home),  # anything written to ~ would show up here
+        "HOME": str(fake_home),
         "DO_NOT_TRACK": "1",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PYTHONPATH": str(REPO),
         **(env or {}),
     }
+
+
+def run_cli(args: list[str], *, home: Path, cwd: Path, env: dict[str, str] | None = None, timeout: float = 600) -> CliResult:
+    """Run `storyflow ARGS` in a subprocess with its own STORYFLOW_HOME and HOME (`cli_env`)."""
     done = subprocess.run(
         [sys.executable, "-m", "storyflow.cli", *args],
-        cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout,
+        cwd=cwd, env=cli_env(home, cwd, env), capture_output=True, text=True, timeout=timeout,
     )  # fmt: skip
     return CliResult(done.returncode, done.stdout, done.stderr)
 
@@ -97,8 +102,7 @@ def run_cli_in_process(args: list[str], *, home: Path, cwd: Path, api_url: str, 
     """Run `storyflow ARGS` in this process: the same command code as `run_cli`, without a process's start.
 
     For a command whose process is not what a test checks (a rerun after a crash, say). The environment is
-    the one `run_cli` gives a subprocess (this process's STORYFLOW_ and PREFECT_ variables left out,
-    STORYFLOW_HOME, HOME under `cwd`, PREFECT_API_URL, `env`), and Prefect in this process reports to
+    the one `run_cli` gives a subprocess (`cli_env`, with PREFECT_API_URL), and Prefect in this process reports to
     `api_url` (a server: a command here must not start a temporary one). What the command changes in this
     process (variables, logging switches, the working folder) is put back afterwards. An exception that the
     command line's `main` would have turned into an error line fails with code 1 and its traceback on stderr.
@@ -111,17 +115,13 @@ def run_cli_in_process(args: list[str], *, home: Path, cwd: Path, api_url: str, 
 
     from storyflow.cli import app
 
-    fake_home = cwd / "home"
-    fake_home.mkdir(exist_ok=True)
     saved_env = dict(os.environ)
     loggers = {name: logging.getLogger(name).propagate for name in ("prefect.flow_runs", "prefect.task_runs")}
     raise_exceptions, saved_cwd = logging.raiseExceptions, os.getcwd()
     try:
-        for name in [k for k in os.environ if k.startswith(("STORYFLOW_", "PREFECT_"))]:
-            del os.environ[name]
-        os.environ.update({"STORYFLOW_HOME": str(home), "HOME": str(fake_home), "PREFECT_API_URL": api_url,
-                           "DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"})  # fmt: skip
-        os.environ.update(env or {})
+        command_env = cli_env(home, cwd, {"PREFECT_API_URL": api_url, **(env or {})})
+        os.environ.clear()
+        os.environ.update(command_env)
         os.chdir(cwd)
         with reporting_to(api_url):
             done = CliRunner().invoke(app, [str(arg) for arg in args])

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from storyflow.catalog import Catalog
-from tests.support import REPO, run_cli, run_cli_in_process
+from tests.support import cli_env, run_cli, run_cli_in_process
 
 pytestmark = pytest.mark.slow
 
@@ -53,12 +53,7 @@ def runs_left_running(home: Path) -> int:
 
 
 def start_film(story: Path, home: Path, cwd: Path, seed: int, api_url: str) -> subprocess.Popen:
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("STORYFLOW_", "PREFECT_"))},
-        "STORYFLOW_HOME": str(home), "HOME": str(cwd / "home"), "PREFECT_API_URL": api_url,
-        "DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PYTHONPATH": str(REPO),
-    }  # fmt: skip
-    (cwd / "home").mkdir(exist_ok=True)
+    env = cli_env(home, cwd, {"PREFECT_API_URL": api_url})
     return subprocess.Popen(
         [sys.executable, "-m", "storyflow.cli", "film", str(story), "--seed", str(seed), "--json"],
         cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
