@@ -126,7 +126,8 @@ class AnimaticBackend(VideoBackend):
     # 4: zooms, parallax and the roll warped by OpenCV (bilinear at 1/32 pixel, no smoothing of a slight shrink).
     # 5: composited in numpy with OpenCV: premultiplied flats (cleaner edges), the wind's sway in each flat's warp,
     #    round joints drawn as discs, tilt shift from two halvings.
-    version = "5"
+    # 6: seams joined by OpenCV: the given frame's detail moved by a bilinear warp at 1/32 pixel, its colour by a table.
+    version = "6"
     description = "embedded procedural previz renderer: no weights, no GPU, deterministic"
     # A preview of what a real model will make: its prompts are written as a text-to-video
     # model of today reads them best (the animatic itself picks scenery and figures from their words).
@@ -303,9 +304,10 @@ class Seam:
         self.renderer, self.anchor, self.follow_camera = renderer, anchor, follow_camera
         # The reference leaves out lightning: a flash that happens to fall on the anchor frame
         # would otherwise be "corrected" away into a second of darkness after the seam.
-        residual = given.astype(np.float32) - renderer.frame(anchor, flashes=False).astype(np.float32)
-        self.colour = residual.mean(axis=(0, 1))
-        self.detail = residual - self.colour
+        residual = cv2.subtract(given, renderer.frame(anchor, flashes=False), dtype=cv2.CV_32F)
+        self.colour = np.array(cv2.mean(residual)[:3], np.float32)
+        self.detail = residual
+        self.detail -= self.colour
         fps = renderer.clock.fps
         self.detail_frames = max(1, min(round(SEAM_DETAIL_SECONDS * fps), clip_frames))
         self.colour_frames = max(self.detail_frames, min(round(SEAM_COLOUR_SECONDS * fps), clip_frames))
@@ -327,44 +329,45 @@ class Seam:
         """Whether frame `k` is near enough to the anchor to be changed."""
         return abs(k - self.anchor) < self.colour_frames
 
-    def add_to(self, out: np.ndarray, k: int) -> None:
-        """Add this seam's share of the given frame's difference to frame `k` (float32, in place)."""
+    def weights(self, k: int) -> tuple[float, float]:
+        """(detail, colour): how much of the given frame's difference frame `k` takes."""
         distance = abs(k - self.anchor)
-        detail, colour = self.weight(distance, self.detail_frames), self.weight(distance, self.colour_frames)
-        out += colour * self.colour
-        if detail > 0.0:
-            out += detail * self._detail_at(k)
-
-    def join(self, frame: np.ndarray, k: int) -> np.ndarray:
-        """Frame `k` of the render, joined to the given frame."""
-        return Seam.join_all([self], frame, k)
+        return self.weight(distance, self.detail_frames), self.weight(distance, self.colour_frames)
 
     @staticmethod
     def join_all(seams: list[Seam], frame: np.ndarray, k: int) -> np.ndarray:
-        """Frame `k` with every nearby seam's difference added (a clip between two anchors blends both)."""
-        near = [seam for seam in seams if seam.touches(k)]
+        """Frame `k` with every nearby seam's difference added (a clip between two anchors blends both).
+
+        The colour offsets go through a per-channel table, and the moved detail is added by one
+        OpenCV sum that rounds and saturates as it writes uint8: 2 ms a frame where numpy's
+        float passes and PIL's channel-by-channel warps took 14."""
+        near = [(seam, *seam.weights(k)) for seam in seams if seam.touches(k)]
         if not near:
             return frame
-        out = frame.astype(np.float32)
-        for seam in near:
-            seam.add_to(out, k)
-        return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+        offset = np.zeros(3, np.float32)
+        for seam, _, colour in near:
+            offset += colour * seam.colour
+        table = np.clip(np.rint(np.arange(256, dtype=np.float32)[:, None] + offset), 0, 255).astype(np.uint8)
+        shifted = cv2.LUT(frame, table.reshape(256, 1, 3))
+        moved = [(seam, detail) for seam, detail, _ in near if detail > 0.0]
+        if not moved:
+            return shifted
+        if len(moved) == 1:
+            [(seam, weight)] = moved
+            return cv2.addWeighted(shifted, 1.0, seam.detail_at(k), weight, 0.0, dtype=cv2.CV_8U)
+        added = sum(seam.detail_at(k) * weight for seam, weight in moved)
+        return cv2.addWeighted(shifted, 1.0, added, 1.0, 0.0, dtype=cv2.CV_8U)
 
-    def _detail_at(self, k: int) -> np.ndarray:
+    def detail_at(self, k: int) -> np.ndarray:
         """The residual's detail moved the way the camera moved the figures' plane since the anchor."""
         if not self.follow_camera:
             return self.detail
         move = self.renderer.figure_matrix(k) @ np.linalg.inv(self.renderer.figure_matrix(self.anchor))
         if np.allclose(move, np.eye(3), atol=1e-4):
             return self.detail
-        back = np.linalg.inv(move)
-        data = tuple(back[:2].reshape(-1))
         h, w = self.detail.shape[:2]
-        channels = [
-            np.asarray(Image.fromarray(np.ascontiguousarray(self.detail[..., c])).transform((w, h), Image.Transform.AFFINE, data, Image.Resampling.BILINEAR))
-            for c in range(3)
-        ]
-        return np.stack(channels, axis=-1)
+        # no difference comes in from past the given frame's edges
+        return _warped(self.detail, np.linalg.inv(move), (0, 0), (w, h), border=cv2.BORDER_CONSTANT)
 
 
 # ---------------------------------------------------------------- the renderer
@@ -806,15 +809,15 @@ def _meet(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> tuple[i
     return max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
 
 
-def _warped(pixels: np.ndarray, a: np.ndarray, origin: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
+def _warped(pixels: np.ndarray, a: np.ndarray, origin: tuple[int, int], size: tuple[int, int],
+            border: int = cv2.BORDER_REPLICATE) -> np.ndarray:
     """Bilinear samples of `pixels` at `a` (output -> input, continuous coordinates) of every pixel of the `size`
     rect at `origin`. OpenCV's fixed-point warp costs a fraction of PIL's resampling; it does not smooth a
     shrink, and no camera move here shrinks a layer by much (a dolly zoom's foreground the most, to 3/4)."""
     # continuous coordinates (PIL's) -> pixel centres (OpenCV's): centre q + 1/2 maps to p + 1/2
     m = a @ np.array([[1.0, 0, origin[0] + 0.5], [0, 1.0, origin[1] + 0.5], [0, 0, 1]])
     m[:2, 2] -= 0.5
-    return cv2.warpAffine(pixels, m[:2], size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                          borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+    return cv2.warpAffine(pixels, m[:2], size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=border)
 
 
 def _crop(picture: np.ndarray, x: int, y: int, size: tuple[int, int]) -> np.ndarray | None:
