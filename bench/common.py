@@ -9,7 +9,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-RESULTS = Path(__file__).parent / "results"
+RESULTS = Path(__file__).parent / "results"  # what each run writes (ignored by git)
+RECORDED = Path(__file__).parent / "recorded"  # figures of old code measured once, kept in the repository
 
 
 @contextmanager
