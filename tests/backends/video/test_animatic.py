@@ -402,6 +402,35 @@ def test_continue_video_picks_up_the_shot_from_its_decoded_tail(tmp_path: Path):
     assert np.array_equal(second[-1], plain[-1])
 
 
+def test_a_continuation_from_the_very_frame_the_shot_shows_there_is_the_shot_itself():
+    """Nothing to join: the seam adds exactly nothing (no rounding, no drift of colour)."""
+    shot = {"camera": CameraMove.PAN_LEFT, "shot_total_frames": 48, "num_frames": 24, "subjects": (MARA,)}
+    first = render("Mara walks through a pine forest at dawn", shot_offset_frames=0, **shot)
+    second = render("Mara walks through a pine forest at dawn", shot_offset_frames=24, strategy="continue_video",
+                    conditioning=first[-1][None], **shot)  # fmt: skip
+    plain = render("Mara walks through a pine forest at dawn", shot_offset_frames=24, **shot)
+    assert all(np.array_equal(a, b) for a, b in zip(second, plain, strict=True))
+
+
+def test_what_only_the_tail_shows_fades_where_the_camera_carries_it():
+    """A mark on the given frame that the scene does not have dissolves in place on the scene: it moves with
+    the pan, as the picture around it does, while it fades."""
+    shot = {"camera": CameraMove.PAN_LEFT, "shot_total_frames": 48, "num_frames": 24}
+    first = render("a city street at noon", shot_offset_frames=0, **shot)
+    tail = first[-1].copy()
+    tail[40:50, 70:80] = (255, 0, 255)
+    frames = render("a city street at noon", shot_offset_frames=24, strategy="continue_video",
+                    conditioning=tail[None], **shot)  # fmt: skip
+    plain = render("a city street at noon", shot_offset_frames=24, **shot)
+    k = 5  # half a second in: the mark at half strength
+    marked = np.abs(frames[k].astype(int) - plain[k]).sum(axis=2) > 60
+    ys, xs = np.nonzero(marked)
+    moved = shift_between(first[-1], plain[k], axis=1)
+    assert moved != 0  # the pan moved the street meanwhile
+    assert abs(xs.mean() - (74.5 + moved)) <= 1.0 and abs(ys.mean() - 44.5) <= 1.0
+    assert not (np.abs(frames[-1].astype(int) - plain[-1]).sum(axis=2) > 60).any()  # and it is gone
+
+
 def test_a_continuation_with_a_new_prompt_fades_from_the_tail_into_it():
     shot = {"shot_total_frames": 48, "num_frames": 24}
     day = render("a village at noon", shot_offset_frames=0, **shot)
