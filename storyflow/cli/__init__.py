@@ -199,18 +199,9 @@ def film(
 
     # 3. run the flow (reporting to the UI's server, or to a temporary one that dies with this process;
     #    a shot pool's workers must reach the server, so a temporary one will not do)
-    with _prefect(settings, lasting="a shot pool's workers take shots from a Prefect server" if choices.shot_pool else ""):
-        from flows.film import run_film
-        from storyflow.core import progress
-        from storyflow.core.memory import exempt_loaded_objects
-
-        exempt_loaded_objects()  # Prefect and the flows are in: the collector leaves them be
-        _quiet_prefect_run_logs()
-        progress.set_reporter(text.TerminalProgress(sys.stderr))
-        try:
-            summary = run_film(story, choices, seed=seed, force=force, force_shots=forced_shots, storyboard=storyboard)
-        finally:
-            progress.set_reporter(None)
+    lasting = "a shot pool's workers take shots from a Prefect server" if choices.shot_pool else ""
+    summary = _film_flow(settings, story, choices, lasting=lasting, seed=seed, force=force, force_shots=forced_shots,
+                         storyboard=storyboard)  # fmt: skip
     summary["wall_s"] = round(time.perf_counter() - started, 3)
     _print(summary, as_json, text.format_film_summary)
 
@@ -250,19 +241,8 @@ def pick(
         if not story.is_file():
             raise InputError(f"the story the film was made from, {story}, is gone", fix="put it back, unchanged")
         catalog.record_pick(made["storyboard_id"], shot_id, take, picked_by="person")
-    with _prefect(settings):
-        from flows.film import run_film
-        from storyflow.core import progress
-        from storyflow.core.memory import exempt_loaded_objects
-
-        exempt_loaded_objects()  # Prefect and the flows are in: the collector leaves them be
-        _quiet_prefect_run_logs()
-        progress.set_reporter(text.TerminalProgress(sys.stderr))
-        try:
-            summary = run_film(story, choices, seed=params.get("seed"), storyboard=params.get("storyboard"),
-                               reuse_only=True)  # fmt: skip
-        finally:
-            progress.set_reporter(None)
+    summary = _film_flow(settings, story, choices, seed=params.get("seed"), storyboard=params.get("storyboard"),
+                         reuse_only=True)  # fmt: skip
     summary["wall_s"] = round(time.perf_counter() - started, 3)
     _print(summary, as_json, text.format_film_summary)
 
@@ -661,6 +641,23 @@ def _prefect(settings: Any, *, lasting: str = "") -> Iterator[None]:
     with temporary_server(settings.prefect_home) as api_url:
         os.environ["PREFECT_API_URL"] = api_url
         yield
+
+
+def _film_flow(settings: Any, story: str | Path, choices: Any, *, lasting: str = "", **run: Any) -> dict:
+    """Run the film flow in this process (see `_prefect` for its server and `lasting`), its progress on the
+    terminal; `run`: run_film's keyword arguments. Returns the film's summary."""
+    with _prefect(settings, lasting=lasting):
+        from flows.film import run_film
+        from storyflow.core import progress
+        from storyflow.core.memory import exempt_loaded_objects
+
+        exempt_loaded_objects()  # Prefect and the flows are in: the collector leaves them be
+        _quiet_prefect_run_logs()
+        progress.set_reporter(text.TerminalProgress(sys.stderr))
+        try:
+            return run_film(story, choices, **run)
+        finally:
+            progress.set_reporter(None)
 
 
 def _quiet_prefect_run_logs() -> None:
