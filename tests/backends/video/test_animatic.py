@@ -16,7 +16,8 @@ from PIL import Image
 
 from storyflow import media
 from storyflow.backends.registry import load_backend
-from storyflow.backends.video.animatic import AnimaticBackend
+from storyflow.backends.video import animatic
+from storyflow.backends.video.animatic import AnimaticBackend, Sceneries
 from storyflow.core.errors import BackendOptionError, GenerationError
 from storyflow.core.models import CameraMove, Character, ClipRequest
 
@@ -429,6 +430,35 @@ def test_what_only_the_tail_shows_fades_where_the_camera_carries_it():
     assert moved != 0  # the pan moved the street meanwhile
     assert abs(xs.mean() - (74.5 + moved)) <= 1.0 and abs(ys.mean() - 44.5) <= 1.0
     assert not (np.abs(frames[-1].astype(int) - plain[-1]).sum(axis=2) > 60).any()  # and it is gone
+
+
+def test_a_backend_draws_a_shot_once_and_its_later_clips_are_what_a_new_backend_makes(monkeypatch):
+    """The scenery of a shot is kept for its next clips (and another take's beside it), never changing a frame."""
+    # little memory for the pan's copies moved by fractions of a pixel: which ones a clip gets must not
+    # depend on the clips the backend made before
+    monkeypatch.setattr(animatic, "PHASE_MEMORY", 1 << 17)  # one copy of this pan's picture
+    backend = AnimaticBackend(PLAIN.options)
+    pan = {"camera": CameraMove.PAN_LEFT, "shot_total_frames": 72, "num_frames": 24, "subjects": (MARA,)}
+    first = render("Mara walks down a city street at noon", backend, shot_offset_frames=0, **pan)
+    drawn = backend.sceneries.find(Sceneries.shot_of(request("Mara walks down a city street at noon", **pan)))
+    assert drawn is not None
+    # another take of the shot (another seed) made in between: kept beside it
+    other = render("Mara walks down a city street at noon", backend, seed=8, shot_offset_frames=0, **pan)
+    assert all(np.array_equal(a, b) for a, b in zip(other, render(
+        "Mara walks down a city street at noon", AnimaticBackend(PLAIN.options), seed=8, shot_offset_frames=0, **pan)))
+    second = render("Mara walks down a city street at noon", backend, shot_offset_frames=24, strategy="continue_video",
+                    conditioning=first[-1][None], **pan)  # fmt: skip
+    assert backend.sceneries.find(Sceneries.shot_of(request("Mara walks down a city street at noon", **pan))) is drawn
+    fresh = render("Mara walks down a city street at noon", AnimaticBackend(PLAIN.options), shot_offset_frames=24,
+                   strategy="continue_video", conditioning=first[-1][None], **pan)  # fmt: skip
+    assert all(np.array_equal(a, b) for a, b in zip(second, fresh, strict=True))
+    # a loop's closing clip films its own lap: drawn for it, and still the same frames as a new backend's
+    closing = {"shot_offset_frames": 48, "strategy": "loop_close", "conditioning": second[-1][None],
+               "end_conditioning": first[0][None], **pan}  # fmt: skip
+    looped = render("Mara walks down a city street at noon", backend, **closing)
+    assert all(np.array_equal(a, b) for a, b in zip(
+        looped, render("Mara walks down a city street at noon", AnimaticBackend(PLAIN.options), **closing), strict=True))
+    assert len(backend.sceneries) == 2  # the two newest: the shot and its loop's lap (the other take's went)
 
 
 def test_a_continuation_with_a_new_prompt_fades_from_the_tail_into_it():

@@ -26,6 +26,10 @@ direction, so the other ends of a clip only need another anchor:
   the return happens inside it.
 `end_conditioning`, when given, is honoured by every strategy (`last_frame` capability).
 
+A backend keeps the scenery it drew for the last shots it rendered (`Scenery`: the layers'
+pictures and where they go each frame), so a shot's later clips start on its drawn layers:
+every clip after a shot's first is one of its continuations (clips are at most 4 s).
+
 Which frames each strategy reads:
     text_to_video, extend_backward    start from the prompt (`conditioning` is ignored)
     image_to_video, last_frame_i2v    start on conditioning[-1] (returned as frame 0)
@@ -37,6 +41,8 @@ Which frames each strategy reads:
 from __future__ import annotations
 
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -111,6 +117,7 @@ PHASES = 4  # a pure move snaps to this fraction of a pixel, from copies of the 
 PHASE_MEMORY = 32 << 20  # bytes of such copies one renderer keeps; past that, moves blend their fraction per frame
 SEAM_DETAIL_SECONDS = 0.5  # the given frame's picture dissolves into the scene over this
 SEAM_COLOUR_SECONDS = 1.0  # its overall colour and brightness over this
+SHOTS_KEPT = 2  # drawn shots a backend keeps: the shot it makes, and a second take of it made beside
 STARTS_ON_GIVEN = ("image_to_video", "last_frame_i2v")  # frame 0 is conditioning[-1]
 CONTINUES_GIVEN = ("continue_video", "loop_close")  # frame 0 follows conditioning[-1]
 LEADS_INTO_GIVEN = ("extend_backward", "loop_close")  # the frame after the last is end_conditioning[0]
@@ -137,6 +144,10 @@ class AnimaticBackend(VideoBackend):
         caption: bool = Field(True, description="burn the shot's caption into a band at the bottom")
         labels: bool = Field(True, description="write each figure's name above it")
         camera_tag: bool = Field(True, description="a small top-left tag naming the camera move")
+
+    def __init__(self, options: BackendOptions | None = None) -> None:
+        super().__init__(options)
+        self.sceneries = Sceneries()  # one backend makes one shot's clips and takes (flows.shots.make_shot)
 
     @property
     def capabilities(self) -> VideoCapabilities:
@@ -165,10 +176,45 @@ class AnimaticBackend(VideoBackend):
                 "staging": "camera and figures handed over to the next lap: frame 0's at the wrap",
             }
         return GeneratedVideo(
-            frames=_clip_frames(request, scene, options, metadata),
+            frames=_clip_frames(request, scene, options, metadata, self.sceneries),
             context_frames=1 if request.strategy in STARTS_ON_GIVEN else 0,
             metadata=metadata,
         )
+
+
+class Sceneries:
+    """The scenery a backend drew for the last shots it rendered (SHOTS_KEPT of them), by shot."""
+
+    def __init__(self) -> None:
+        self._kept: OrderedDict[str, Scenery] = OrderedDict()  # the newest last
+        self._lock = threading.Lock()  # the flows make a shot's takes in threads
+
+    @staticmethod
+    def shot_of(request: ClipRequest) -> str:
+        """What the clip's shot is drawn from: every field but those about the clip alone (a field added later
+        to ClipRequest then only misses), and the shot's length and lap (a loop's closing clip has its own camera)."""
+        shot = request.model_dump_json(exclude={"num_frames", "shot_offset_frames", "shot_total_frames", "strategy",
+                                                "conditioning", "end_conditioning", "caption", "negative_prompt"})  # fmt: skip
+        total = request.shot_total_frames or request.shot_offset_frames + request.num_frames
+        loop_from = request.shot_offset_frames if request.strategy == "loop_close" else None
+        return f"{shot} {total} {loop_from}"
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+    def find(self, shot: str) -> Scenery | None:
+        with self._lock:
+            scenery = self._kept.get(shot)
+            if scenery is not None:
+                self._kept.move_to_end(shot)
+            return scenery
+
+    def keep(self, shot: str, scenery: Scenery) -> None:
+        with self._lock:
+            self._kept[shot] = scenery
+            self._kept.move_to_end(shot)
+            while len(self._kept) > SHOTS_KEPT:
+                self._kept.popitem(last=False)
 
 
 # ---------------------------------------------------------------- checking requests
@@ -261,9 +307,12 @@ def _check_frames(argument: str, frames: Any, w: int, h: int, example: str) -> N
 # ---------------------------------------------------------------- the clip
 
 
-def _clip_frames(request: ClipRequest, scene: Scene, options: AnimaticBackend.Options, metadata: dict[str, Any]) -> Iterator[np.ndarray]:
+def _clip_frames(request: ClipRequest, scene: Scene, options: AnimaticBackend.Options, metadata: dict[str, Any],
+                 sceneries: Sceneries) -> Iterator[np.ndarray]:  # fmt: skip
     """The clip's frames, one at a time; seams join them to the given frames where there are some."""
-    renderer = ShotRenderer(request, scene, options)
+    shot = Sceneries.shot_of(request)
+    renderer = ShotRenderer(request, scene, options, scenery=sceneries.find(shot))
+    sceneries.keep(shot, renderer.scenery)
     first, count = request.shot_offset_frames, request.num_frames
     seams: list[Seam] = []
 
@@ -404,10 +453,33 @@ class LayerGroup:
     screen_bounds: np.ndarray | None = None  # (n, boxes, 4) int: where `boxes` land on the screen (bottoms unclipped)
 
 
+@dataclass(frozen=True)
+class Scenery:
+    """A shot's layer groups as drawn, the same for every clip of the shot: their pictures and, per frame of the
+    shot, where each one goes. Nothing in them changes once drawn, so renderers share them."""
+
+    groups: tuple[LayerGroup, ...]
+    in_front: int  # how many of the last groups go over the figures (the foreground, unless drawn into the backdrop)
+
+    def fresh(self) -> tuple[list[LayerGroup], list[LayerGroup]]:
+        """(behind the figures, in front of them): copies sharing the pictures, without copies moved by fractions of
+        a pixel yet. A renderer makes those as its frames ask, within its own PHASE_MEMORY, so a clip's frames never
+        depend on the clips rendered before it."""
+
+        def own(group: LayerGroup) -> LayerGroup:
+            return replace(group, phases={}, cover=None if group.cover is None else own(group.cover))
+
+        groups = [own(group) for group in self.groups]
+        split = len(groups) - self.in_front
+        return groups[:split], groups[split:]
+
+
 class ShotRenderer:
     """Renders any frame of one shot: layers drawn once, then per frame camera + figures + effects."""
 
-    def __init__(self, request: ClipRequest, scene: Scene, options: AnimaticBackend.Options):
+    def __init__(self, request: ClipRequest, scene: Scene, options: AnimaticBackend.Options,
+                 scenery: Scenery | None = None):  # fmt: skip
+        """`scenery`: the shot's layers as an earlier clip of the same shot drew them (else they are drawn)."""
         self.width, self.height, self.scene = request.width, request.height, scene
         total = request.shot_total_frames or request.shot_offset_frames + request.num_frames
         # a loop's closing clip hands its camera and blocking over to the next lap (frame 0's at the wrap)
@@ -444,12 +516,14 @@ class ShotRenderer:
         # 2. the layers, grouped by identical motion, each group drawn once on a canvas. Without parallax
         # (static, pan, tilt, zoom) still layers move with the backdrop: they are drawn into its picture, so a
         # frame moves few pictures; a still foreground drawn in is laid again only where figures stand (`cover`).
-        layers = layers_for(scene)
-        groups = self._groups(layers, base=True)
-        folded = len(groups[-1].layers) > 1
-        self.back, self.front = (groups, []) if folded else (groups[:-1], groups[-1:])
-        for group in groups:
-            self._draw(group, foreground_apart=folded and group is groups[-1])
+        if scenery is None:
+            groups = self._groups(layers_for(scene), base=True)
+            folded = len(groups[-1].layers) > 1
+            for group in groups:
+                self._draw(group, foreground_apart=folded and group is groups[-1])
+            scenery = Scenery(tuple(groups), 0 if folded else 1)
+        self.scenery = scenery
+        self.back, self.front = scenery.fresh()
 
         # 3. figures' colours, weather, overlays
         look = scene.look
