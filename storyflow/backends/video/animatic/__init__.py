@@ -117,7 +117,7 @@ PHASES = 4  # a pure move snaps to this fraction of a pixel, from copies of the 
 PHASE_MEMORY = 32 << 20  # bytes of such copies one renderer keeps; past that, moves blend their fraction per frame
 SEAM_DETAIL_SECONDS = 0.5  # the given frame's picture dissolves into the scene over this
 SEAM_COLOUR_SECONDS = 1.0  # its overall colour and brightness over this
-SHOTS_KEPT = 2  # drawn shots a backend keeps: the shot it makes, and a second take of it made beside
+SHOTS_KEPT = 2  # drawn shots a backend keeps: the shot it makes, and its loop's closing lap or another take
 STARTS_ON_GIVEN = ("image_to_video", "last_frame_i2v")  # frame 0 is conditioning[-1]
 CONTINUES_GIVEN = ("continue_video", "loop_close")  # frame 0 follows conditioning[-1]
 LEADS_INTO_GIVEN = ("extend_backward", "loop_close")  # the frame after the last is end_conditioning[0]
@@ -187,7 +187,7 @@ class Sceneries:
 
     def __init__(self) -> None:
         self._kept: OrderedDict[str, Scenery] = OrderedDict()  # the newest last
-        self._lock = threading.Lock()  # the flows make a shot's takes in threads
+        self._lock = threading.Lock()  # a backend may serve several threads (the flows make one per shot)
 
     @staticmethod
     def shot_of(request: ClipRequest) -> str:
