@@ -90,12 +90,13 @@ class Signer:
         self.home = settings.home.resolve()
 
     def clip(self, title: str, shot_id: str):
-        """Sign a freshly made clip with C2PA before it is hashed and recorded."""
+        """Sign a freshly made clip with C2PA before it is hashed and recorded (`name`: the clip's own, as its
+        file is still under a temporary one)."""
         from storyflow import __version__
         from storyflow.media import credentials
 
-        def sign(path: Path) -> None:
-            credentials.sign_media(path, home=self.home, title=f"{title}, shot {shot_id}: {path.name}",
+        def sign(path: Path, name: str) -> None:
+            credentials.sign_media(path, home=self.home, title=f"{title}, shot {shot_id}: {name}",
                                    generator_version=__version__, settings=self.settings)  # fmt: skip
 
         return sign

@@ -56,7 +56,7 @@ def generate_chain(
     door: Generations | None = None,
     previous: ClipChain | None = None,
     *,
-    finish: Callable[[Path], None] | None = None,
+    finish: Callable[[Path, str], None] | None = None,
     budget: Budget | None = None,
     take: int = 0,
     reuse_only: bool = False,
@@ -65,7 +65,8 @@ def generate_chain(
 ) -> ClipChain:
     """Make one shot's clips in order; a continuing shot starts from `previous`'s last frame.
 
-    `finish` is called on each new clip file before it is hashed and recorded (to sign it, say).
+    `finish(path, name)` is called on each new clip file before it is hashed and recorded (to sign it, say):
+    the file is still under a temporary name, `name` is the one it will have.
     `budget` (storyflow.stages.budget) is asked before each paid call: BudgetExceeded when spent.
     `take` numbers another try at the same shot (storyflow.stages.takes): its own seed, its own clips.
     `reuse_only`: make nothing; a segment the catalog does not hold is an InputError naming it.
@@ -201,7 +202,7 @@ def _generate_segment(
     context: int,
     end_parent: Clip | None,
     end_context: int,
-    finish: Callable[[Path], None] | None = None,
+    finish: Callable[[Path, str], None] | None = None,
     jobs: PaidJobs | None = None,
 ) -> Clip:
     """Call the backend once and encode exactly `plan.frames` new frames to the segment's file.
@@ -223,21 +224,24 @@ def _generate_segment(
     if parent is not None and _drift_guarded(plan, request, parent):
         frames, correction = _guard_drift(frames, parent_tail[-DRIFT_PROBE_FRAMES:])
     path = out_dir / "clips" / shot.id / f"{plan.index:02d}-{key[:12]}.mp4"
-    with media.VideoWriter(path, request.width, request.height, request.fps) as out:
-        out.write_all(frames)
-        answer.check(shot.id)
-    if finish is not None:
-        finish(path)
-    wall = time.perf_counter() - started
+    # The clip takes its name last, once signed, scored and hashed: a run stopped before the clip is recorded
+    # leaves a temporary file (the next run sweeps it), not a finished clip that the catalog does not know.
+    with media.atomic_path(path) as made:
+        with media.VideoWriter(made, request.width, request.height, request.fps) as out:
+            out.write_all(frames)
+            answer.check(shot.id)
+        if finish is not None:
+            finish(made, path.name)
+        wall = time.perf_counter() - started
+        # 3. how visible its seams are, measured on the files as they will be played
+        seam = seams.score_files(parent.path, made, request.fps) if parent else None
+        end_seam = seams.score_files(made, end_parent.path, request.fps) if end_parent else None
+        sha256 = media.sha256_file(made)
 
-    # 3. what was corrected, said once per run and recorded on the clip
+    # 4. what was corrected, said once per run and recorded on the clip
     corrections = (*fit.corrections, *answer.extra)
     for kind, sentence in corrections:
         warn_once(backend.name, kind, sentence)
-
-    # 4. how visible its seams are, measured on the files as they will be played
-    seam = seams.score_files(parent.path, path, request.fps) if parent else None
-    end_seam = seams.score_files(path, end_parent.path, request.fps) if end_parent else None
     for where, score in (("start", seam), ("end", end_seam)):
         if score is not None and score.visible:
             log.warning("shot %s segment %d: visible seam at its %s (jump %.1f, %.1fx the motion around it)",
@@ -248,7 +252,7 @@ def _generate_segment(
         shot_id=shot.id,
         segment=plan.index,
         path=path.resolve(),
-        sha256=media.sha256_file(path),
+        sha256=sha256,
         cache_key=key,
         num_frames=plan.frames,
         fps=request.fps,

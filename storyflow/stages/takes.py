@@ -60,7 +60,7 @@ def make_takes(
     candidates: int = 1,
     scorer: str = "measures",
     picked: int | None = None,
-    finish: Callable[[Path], None] | None = None,
+    finish: Callable[[Path, str], None] | None = None,
     budget: Budget | None = None,
     reuse_only: bool = False,
     guard: Callable[[], AbstractContextManager[object]] | None = None,

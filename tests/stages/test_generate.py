@@ -168,12 +168,13 @@ def test_a_finish_hook_signs_each_new_clip_before_it_is_hashed(tmp_path, animati
     s = shot(1, 6.0)
     home = tmp_path / "home"
 
-    def sign(path):
-        credentials.sign_media(path, home=home, title=path.name, generator_version="test")
+    def sign(path, name):
+        credentials.sign_media(path, home=home, title=name, generator_version="test")
 
     chain = generate_chain(s, prompt("s01"), make_board(s), animatic, tmp_path, Generations.in_memory(), finish=sign)
     for clip in chain.clips:
         assert media.sha256_file(clip.path) == clip.sha256  # recorded as signed
         report = credentials.verify_media(clip.path, home=home)
         assert report.has_manifest and report.valid
+        assert report.title == clip.path.name  # signed under a temporary name, titled with its own
     assert chain.clips[1].parent_sha256 == chain.clips[0].sha256  # lineage follows the signed bytes
