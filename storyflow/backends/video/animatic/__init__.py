@@ -195,9 +195,7 @@ class Sceneries:
         to ClipRequest then only misses), and the shot's length and lap (a loop's closing clip has its own camera)."""
         shot = request.model_dump_json(exclude={"num_frames", "shot_offset_frames", "shot_total_frames", "strategy",
                                                 "conditioning", "end_conditioning", "caption", "negative_prompt"})  # fmt: skip
-        total = request.shot_total_frames or request.shot_offset_frames + request.num_frames
-        loop_from = request.shot_offset_frames if request.strategy == "loop_close" else None
-        return f"{shot} {total} {loop_from}"
+        return f"{shot} {shot_lap(request)}"
 
     def __len__(self) -> int:
         return len(self._kept)
@@ -215,6 +213,13 @@ class Sceneries:
             self._kept.move_to_end(shot)
             while len(self._kept) > SHOTS_KEPT:
                 self._kept.popitem(last=False)
+
+
+def shot_lap(request: ClipRequest) -> tuple[int, int | None]:
+    """The clip's shot: its length in frames, and where a loop's closing clip starts handing its camera and
+    blocking over to the next lap (frame 0's at the wrap; None for any other clip)."""
+    total = request.shot_total_frames or request.shot_offset_frames + request.num_frames
+    return total, request.shot_offset_frames if request.strategy == "loop_close" else None
 
 
 # ---------------------------------------------------------------- checking requests
@@ -481,9 +486,7 @@ class ShotRenderer:
                  scenery: Scenery | None = None):  # fmt: skip
         """`scenery`: the shot's layers as an earlier clip of the same shot drew them (else they are drawn)."""
         self.width, self.height, self.scene = request.width, request.height, scene
-        total = request.shot_total_frames or request.shot_offset_frames + request.num_frames
-        # a loop's closing clip hands its camera and blocking over to the next lap (frame 0's at the wrap)
-        loop_from = request.shot_offset_frames if request.strategy == "loop_close" else None
+        total, loop_from = shot_lap(request)
         self.clock = ShotClock(request.fps, total, loop_from=loop_from)
         self.move = request.camera
         self.phase_bytes = 0  # what the pictures' copies moved by fractions of a pixel take (see _phase)
